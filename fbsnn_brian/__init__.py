@@ -1,0 +1,31 @@
+"""fbsnn_brian: feedback spiking neural networks in Brian2, trained with SPIDE.
+
+Define feedback spiking networks as biophysically explicit Brian2 models that run in
+continuous time, simulate them through protocol objects (free and perturbed phases), check
+them against an exact numpy reference of IDE, and export every spike to xarray.
+"""
+
+from fbsnn_brian.errors import DeviceError, FbsnnError, NumericalError, ValidationError
+from fbsnn_brian.export import Population, SpikeRecording, read_dataset, write_dataset
+from fbsnn_brian.model import FeedbackNetwork
+from fbsnn_brian.protocol import FreePhase, Protocol
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # model and protocol
+    "FeedbackNetwork",
+    "FreePhase",
+    "Protocol",
+    # results
+    "Population",
+    "SpikeRecording",
+    "read_dataset",
+    "write_dataset",
+    # errors
+    "FbsnnError",
+    "ValidationError",
+    "DeviceError",
+    "NumericalError",
+    "__version__",
+]

@@ -1,0 +1,381 @@
+"""Build layer: turns a FeedbackNetwork and a Protocol into one Brian2 simulation.
+
+The central design (ARCHITECTURE.md, "one simulation, many samples"): a chunk of samples is
+presented back to back inside ONE Brian2 run. The input of sample k comes from a TimedArray
+indexed by the sample number, membranes and counters are reset by ``run_regularly`` string
+code at each sample boundary, and nothing runs in Python during the run (no
+``network_operation``), so the same objects run in runtime mode and in cpp_standalone.
+
+Object layout of the free phase (names are the Brian2 object names):
+
+* ``stimulus``: one neuron per input feature holding ``x`` (spiking at rate ``x`` per tau
+  with ``input_coding='spikes'``);
+* ``drive`` (current coding only): layer 1's input current ``F x``, a summed variable on a
+  clock whose step is one sample, so that ``F x`` is computed once per sample; layer 1 reads
+  it through a linked variable;
+* ``layer_1`` .. ``layer_N``: the spiking layers; ``forward_l`` connects layer l to l+1 and
+  ``feedback`` connects layer N to layer 1 (a recurrent matrix for one layer); each spike adds
+  its weight to the target membrane.
+
+Synapses are created all-to-all in pre-major order, so the synaptic weight vector of a
+(post, pre) matrix ``W`` is ``W.T.ravel()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from brian2 import (
+    Clock,
+    Network,
+    NeuronGroup,
+    SpikeMonitor,
+    Synapses,
+    TimedArray,
+    linked_var,
+    second,
+)
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from fbsnn_brian import devices
+from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.export import Population, SpikeRecording
+from fbsnn_brian.model import FeedbackNetwork
+from fbsnn_brian.neurons import drive_group_equations, forward_neuron, input_neuron
+from fbsnn_brian.protocol import Protocol
+
+__all__ = ["FreeRunSimulation", "matrix_to_synapses", "synapses_to_matrix", "whole_steps"]
+
+logger = logging.getLogger(__name__)
+
+
+def matrix_to_synapses(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Synaptic weight vector (pre-major order) of a (post, pre) matrix."""
+    return np.ascontiguousarray(matrix.T).ravel()
+
+
+def synapses_to_matrix(weights: NDArray[np.float64], n_post: int, n_pre: int) -> NDArray[np.float64]:
+    """Inverse of :func:`matrix_to_synapses`."""
+    return np.asarray(weights, dtype=np.float64).reshape(n_pre, n_post).T.copy()
+
+
+def whole_steps(owner: str, name: str, duration: Any, dt: Any) -> int:
+    """Number of integration steps in ``duration``; refuse a duration that dt does not divide."""
+    ratio = float(duration / dt)
+    steps = int(round(ratio))
+    if steps < 1 or abs(ratio - steps) > 1e-9:
+        raise ValidationError(
+            f"{owner}: {name} = {duration!r} must be a whole, positive number of integration "
+            f"steps of dt = {dt!r} (got {ratio:.6g} steps)."
+        )
+    return steps
+
+
+def _all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
+
+
+@dataclass
+class _Objects:
+    """The Brian2 objects of one built simulation."""
+
+    network: Network
+    sample_inputs: TimedArray
+    layers: list[NeuronGroup]
+    stimulus: NeuronGroup
+    input_synapses: Synapses
+    forward_synapses: list[Synapses]
+    feedback_synapses: Synapses
+    monitors: dict[str, SpikeMonitor] = field(default_factory=dict)
+
+
+class FreeRunSimulation:
+    """A free-phase simulation of a chunk of samples, built once for a device.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The network; its weights are read at every :meth:`run`.
+    protocol : Protocol
+        The schedule (one free phase).
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
+        Runtime devices define fresh Brian2 objects per chunk (cheap: Brian2 caches the
+        generated code); cpp_standalone compiles once and reruns the binary with new inputs
+        and weights passed through ``run_args``.
+    chunk_size : int
+        Samples per Brian2 run (cpp_standalone pads the last chunk).
+    record_spikes : bool
+        Keep every spike event in the returned recording.
+    directory : str, optional
+        cpp_standalone project directory (default: a new temporary directory).
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        device: str = "runtime",
+        chunk_size: int = 100,
+        record_spikes: bool = True,
+        directory: str | None = None,
+    ) -> None:
+        owner = "FreeRunSimulation"
+        self.device = devices.check_device(owner, device)
+        self.network = network
+        self.protocol = protocol
+        self.chunk_size = chunk_size
+        self.record_spikes = record_spikes
+        self.free_steps = whole_steps(owner, "FreePhase.duration", protocol.free_phase.duration, network.dt)
+        self.sample_steps = self.free_steps
+        self.sample_duration = self.sample_steps * network.dt
+        self.directory = directory
+        self._compiled: tuple[Any, _Objects] | None = None
+        self.compile_time_s = 0.0
+
+    # ------------------------------------------------------------------ definition
+    def _populations(self) -> list[Population]:
+        pops = []
+        if self.network.input_coding == "spikes":
+            pops.append(Population(name="input", size=self.network.n_inputs, layer=0, role="input"))
+        for k, size in enumerate(self.network.layer_sizes):
+            pops.append(Population(name=f"layer_{k + 1}", size=size, layer=k + 1, role="forward"))
+        return pops
+
+    def _define(self, n_samples: int, inputs: NDArray[np.float64]) -> _Objects:
+        """Create the Brian2 objects for a chunk of ``n_samples`` samples."""
+        net = self.network
+        clock = Clock(dt=net.dt, name="step_clock")
+        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
+        sample_inputs = TimedArray(inputs, dt=self.sample_duration, name="sample_inputs")
+        namespace: dict[str, Any] = {
+            "tau": net.tau,
+            "tau_m": net.tau_m,
+            "v_threshold": net.v_threshold,
+            "theta": net.theta,
+            "refractory": net.refractory,
+            "sample_steps": self.sample_steps,
+            "free_steps": self.free_steps,
+            "sample_inputs": sample_inputs,
+        }
+        gated = self.sample_steps != self.free_steps
+        spiking_input = net.input_coding == "spikes"
+
+        template = input_neuron(spiking=spiking_input, gated_by_phase=gated)
+        stimulus = NeuronGroup(
+            net.n_inputs,
+            template.model,
+            threshold=template.threshold,
+            reset=template.reset,
+            method=template.method,
+            clock=clock,
+            namespace=namespace,
+            name="stimulus",
+        )
+        stimulus.run_regularly(
+            template.sample_start, dt=self.sample_duration, when="start", order=-2, name="stimulus_sample_start"
+        )
+        objects: list[Any] = [stimulus]
+
+        layers: list[NeuronGroup] = []
+        for k, size in enumerate(net.layer_sizes):
+            template = forward_neuron(
+                neuron=net.neuron, current_input=(k == 0 and not spiking_input), gated_by_phase=gated
+            )
+            group = NeuronGroup(
+                size,
+                template.model,
+                threshold=template.threshold,
+                reset=template.reset,
+                method=template.method,
+                clock=clock,
+                namespace=namespace,
+                name=f"layer_{k + 1}",
+            )
+            group.b = net.biases[k]
+            group.t_last_spike = -net.refractory
+            group.run_regularly(
+                template.sample_start,
+                dt=self.sample_duration,
+                when="start",
+                order=-1,
+                name=f"layer_{k + 1}_sample_start",
+            )
+            layers.append(group)
+        objects.extend(layers)
+
+        n_in, n_first = net.n_inputs, net.layer_sizes[0]
+        pre, post = _all_to_all(n_in, n_first)
+        if spiking_input:
+            input_synapses = Synapses(
+                stimulus, layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="input_synapses"
+            )
+        else:
+            drive = NeuronGroup(n_first, drive_group_equations(), clock=sample_clock, name="drive")
+            input_synapses = Synapses(
+                stimulus,
+                drive,
+                "w : 1\nI_post = w * x_pre : 1 (summed)",
+                clock=sample_clock,
+                name="input_synapses",
+            )
+            layers[0].I_input = linked_var(drive, "I")
+            objects.append(drive)
+        input_synapses.connect(i=pre, j=post)
+        input_synapses.w = matrix_to_synapses(net.input_weights)
+        objects.append(input_synapses)
+
+        forward: list[Synapses] = []
+        for k, weights in enumerate(net.forward_weights):
+            synapses = Synapses(
+                layers[k], layers[k + 1], "w : 1", on_pre="v_post += w", clock=clock, name=f"forward_{k + 1}"
+            )
+            pre, post = _all_to_all(net.layer_sizes[k], net.layer_sizes[k + 1])
+            synapses.connect(i=pre, j=post)
+            synapses.w = matrix_to_synapses(weights)
+            forward.append(synapses)
+        feedback = Synapses(layers[-1], layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="feedback")
+        pre, post = _all_to_all(net.layer_sizes[-1], n_first)
+        feedback.connect(i=pre, j=post)
+        feedback.w = matrix_to_synapses(net.feedback_weights)
+        objects.extend(forward)
+        objects.append(feedback)
+
+        monitors: dict[str, SpikeMonitor] = {}
+        groups = ([stimulus] if spiking_input else []) + layers
+        names = [pop.name for pop in self._populations()]
+        for name, group in zip(names, groups, strict=True):
+            monitors[name] = SpikeMonitor(group, record=True, name=f"spikes_{name}")
+        objects.extend(monitors.values())
+
+        network = Network(*objects, name="free_run")
+        network.run(n_samples * self.sample_duration, namespace={})
+        return _Objects(
+            network=network,
+            sample_inputs=sample_inputs,
+            layers=layers,
+            stimulus=stimulus,
+            input_synapses=input_synapses,
+            forward_synapses=forward,
+            feedback_synapses=feedback,
+            monitors=monitors,
+        )
+
+    # ------------------------------------------------------------------ running
+    def _run_args(
+        self, objects: _Objects, inputs: NDArray[np.float64]
+    ) -> list[tuple[Any, str, NDArray[np.float64], tuple[int, ...]]]:
+        """(key, label, value, expected shape) of every value passed to the binary."""
+        net = self.network
+        sizes = net.layer_sizes
+        entries = [
+            (objects.sample_inputs, "sample_inputs", inputs, (self.chunk_size, net.n_inputs)),
+            (
+                objects.input_synapses.w,
+                "input_synapses.w",
+                matrix_to_synapses(net.input_weights),
+                (net.n_inputs * sizes[0],),
+            ),
+            (
+                objects.feedback_synapses.w,
+                "feedback.w",
+                matrix_to_synapses(net.feedback_weights),
+                (sizes[-1] * sizes[0],),
+            ),
+        ]
+        for k, (synapses, weights) in enumerate(
+            zip(objects.forward_synapses, net.forward_weights, strict=True)
+        ):
+            entries.append(
+                (synapses.w, f"forward_{k + 1}.w", matrix_to_synapses(weights), (sizes[k] * sizes[k + 1],))
+            )
+        for k, (group, bias) in enumerate(zip(objects.layers, net.biases, strict=True)):
+            entries.append((group.b, f"layer_{k + 1}.b", bias, (sizes[k],)))
+        return entries
+
+    def _compile(self) -> tuple[Any, _Objects]:
+        if self._compiled is None:
+            directory = self.directory or tempfile.mkdtemp(prefix="fbsnn_cpp_")
+            start = time.perf_counter()
+            with devices.standalone_device(directory) as device:
+                objects = self._define(self.chunk_size, np.zeros((self.chunk_size, self.network.n_inputs)))
+                devices.check_no_network_operation(objects.network)
+                try:
+                    device.build(directory=directory, compile=True, run=False, with_output=False)
+                except Exception as error:  # Brian2 raises bare RuntimeError/OSError on compile failure
+                    raise DeviceError(
+                        f"cpp_standalone: compiling the simulation in {directory} failed ({error}); "
+                        "a C++ compiler (g++) must be installed."
+                    ) from error
+            self.compile_time_s = time.perf_counter() - start
+            logger.info("compiled cpp_standalone simulation in %.1f s", self.compile_time_s)
+            self._compiled = (device, objects)
+        return self._compiled
+
+    def _run_chunk(self, inputs: NDArray[np.float64]) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """Simulate one chunk; return spike (neuron index, time in s) per population."""
+        n_samples = len(inputs)
+        if self.device == "cpp_standalone":
+            device, objects = self._compile()
+            padded = np.zeros((self.chunk_size, self.network.n_inputs))
+            padded[:n_samples] = inputs
+            entries = self._run_args(objects, padded)
+            devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
+            device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
+        else:
+            with devices.runtime_target(self.device):
+                objects = self._define(n_samples, inputs)
+        end = n_samples * float(self.sample_duration / second)
+        spikes = {}
+        for name, monitor in objects.monitors.items():
+            times = np.asarray(monitor.t[:] / second, dtype=np.float64)
+            indices = np.asarray(monitor.i[:], dtype=np.int64)
+            keep = times < end - 0.25 * float(self.network.dt / second)
+            spikes[name] = (indices[keep], times[keep])
+        return spikes
+
+    def run(self, inputs: NDArray[np.float64], *, progress: bool = False) -> SpikeRecording:
+        """Simulate all samples (in chunks) and collect spikes and average rates."""
+        net = self.network
+        n_samples = len(inputs)
+        chunk = self.chunk_size if self.device == "cpp_standalone" else min(self.chunk_size, n_samples)
+        populations = self._populations()
+        dt_s = float(net.dt / second)
+        sample_s = float(self.sample_duration / second)
+        tau_s = float(net.tau / second)
+        counts = {pop.name: np.zeros((n_samples, pop.size)) for pop in populations}
+        events: dict[str, list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]] = {
+            pop.name: [] for pop in populations
+        }
+        start = time.perf_counter()
+        starts = range(0, n_samples, chunk)
+        for first in tqdm(starts, disable=not progress, desc="free phase", unit="chunk"):
+            block = inputs[first : first + chunk]
+            spikes = self._run_chunk(block)
+            for name, (indices, times) in spikes.items():
+                steps = np.rint(times / dt_s).astype(np.int64)
+                local_sample = steps // self.sample_steps
+                np.add.at(counts[name], (first + local_sample, indices), 1.0)
+                if self.record_spikes:
+                    events[name].append((indices, times + first * sample_s, first + local_sample))
+        wall = time.perf_counter() - start
+        free_tau = self.free_steps * dt_s / tau_s
+        rates = {name: counts[name][:, None, :] / free_tau for name in counts}
+        return SpikeRecording.from_chunks(
+            network=net,
+            protocol=self.protocol,
+            populations=populations,
+            events=events,
+            rates=rates,
+            inputs=inputs,
+            phase_durations_s=(self.free_steps * dt_s,),
+            sample_duration_s=sample_s,
+            device=self.device,
+            wall_time_s=wall,
+        )

@@ -1,0 +1,388 @@
+"""FeedbackNetwork: a validated description of a feedback spiking network.
+
+Symbols of ALGORITHM.md and the names used here:
+
+======================  ===============================  ==========================
+paper                   attribute                        shape
+======================  ===============================  ==========================
+F                       ``input_weights``                (n_1, n_inputs)
+W^(l+1)                 ``forward_weights[l-1]``         (n_(l+1), n_l)
+W^fb                    ``feedback_weights``             (n_1, n_N)
+b^l                     ``biases[l-1]``                  (n_l,)
+C, d                    ``readout_weights``, ``readout_bias``  (n_classes, n_N), (n_classes,)
+V_th, theta             ``v_threshold``, ``theta``       dimensionless
+tau                     ``tau``                          time (the rate unit)
+======================  ===============================  ==========================
+
+Membrane potentials, thresholds and weights are dimensionless (in units of the threshold scale);
+rates are in spikes per ``tau`` so that a rate of 1 is the maximum rate ``1/tau``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from brian2 import Quantity, ms, second
+from numpy.typing import NDArray
+
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.reference import RateModel
+from fbsnn_brian.validation import (
+    check_choice,
+    check_finite_array,
+    check_positive_float,
+    check_positive_int,
+    describe,
+)
+
+__all__ = ["FeedbackNetwork", "NEURON_MODELS", "INPUT_CODINGS"]
+
+NEURON_MODELS = ("if", "lif")
+INPUT_CODINGS = ("current", "spikes")
+
+FloatArray = NDArray[np.float64]
+
+
+def _check_time(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> Quantity:
+    if not isinstance(value, Quantity) or value.dim != second.dim:
+        raise ValidationError(
+            f"{owner}: {name} must be a Brian2 time quantity such as 1*ms, got "
+            f"{describe(value)}."
+        )
+    seconds = float(value / second)
+    if value.size != 1 or not np.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError(f"{owner}: {name} must be a finite time {bound}, got {value!r}.")
+    return value
+
+
+class FeedbackNetwork:
+    """A feedback spiking neural network: layers, neuron model, weights.
+
+    Layer 1 receives the input through ``input_weights`` (F); layer l feeds layer l+1 through
+    ``forward_weights``; the last layer feeds back to layer 1 through ``feedback_weights``
+    (with one layer this is a recurrent matrix onto itself). A non-spiking linear readout
+    ``o = C a + d`` of the last layer's rates gives the class scores. With the IF neuron and
+    the subtractive reset, average rates converge to the fixed point
+    ``a = clip((W a + F x + b) / theta, 0, 1)`` (ALGORITHM.md, section 1).
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input features (each in [0, 1]).
+    layer_sizes : sequence of int
+        Neurons per spiking layer. One layer: recurrent feedback onto itself; several: a
+        feed-forward chain with feedback from the last layer to the first.
+    n_classes : int
+        Number of readout units (classes).
+    neuron : {'if', 'lif'}
+        Integrate-and-fire, or leaky integrate-and-fire with membrane time constant ``tau_m``.
+    tau_m : Quantity, optional
+        Membrane time constant of the LIF neuron (default 20 ms); ignored for IF.
+    v_threshold : float
+        Firing threshold V_th (dimensionless, default 1).
+    theta : float
+        Reset by subtraction of ``theta`` (default 2, SPIDE's modified reset with V_th = 1).
+    tau : Quantity
+        The time unit of the rates (default 1 ms): one step of the discrete-time papers.
+    dt : Quantity, optional
+        Integration step; default ``tau / 4``. Must not exceed ``tau / 4`` and must divide
+        ``tau`` and the refractory period.
+    refractory : Quantity, optional
+        Refractory period (default ``tau``), during which integration continues but no spike
+        is emitted; ``tau`` caps the rate at 1 per ``tau``, the clamp of the fixed point.
+    input_coding : {'current', 'spikes'}
+        ``'current'``: F x enters layer 1 as a constant current (the papers' choice);
+        ``'spikes'``: input neurons fire at rate x per ``tau`` and each spike adds F to v.
+    feedback_gain : float
+        Loop gain the feedback weights are initialised to (default 0.5, must be in (0, 1)).
+    seed : int
+        Seed of the weight initialisation.
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> net = FeedbackNetwork(n_inputs=64, layer_sizes=[100], n_classes=10, seed=0)
+    >>> net.input_weights.shape, net.feedback_weights.shape
+    ((100, 64), (100, 100))
+    >>> round(net.loop_gain(), 3)
+    0.5
+    >>> float(net.dt / ms)
+    0.25
+    """
+
+    def __init__(
+        self,
+        *,
+        n_inputs: int,
+        layer_sizes: Sequence[int],
+        n_classes: int,
+        neuron: str = "if",
+        tau_m: Quantity | None = None,
+        v_threshold: float = 1.0,
+        theta: float = 2.0,
+        tau: Quantity = 1 * ms,
+        dt: Quantity | None = None,
+        refractory: Quantity | None = None,
+        input_coding: str = "current",
+        feedback_gain: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        owner = "FeedbackNetwork"
+        self.n_inputs = check_positive_int(owner, "n_inputs", n_inputs)
+        if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
+            raise ValidationError(
+                f"{owner}: layer_sizes must be a sequence of positive integers such as [128], "
+                f"got {describe(layer_sizes)}."
+            )
+        if len(layer_sizes) == 0:
+            raise ValidationError(f"{owner}: layer_sizes must name at least one layer, got [].")
+        self.layer_sizes = tuple(
+            check_positive_int(owner, f"layer_sizes[{k}]", size) for k, size in enumerate(layer_sizes)
+        )
+        self.n_classes = check_positive_int(owner, "n_classes", n_classes)
+        self.neuron = check_choice(owner, "neuron", neuron, NEURON_MODELS)
+        self.input_coding = check_choice(owner, "input_coding", input_coding, INPUT_CODINGS)
+        self.v_threshold = check_positive_float(owner, "v_threshold", v_threshold)
+        self.theta = check_positive_float(owner, "theta", theta)
+        self.tau = _check_time(owner, "tau", tau)
+        self.tau_m = _check_time(owner, "tau_m", 20 * ms if tau_m is None else tau_m)
+        self.dt = _check_time(owner, "dt", self.tau / 4 if dt is None else dt)
+        self.refractory = _check_time(
+            owner, "refractory", self.tau if refractory is None else refractory, allow_zero=True
+        )
+        steps_per_tau = float(self.tau / self.dt)
+        if steps_per_tau < 4 - 1e-9:
+            raise ValidationError(
+                f"{owner}: dt must be at most tau/4 = {self.tau / 4!r} so that the model stays "
+                f"continuous-time relative to tau, got dt = {self.dt!r}."
+            )
+        for name, value in (("tau", self.tau), ("refractory", self.refractory)):
+            ratio = float(value / self.dt)
+            if abs(ratio - round(ratio)) > 1e-9:
+                raise ValidationError(
+                    f"{owner}: dt = {self.dt!r} must divide {name} = {value!r} into a whole "
+                    f"number of steps (got {ratio:.6g} steps)."
+                )
+        gain = check_positive_float(owner, "feedback_gain", feedback_gain)
+        if gain >= 1:
+            raise ValidationError(
+                f"{owner}: feedback_gain must be in (0, 1) so that the feedback loop is a "
+                f"contraction, got {feedback_gain!r}."
+            )
+        self.feedback_gain = gain
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValidationError(f"{owner}: seed must be a non-negative integer, got {describe(seed)}.")
+        self.seed = int(seed)
+        self._initialise_weights()
+
+    # ------------------------------------------------------------------ description
+    @property
+    def n_layers(self) -> int:
+        """Number of spiking layers."""
+        return len(self.layer_sizes)
+
+    @property
+    def n_neurons(self) -> int:
+        """Total number of spiking neurons in the layers (input neurons excluded)."""
+        return int(sum(self.layer_sizes))
+
+    def config(self) -> dict[str, Any]:
+        """Return the configuration as a JSON-serialisable dict (times in seconds)."""
+        return {
+            "n_inputs": self.n_inputs,
+            "layer_sizes": list(self.layer_sizes),
+            "n_classes": self.n_classes,
+            "neuron": self.neuron,
+            "tau_m_s": float(self.tau_m / second),
+            "v_threshold": self.v_threshold,
+            "theta": self.theta,
+            "tau_s": float(self.tau / second),
+            "dt_s": float(self.dt / second),
+            "refractory_s": float(self.refractory / second),
+            "input_coding": self.input_coding,
+            "feedback_gain": self.feedback_gain,
+            "seed": self.seed,
+        }
+
+    def config_json(self) -> str:
+        """Return :meth:`config` as a JSON string (for provenance attributes)."""
+        return json.dumps(self.config(), sort_keys=True)
+
+    def __repr__(self) -> str:
+        sizes = "-".join(str(n) for n in (self.n_inputs, *self.layer_sizes, self.n_classes))
+        return (
+            f"FeedbackNetwork({sizes}, neuron={self.neuron!r}, theta={self.theta}, "
+            f"tau={self.tau!r}, dt={self.dt!r}, input_coding={self.input_coding!r})"
+        )
+
+    # ------------------------------------------------------------------ weights
+    def _initialise_weights(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        sizes = self.layer_sizes
+
+        def uniform(n_post: int, n_pre: int) -> FloatArray:
+            # std 2/sqrt(n_pre): inputs with an rms near 0.3-0.5 give preactivations spread
+            # over the clamp's linear range (0, theta), so the fixed point is non-trivial.
+            bound = 2.0 * np.sqrt(3.0 / n_pre)
+            return rng.uniform(-bound, bound, size=(n_post, n_pre))
+
+        self._input_weights = uniform(sizes[0], self.n_inputs)
+        self._forward_weights = [uniform(sizes[k + 1], sizes[k]) for k in range(self.n_layers - 1)]
+        feedback = rng.standard_normal((sizes[0], sizes[-1]))
+        self._feedback_weights = feedback
+        self._biases = [np.zeros(n) for n in sizes]
+        bound = 1.0 / np.sqrt(sizes[-1])
+        self._readout_weights = rng.uniform(-bound, bound, size=(self.n_classes, sizes[-1]))
+        self._readout_bias = np.zeros(self.n_classes)
+        self.restrict_feedback(max_gain=self.feedback_gain, exact=True)
+
+    def _set(self, name: str, value: Any, shape: tuple[int, ...]) -> FloatArray:
+        return check_finite_array("FeedbackNetwork", name, value, ndim=len(shape), shape=shape).copy()
+
+    @property
+    def input_weights(self) -> FloatArray:
+        """F, shape (n_1, n_inputs)."""
+        return self._input_weights
+
+    @input_weights.setter
+    def input_weights(self, value: Any) -> None:
+        self._input_weights = self._set("input_weights", value, (self.layer_sizes[0], self.n_inputs))
+
+    @property
+    def forward_weights(self) -> tuple[FloatArray, ...]:
+        """W^(l+1) for l = 1..N-1, each of shape (n_(l+1), n_l); empty for one layer."""
+        return tuple(self._forward_weights)
+
+    @forward_weights.setter
+    def forward_weights(self, value: Sequence[Any]) -> None:
+        if len(value) != self.n_layers - 1:
+            raise ValidationError(
+                f"FeedbackNetwork: forward_weights must hold {self.n_layers - 1} matrices, "
+                f"got {len(value)}."
+            )
+        sizes = self.layer_sizes
+        self._forward_weights = [
+            self._set(f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k])) for k, w in enumerate(value)
+        ]
+
+    @property
+    def feedback_weights(self) -> FloatArray:
+        """W^fb, shape (n_1, n_N): from the last layer back to the first."""
+        return self._feedback_weights
+
+    @feedback_weights.setter
+    def feedback_weights(self, value: Any) -> None:
+        candidate = self._set("feedback_weights", value, (self.layer_sizes[0], self.layer_sizes[-1]))
+        gain = self._loop_gain(candidate)
+        if gain >= 1:
+            raise ValidationError(
+                f"FeedbackNetwork: feedback_weights make the feedback loop gain "
+                f"||W_fb||_2 / theta{self._gain_suffix()} = {gain:.4g}, which must be < 1 for "
+                "the fixed point to exist and be unique; scale the matrix down or call "
+                "restrict_feedback()."
+            )
+        self._feedback_weights = candidate
+
+    @property
+    def biases(self) -> tuple[FloatArray, ...]:
+        """b^l per layer, each of shape (n_l,)."""
+        return tuple(self._biases)
+
+    @biases.setter
+    def biases(self, value: Sequence[Any]) -> None:
+        if len(value) != self.n_layers:
+            raise ValidationError(
+                f"FeedbackNetwork: biases must hold {self.n_layers} vectors, got {len(value)}."
+            )
+        self._biases = [self._set(f"biases[{k}]", b, (n,)) for k, (b, n) in enumerate(zip(value, self.layer_sizes))]
+
+    @property
+    def readout_weights(self) -> FloatArray:
+        """C, shape (n_classes, n_N)."""
+        return self._readout_weights
+
+    @readout_weights.setter
+    def readout_weights(self, value: Any) -> None:
+        self._readout_weights = self._set("readout_weights", value, (self.n_classes, self.layer_sizes[-1]))
+
+    @property
+    def readout_bias(self) -> FloatArray:
+        """d, shape (n_classes,)."""
+        return self._readout_bias
+
+    @readout_bias.setter
+    def readout_bias(self, value: Any) -> None:
+        self._readout_bias = self._set("readout_bias", value, (self.n_classes,))
+
+    # ------------------------------------------------------------------ contraction
+    def _gain_suffix(self) -> str:
+        return "" if self.n_layers == 1 else " x prod_l ||W^l||_2 / theta^(N-1)"
+
+    def _loop_gain(self, feedback: FloatArray) -> float:
+        gain = float(np.linalg.norm(feedback, 2)) / self.theta
+        for weights in self._forward_weights:
+            gain *= float(np.linalg.norm(weights, 2)) / self.theta
+        return gain
+
+    def loop_gain(self) -> float:
+        """Upper bound of the contraction factor of the feedback loop.
+
+        One layer: ``||W_fb||_2 / theta``. Several layers: the product of every connection's
+        spectral norm in the loop divided by ``theta`` per layer, a Lipschitz bound of the map
+        ``a^N -> a^N`` (phi is 1/theta-Lipschitz). Below 1 the fixed point is unique.
+        """
+        return self._loop_gain(self._feedback_weights)
+
+    def restrict_feedback(self, *, max_gain: float | None = None, exact: bool = False) -> float:
+        """Rescale the feedback weights so that :meth:`loop_gain` is at most ``max_gain``.
+
+        Parameters
+        ----------
+        max_gain : float, optional
+            Bound in (0, 1); default ``feedback_gain``.
+        exact : bool
+            If True, scale to exactly ``max_gain`` even when the gain is already smaller.
+
+        Returns
+        -------
+        float
+            The factor the feedback weights were multiplied by (1 if unchanged).
+        """
+        bound = self.feedback_gain if max_gain is None else max_gain
+        if not (0 < bound < 1):
+            raise ValidationError(
+                f"FeedbackNetwork.restrict_feedback: max_gain must be in (0, 1), got {max_gain!r}."
+            )
+        gain = self.loop_gain()
+        if gain == 0 or (gain <= bound and not exact):
+            return 1.0
+        factor = bound / gain
+        self._feedback_weights = self._feedback_weights * factor
+        return factor
+
+    # ------------------------------------------------------------------ reference
+    def rate_model(self) -> RateModel:
+        """The rate-level model of this network for :mod:`fbsnn_brian.reference`."""
+        return RateModel(
+            input_weights=self._input_weights,
+            forward_weights=tuple(self._forward_weights),
+            feedback_weights=self._feedback_weights,
+            biases=tuple(self._biases),
+            readout_weights=self._readout_weights,
+            readout_bias=self._readout_bias,
+            theta=self.theta,
+        )
+
+    def check_inputs(self, inputs: Any, *, owner: str = "FeedbackNetwork") -> FloatArray:
+        """Validate a batch of inputs: shape (n_samples, n_inputs), finite, in [0, 1]."""
+        array = check_finite_array(owner, "inputs", inputs, ndim=2, shape=(None, self.n_inputs))
+        if array.min() < 0 or array.max() > 1:
+            raise ValidationError(
+                f"{owner}: inputs must lie in [0, 1] (rates per tau), got values in "
+                f"[{array.min():.4g}, {array.max():.4g}]; rescale the data first."
+            )
+        return array

@@ -1,0 +1,169 @@
+"""Protocols: the schedule of phases that each sample goes through.
+
+A :class:`Protocol` is a plain, validated description; :mod:`fbsnn_brian.build` turns it into
+one Brian2 simulation in which a chunk of samples is presented back to back, each sample
+running through the protocol's phases in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from brian2 import Quantity, second
+
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.validation import check_duration, check_positive_int, describe
+
+if TYPE_CHECKING:
+    from fbsnn_brian.export import SpikeRecording
+    from fbsnn_brian.model import FeedbackNetwork
+
+__all__ = ["FreePhase", "Protocol"]
+
+
+@dataclass(frozen=True)
+class FreePhase:
+    """The free (forward) phase: the network runs on the input until its rates settle.
+
+    Parameters
+    ----------
+    duration : Quantity
+        Length of the phase (a Brian2 time, e.g. ``30 * ms``); the average rate of each neuron
+        is its spike count divided by ``duration / tau``.
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> FreePhase(duration=30 * ms)
+    FreePhase(duration=30. * msecond)
+    """
+
+    duration: Quantity
+    name = "free"
+
+    def __post_init__(self) -> None:
+        check_duration("FreePhase", "duration", self.duration)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description of the phase (times in seconds)."""
+        return {"phase": self.name, "duration_s": float(self.duration / second)}
+
+
+class Protocol:
+    """An ordered list of phases run on every sample.
+
+    Parameters
+    ----------
+    phases : sequence of phases
+        For now a single :class:`FreePhase`.
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> Protocol([FreePhase(duration=30 * ms)]).phase_names
+    ('free',)
+    """
+
+    def __init__(self, phases: Sequence[FreePhase]) -> None:
+        if isinstance(phases, FreePhase):
+            phases = [phases]
+        if not isinstance(phases, Sequence) or len(phases) == 0:
+            raise ValidationError(
+                f"Protocol: phases must be a non-empty list such as [FreePhase(duration=30*ms)], "
+                f"got {describe(phases)}."
+            )
+        for k, phase in enumerate(phases):
+            if not isinstance(phase, FreePhase):
+                raise ValidationError(
+                    f"Protocol: phases[{k}] must be a FreePhase, got {describe(phase)}."
+                )
+        if not isinstance(phases[0], FreePhase) or len(phases) > 1:
+            raise ValidationError(
+                "Protocol: phases must be exactly one FreePhase for now, got "
+                f"{[type(p).__name__ for p in phases]}."
+            )
+        self.phases = tuple(phases)
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        """Names of the phases, in order."""
+        return tuple(phase.name for phase in self.phases)
+
+    @property
+    def free_phase(self) -> FreePhase:
+        """The free phase of the protocol."""
+        return self.phases[0]
+
+    @property
+    def sample_duration(self) -> Quantity:
+        """Total simulated time per sample."""
+        total = 0 * second
+        for phase in self.phases:
+            total = total + phase.duration
+        return total
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-serialisable description of the schedule."""
+        return [phase.describe() for phase in self.phases]
+
+    def to_json(self) -> str:
+        """The schedule as a JSON string (for provenance attributes)."""
+        return json.dumps(self.describe(), sort_keys=True)
+
+    def __repr__(self) -> str:
+        return f"Protocol({list(self.phases)!r})"
+
+    def run(
+        self,
+        network: FeedbackNetwork,
+        *,
+        inputs: Any,
+        device: str = "runtime",
+        chunk_size: int | None = None,
+        record_spikes: bool = True,
+        directory: str | None = None,
+        progress: bool = False,
+    ) -> SpikeRecording:
+        """Simulate every sample of ``inputs`` through the protocol's phases.
+
+        Parameters
+        ----------
+        network : FeedbackNetwork
+            The network to simulate (its weights are read, not changed).
+        inputs : array_like, shape (n_samples, n_inputs)
+            Input values in [0, 1].
+        device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
+            Where to simulate. Runtime devices simulate each chunk as one Brian2 run;
+            cpp_standalone compiles once and runs the binary per chunk.
+        chunk_size : int, optional
+            Samples per Brian2 run (default: all samples in one run for runtime devices, 100
+            for cpp_standalone).
+        record_spikes : bool
+            Record every spike (needed for :meth:`SpikeRecording.to_xarray` spike events).
+        directory : str, optional
+            Project directory of the cpp_standalone build (default: a temporary directory).
+        progress : bool
+            Show a progress bar over chunks.
+
+        Returns
+        -------
+        SpikeRecording
+            Spikes and average rates per (sample, phase, neuron).
+        """
+        from fbsnn_brian.build import FreeRunSimulation
+
+        array = network.check_inputs(inputs, owner="Protocol.run")
+        if chunk_size is not None:
+            check_positive_int("Protocol.run", "chunk_size", chunk_size)
+        simulation = FreeRunSimulation(
+            network,
+            self,
+            device=device,
+            chunk_size=chunk_size if chunk_size is not None else min(len(array), 100),
+            record_spikes=record_spikes,
+            directory=directory,
+        )
+        return simulation.run(array, progress=progress)
