@@ -116,6 +116,12 @@ class Protocol:
     def __repr__(self) -> str:
         return f"Protocol({list(self.phases)!r})"
 
+    @staticmethod
+    def _default_chunk(device: str, n_samples: int) -> int:
+        # Runtime devices pay ~0.1 s per run() call: one run for everything. A compiled binary
+        # has a fixed chunk size, reused for every chunk (the last one padded).
+        return n_samples if device != "cpp_standalone" else min(n_samples, 100)
+
     def run(
         self,
         network: FeedbackNetwork,
@@ -154,7 +160,9 @@ class Protocol:
             Spikes and average rates per (sample, phase, neuron).
         """
         from fbsnn_brian.build import FreeRunSimulation
+        from fbsnn_brian.devices import check_device
 
+        check_device("Protocol.run", device)
         array = network.check_inputs(inputs, owner="Protocol.run")
         if chunk_size is not None:
             check_positive_int("Protocol.run", "chunk_size", chunk_size)
@@ -162,7 +170,7 @@ class Protocol:
             network,
             self,
             device=device,
-            chunk_size=chunk_size if chunk_size is not None else min(len(array), 100),
+            chunk_size=chunk_size if chunk_size is not None else self._default_chunk(device, len(array)),
             record_spikes=record_spikes,
             directory=directory,
         )
