@@ -257,7 +257,8 @@ def write_dataset(dataset: xr.Dataset, path: str | os.PathLike[str]) -> Path:
         else:
             import shutil
 
-            dataset.to_zarr(temporary, mode="w")
+            # zarr format 2 specifies fixed-width unicode arrays; format 3 does not (yet)
+            dataset.to_zarr(temporary, mode="w", zarr_format=2, consolidated=True)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(temporary, target)
@@ -277,6 +278,12 @@ def read_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
     if not target.exists():
         raise ValidationError(f"read_dataset: path {str(path)!r} does not exist.")
     if target.suffix == ".zarr":
-        return xr.open_zarr(target).load()
-    with xr.open_dataset(target, engine="h5netcdf") as dataset:
-        return dataset.load()
+        dataset = xr.open_zarr(target).load()
+    else:
+        with xr.open_dataset(target, engine="h5netcdf") as stored:
+            dataset = stored.load()
+    # netCDF stores a one-element attribute array as a scalar; CF flag values are a list
+    for variable in dataset.variables.values():
+        if "flag_values" in variable.attrs:
+            variable.attrs["flag_values"] = np.atleast_1d(variable.attrs["flag_values"])
+    return dataset
