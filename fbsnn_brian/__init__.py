@@ -13,19 +13,19 @@ from fbsnn_brian.protocol import FreePhase, Protocol
 __version__ = "0.1.0"
 
 __all__ = [
+    "DeviceError",
+    # errors
+    "FbsnnError",
     # model and protocol
     "FeedbackNetwork",
     "FreePhase",
-    "Protocol",
+    "NumericalError",
     # results
     "Population",
+    "Protocol",
     "SpikeRecording",
+    "ValidationError",
+    "__version__",
     "read_dataset",
     "write_dataset",
-    # errors
-    "FbsnnError",
-    "ValidationError",
-    "DeviceError",
-    "NumericalError",
-    "__version__",
 ]

@@ -60,7 +60,9 @@ def matrix_to_synapses(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.ascontiguousarray(matrix.T).ravel()
 
 
-def synapses_to_matrix(weights: NDArray[np.float64], n_post: int, n_pre: int) -> NDArray[np.float64]:
+def synapses_to_matrix(
+    weights: NDArray[np.float64], n_post: int, n_pre: int
+) -> NDArray[np.float64]:
     """Inverse of :func:`matrix_to_synapses`."""
     return np.asarray(weights, dtype=np.float64).reshape(n_pre, n_post).T.copy()
 
@@ -68,7 +70,7 @@ def synapses_to_matrix(weights: NDArray[np.float64], n_post: int, n_pre: int) ->
 def whole_steps(owner: str, name: str, duration: Any, dt: Any) -> int:
     """Number of integration steps in ``duration``; refuse a duration that dt does not divide."""
     ratio = float(duration / dt)
-    steps = int(round(ratio))
+    steps = round(ratio)
     if steps < 1 or abs(ratio - steps) > 1e-9:
         raise ValidationError(
             f"{owner}: {name} = {duration!r} must be a whole, positive number of integration "
@@ -132,7 +134,9 @@ class FreeRunSimulation:
         self.protocol = protocol
         self.chunk_size = chunk_size
         self.record_spikes = record_spikes
-        self.free_steps = whole_steps(owner, "FreePhase.duration", protocol.free_phase.duration, network.dt)
+        self.free_steps = whole_steps(
+            owner, "FreePhase.duration", protocol.free_phase.duration, network.dt
+        )
         self.sample_steps = self.free_steps
         self.sample_duration = self.sample_steps * network.dt
         self.directory = directory
@@ -179,14 +183,20 @@ class FreeRunSimulation:
             name="stimulus",
         )
         stimulus.run_regularly(
-            template.sample_start, dt=self.sample_duration, when="start", order=-2, name="stimulus_sample_start"
+            template.sample_start,
+            dt=self.sample_duration,
+            when="start",
+            order=-2,
+            name="stimulus_sample_start",
         )
         objects: list[Any] = [stimulus]
 
         layers: list[NeuronGroup] = []
         for k, size in enumerate(net.layer_sizes):
             template = forward_neuron(
-                neuron=net.neuron, current_input=(k == 0 and not spiking_input), gated_by_phase=gated
+                neuron=net.neuron,
+                current_input=(k == 0 and not spiking_input),
+                gated_by_phase=gated,
             )
             group = NeuronGroup(
                 size,
@@ -214,7 +224,12 @@ class FreeRunSimulation:
         pre, post = _all_to_all(n_in, n_first)
         if spiking_input:
             input_synapses = Synapses(
-                stimulus, layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="input_synapses"
+                stimulus,
+                layers[0],
+                "w : 1",
+                on_pre="v_post += w",
+                clock=clock,
+                name="input_synapses",
             )
         else:
             drive = NeuronGroup(n_first, drive_group_equations(), clock=sample_clock, name="drive")
@@ -234,13 +249,20 @@ class FreeRunSimulation:
         forward: list[Synapses] = []
         for k, weights in enumerate(net.forward_weights):
             synapses = Synapses(
-                layers[k], layers[k + 1], "w : 1", on_pre="v_post += w", clock=clock, name=f"forward_{k + 1}"
+                layers[k],
+                layers[k + 1],
+                "w : 1",
+                on_pre="v_post += w",
+                clock=clock,
+                name=f"forward_{k + 1}",
             )
             pre, post = _all_to_all(net.layer_sizes[k], net.layer_sizes[k + 1])
             synapses.connect(i=pre, j=post)
             synapses.w = matrix_to_synapses(weights)
             forward.append(synapses)
-        feedback = Synapses(layers[-1], layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="feedback")
+        feedback = Synapses(
+            layers[-1], layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="feedback"
+        )
         pre, post = _all_to_all(net.layer_sizes[-1], n_first)
         feedback.connect(i=pre, j=post)
         feedback.w = matrix_to_synapses(net.feedback_weights)
@@ -293,7 +315,12 @@ class FreeRunSimulation:
             zip(objects.forward_synapses, net.forward_weights, strict=True)
         ):
             entries.append(
-                (synapses.w, f"forward_{k + 1}.w", matrix_to_synapses(weights), (sizes[k] * sizes[k + 1],))
+                (
+                    synapses.w,
+                    f"forward_{k + 1}.w",
+                    matrix_to_synapses(weights),
+                    (sizes[k] * sizes[k + 1],),
+                )
             )
         for k, (group, bias) in enumerate(zip(objects.layers, net.biases, strict=True)):
             entries.append((group.b, f"layer_{k + 1}.b", bias, (sizes[k],)))
@@ -304,13 +331,18 @@ class FreeRunSimulation:
             directory = self.directory or tempfile.mkdtemp(prefix="fbsnn_cpp_")
             start = time.perf_counter()
             with devices.standalone_device(directory) as device:
-                objects = self._define(self.chunk_size, np.zeros((self.chunk_size, self.network.n_inputs)))
+                objects = self._define(
+                    self.chunk_size, np.zeros((self.chunk_size, self.network.n_inputs))
+                )
                 devices.check_no_network_operation(objects.network)
                 try:
                     device.build(directory=directory, compile=True, run=False, with_output=False)
-                except Exception as error:  # Brian2 raises bare RuntimeError/OSError on compile failure
+                except (
+                    Exception
+                ) as error:  # Brian2 raises bare RuntimeError/OSError on compile failure
                     raise DeviceError(
-                        f"cpp_standalone: compiling the simulation in {directory} failed ({error}); "
+                        f"cpp_standalone: compiling the simulation in {directory} failed "
+                        f"({error}); "
                         "a C++ compiler (g++) must be installed."
                     ) from error
             self.compile_time_s = time.perf_counter() - start
@@ -318,7 +350,9 @@ class FreeRunSimulation:
             self._compiled = (device, objects)
         return self._compiled
 
-    def _run_chunk(self, inputs: NDArray[np.float64]) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+    def _run_chunk(
+        self, inputs: NDArray[np.float64]
+    ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
         """Simulate one chunk; return spike (neuron index, time in s) per population."""
         n_samples = len(inputs)
         if self.device == "cpp_standalone":
@@ -344,15 +378,17 @@ class FreeRunSimulation:
         """Simulate all samples (in chunks) and collect spikes and average rates."""
         net = self.network
         n_samples = len(inputs)
-        chunk = self.chunk_size if self.device == "cpp_standalone" else min(self.chunk_size, n_samples)
+        chunk = (
+            self.chunk_size if self.device == "cpp_standalone" else min(self.chunk_size, n_samples)
+        )
         populations = self._populations()
         dt_s = float(net.dt / second)
         sample_s = float(self.sample_duration / second)
         tau_s = float(net.tau / second)
         counts = {pop.name: np.zeros((n_samples, pop.size)) for pop in populations}
-        events: dict[str, list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]] = {
-            pop.name: [] for pop in populations
-        }
+        events: dict[
+            str, list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]
+        ] = {pop.name: [] for pop in populations}
         start = time.perf_counter()
         starts = range(0, n_samples, chunk)
         for first in tqdm(starts, disable=not progress, desc="free phase", unit="chunk"):

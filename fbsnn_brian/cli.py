@@ -18,7 +18,7 @@ import numpy as np
 
 from fbsnn_brian.errors import FbsnnError, ValidationError
 
-__all__ = ["main", "check_equilibrium"]
+__all__ = ["check_equilibrium", "main"]
 
 
 def _layer_sizes(text: str) -> list[int]:
@@ -74,7 +74,9 @@ def check_equilibrium(
             f"{owner}: --samples must be between 1 and {digits.n_samples}, got {n_samples}."
         )
     if not np.isfinite(duration_tau) or duration_tau <= 0:
-        raise ValidationError(f"{owner}: --duration must be a positive number of tau, got {duration_tau}.")
+        raise ValidationError(
+            f"{owner}: --duration must be a positive number of tau, got {duration_tau}."
+        )
     inputs = digits.inputs[:n_samples, :n_inputs]
     network = FeedbackNetwork(
         n_inputs=n_inputs, layer_sizes=list(layer_sizes), n_classes=10, neuron=neuron, seed=seed
@@ -84,7 +86,10 @@ def check_equilibrium(
     recording = protocol.run(network, inputs=inputs, device=device)
     wall = time.perf_counter() - start
     reference = fixed_point_batch(network.rate_model(), inputs)
-    errors = [np.abs(simulated - exact) for simulated, exact in zip(recording.layer_rates(), reference, strict=True)]
+    errors = [
+        np.abs(simulated - exact)
+        for simulated, exact in zip(recording.layer_rates(), reference, strict=True)
+    ]
     everything = np.concatenate([e.ravel() for e in errors])
     return {
         "mean_abs_error": float(everything.mean()),
@@ -113,9 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     equilibrium = checks.add_parser(
         "equilibrium", help="distance of simulated free-phase rates to the reference fixed point"
     )
-    equilibrium.add_argument("--layers", type=_layer_sizes, default=[100], help="e.g. 100 or 64,32,16")
+    equilibrium.add_argument(
+        "--layers", type=_layer_sizes, default=[100], help="e.g. 100 or 64,32,16"
+    )
     equilibrium.add_argument("--inputs", type=int, default=64, help="input features (<= 64)")
-    equilibrium.add_argument("--duration", type=float, default=30.0, help="free phase, in units of tau")
+    equilibrium.add_argument(
+        "--duration", type=float, default=30.0, help="free phase, in units of tau"
+    )
     equilibrium.add_argument("--samples", type=int, default=5, help="number of digits simulated")
     equilibrium.add_argument("--seed", type=int, default=0)
     equilibrium.add_argument("--neuron", default="if", help="if or lif")
@@ -146,8 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(result, indent=2))
             else:
                 print(
-                    f"free phase of {result['duration_tau']:g} tau on {result['n_samples']} digits, "
-                    f"{result['n_neurons']} neurons {result['layer_sizes']}, device {result['device']}:\n"
+                    f"free phase of {result['duration_tau']:g} tau on {result['n_samples']} "
+                    f"digits, {result['n_neurons']} neurons {result['layer_sizes']}, "
+                    f"device {result['device']}:\n"
                     f"  mean |a - a*| = {result['mean_abs_error']:.5f}\n"
                     f"  max  |a - a*| = {result['max_abs_error']:.5f}\n"
                     f"  loop gain {result['loop_gain']:.3f}, mean rate {result['mean_rate']:.3f}, "

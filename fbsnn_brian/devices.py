@@ -5,9 +5,10 @@ works), ``numpy`` and ``cython`` force the runtime code target, ``cpp_standalone
 whole simulation into one binary that later runs with new inputs and weights through
 ``run_args`` without recompiling.
 
-Each standalone build gets its own :class:`~brian2.devices.cpp_standalone.device.CPPStandaloneDevice`
-instance, so several compiled simulations (say a training and an evaluation network) live
-side by side in one Python process and Brian2's global device is always restored to runtime.
+Each standalone build gets its own
+:class:`~brian2.devices.cpp_standalone.device.CPPStandaloneDevice` instance, so several
+compiled simulations (say a training and an evaluation network) live side by side in one
+Python process, and Brian2's global device is always restored to runtime.
 """
 
 from __future__ import annotations
@@ -107,8 +108,7 @@ def check_run_args(entries: Sequence[tuple[str, Any, tuple[int, ...]]]) -> None:
             raise ValidationError(f"run_args: {label} must have shape {shape}, got {array.shape}.")
         if not np.issubdtype(array.dtype, np.floating) or not np.all(np.isfinite(array)):
             raise ValidationError(
-                f"run_args: {label} must be a finite floating-point array, got dtype "
-                f"{array.dtype}."
+                f"run_args: {label} must be a finite floating-point array, got dtype {array.dtype}."
             )
 
 

@@ -8,7 +8,7 @@ Messages name the object, the parameter, the value given and what is allowed.
 
 from __future__ import annotations
 
-__all__ = ["FbsnnError", "ValidationError", "DeviceError", "NumericalError"]
+__all__ = ["DeviceError", "FbsnnError", "NumericalError", "ValidationError"]
 
 
 class FbsnnError(Exception):

@@ -10,8 +10,8 @@ Data model (ARCHITECTURE.md, "Data model: xarray"):
 * rates: ``rate`` (sample_index, phase_name, unit), where ``unit`` runs over every neuron of every
   population, with coordinates ``unit_population``, ``unit_layer``, ``unit_index`` and
   ``unit_role``; rates are in spikes per ``tau`` (attribute ``units = "1/tau"``);
-* ``inputs`` (sample_index, feature) and ``readout`` (sample_index, class): the readout ``C a + d`` of
-  the last layer's free-phase rates;
+* ``inputs`` (sample_index, feature) and ``readout`` (sample_index, class): the readout
+  ``C a + d`` of the last layer's free-phase rates;
 * attributes: provenance (toolkit and Brian2 versions, device, dt, tau, the network and the
   protocol as JSON strings). Attributes are strings or numbers only.
 
@@ -38,9 +38,11 @@ if TYPE_CHECKING:
     from fbsnn_brian.model import FeedbackNetwork
     from fbsnn_brian.protocol import Protocol
 
-__all__ = ["Population", "SpikeRecording", "write_dataset", "read_dataset"]
+__all__ = ["Population", "SpikeRecording", "read_dataset", "write_dataset"]
 
-EventChunks = Mapping[str, Sequence[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]]
+EventChunks = Mapping[
+    str, Sequence[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]
+]
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ class SpikeRecording:
             )
         if phase not in self.phase_names:
             raise ValidationError(
-                f"SpikeRecording.rates_of: phase must be one of {list(self.phase_names)}, got {phase!r}."
+                f"SpikeRecording.rates_of: phase must be one of {list(self.phase_names)}, "
+                f"got {phase!r}."
             )
         return self.rates[population][:, self.phase_names.index(phase), :]
 
@@ -204,17 +207,33 @@ class SpikeRecording:
                 times[order],
                 {"units": "s", "long_name": "spike time from the start of the run"},
             ),
-            "neuron": ("spike", neurons[order], {"long_name": "neuron index within its population"}),
+            "neuron": (
+                "spike",
+                neurons[order],
+                {"long_name": "neuron index within its population"},
+            ),
             "population": ("spike", codes[order], {"long_name": "population code", **pop_flags}),
             "sample": ("spike", samples[order], {"long_name": "sample index"}),
-            "phase": ("spike", self._phase_of(times[order]), {"long_name": "phase code", **phase_flags}),
+            "phase": (
+                "spike",
+                self._phase_of(times[order]),
+                {"long_name": "phase code", **phase_flags},
+            ),
             "rate": (
                 ("sample_index", "phase_name", "unit"),
                 rate,
                 {"units": "1/tau", "long_name": "average firing rate in spikes per tau"},
             ),
-            "inputs": (("sample_index", "feature"), self.inputs, {"long_name": "input values in [0, 1]"}),
-            "readout": (("sample_index", "class"), self.readout, {"long_name": "readout C a + d of the free phase"}),
+            "inputs": (
+                ("sample_index", "feature"),
+                self.inputs,
+                {"long_name": "input values in [0, 1]"},
+            ),
+            "readout": (
+                ("sample_index", "class"),
+                self.readout,
+                {"long_name": "readout C a + d of the free phase"},
+            ),
         }
         coords = {
             "sample_index": ("sample_index", np.arange(self.n_samples, dtype=np.int64)),
@@ -222,9 +241,18 @@ class SpikeRecording:
             "phase_duration": ("phase_name", np.array(self.phase_durations_s), {"units": "s"}),
             "population_name": ("population_code", np.array(pop_names, dtype=str)),
             "unit_population": ("unit", unit_population),
-            "unit_layer": ("unit", np.concatenate([[p.layer] * p.size for p in self.populations]).astype(np.int64)),
-            "unit_index": ("unit", np.concatenate([np.arange(p.size) for p in self.populations]).astype(np.int64)),
-            "unit_role": ("unit", np.concatenate([[p.role] * p.size for p in self.populations]).astype(str)),
+            "unit_layer": (
+                "unit",
+                np.concatenate([[p.layer] * p.size for p in self.populations]).astype(np.int64),
+            ),
+            "unit_index": (
+                "unit",
+                np.concatenate([np.arange(p.size) for p in self.populations]).astype(np.int64),
+            ),
+            "unit_role": (
+                "unit",
+                np.concatenate([[p.role] * p.size for p in self.populations]).astype(str),
+            ),
         }
         attrs = dict(self.attrs)
         attrs["sample_duration_s"] = self.sample_duration_s
@@ -245,7 +273,9 @@ def write_dataset(dataset: xr.Dataset, path: str | os.PathLike[str]) -> Path:
             f"write_dataset: path must end in '.nc' (netCDF) or '.zarr', got {str(path)!r}."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     os.close(handle)
     os.unlink(temporary)
     try:
@@ -278,7 +308,7 @@ def read_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
     if not target.exists():
         raise ValidationError(f"read_dataset: path {str(path)!r} does not exist.")
     if target.suffix == ".zarr":
-        dataset = xr.open_zarr(target).load()
+        dataset: xr.Dataset = xr.open_zarr(target).load()
     else:
         with xr.open_dataset(target, engine="h5netcdf") as stored:
             dataset = stored.load()

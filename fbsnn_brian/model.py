@@ -38,7 +38,7 @@ from fbsnn_brian.validation import (
     describe,
 )
 
-__all__ = ["FeedbackNetwork", "NEURON_MODELS", "INPUT_CODINGS"]
+__all__ = ["INPUT_CODINGS", "NEURON_MODELS", "FeedbackNetwork"]
 
 NEURON_MODELS = ("if", "lif")
 INPUT_CODINGS = ("current", "spikes")
@@ -49,11 +49,15 @@ FloatArray = NDArray[np.float64]
 def _check_time(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> Quantity:
     if not isinstance(value, Quantity) or value.dim != second.dim:
         raise ValidationError(
-            f"{owner}: {name} must be a Brian2 time quantity such as 1*ms, got "
-            f"{describe(value)}."
+            f"{owner}: {name} must be a Brian2 time quantity such as 1*ms, got {describe(value)}."
         )
     seconds = float(value / second)
-    if value.size != 1 or not np.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+    if (
+        value.size != 1
+        or not np.isfinite(seconds)
+        or seconds < 0
+        or (seconds == 0 and not allow_zero)
+    ):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValidationError(f"{owner}: {name} must be a finite time {bound}, got {value!r}.")
     return value
@@ -141,7 +145,8 @@ class FeedbackNetwork:
         if len(layer_sizes) == 0:
             raise ValidationError(f"{owner}: layer_sizes must name at least one layer, got [].")
         self.layer_sizes = tuple(
-            check_positive_int(owner, f"layer_sizes[{k}]", size) for k, size in enumerate(layer_sizes)
+            check_positive_int(owner, f"layer_sizes[{k}]", size)
+            for k, size in enumerate(layer_sizes)
         )
         self.n_classes = check_positive_int(owner, "n_classes", n_classes)
         self.neuron = check_choice(owner, "neuron", neuron, NEURON_MODELS)
@@ -175,7 +180,9 @@ class FeedbackNetwork:
             )
         self.feedback_gain = gain
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValidationError(f"{owner}: seed must be a non-negative integer, got {describe(seed)}.")
+            raise ValidationError(
+                f"{owner}: seed must be a non-negative integer, got {describe(seed)}."
+            )
         self.seed = int(seed)
         self._initialise_weights()
 
@@ -241,7 +248,9 @@ class FeedbackNetwork:
         self.restrict_feedback(max_gain=self.feedback_gain, exact=True)
 
     def _set(self, name: str, value: Any, shape: tuple[int, ...]) -> FloatArray:
-        return check_finite_array("FeedbackNetwork", name, value, ndim=len(shape), shape=shape).copy()
+        return check_finite_array(
+            "FeedbackNetwork", name, value, ndim=len(shape), shape=shape
+        ).copy()
 
     @property
     def input_weights(self) -> FloatArray:
@@ -250,7 +259,9 @@ class FeedbackNetwork:
 
     @input_weights.setter
     def input_weights(self, value: Any) -> None:
-        self._input_weights = self._set("input_weights", value, (self.layer_sizes[0], self.n_inputs))
+        self._input_weights = self._set(
+            "input_weights", value, (self.layer_sizes[0], self.n_inputs)
+        )
 
     @property
     def forward_weights(self) -> tuple[FloatArray, ...]:
@@ -266,7 +277,8 @@ class FeedbackNetwork:
             )
         sizes = self.layer_sizes
         self._forward_weights = [
-            self._set(f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k])) for k, w in enumerate(value)
+            self._set(f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k]))
+            for k, w in enumerate(value)
         ]
 
     @property
@@ -276,7 +288,9 @@ class FeedbackNetwork:
 
     @feedback_weights.setter
     def feedback_weights(self, value: Any) -> None:
-        candidate = self._set("feedback_weights", value, (self.layer_sizes[0], self.layer_sizes[-1]))
+        candidate = self._set(
+            "feedback_weights", value, (self.layer_sizes[0], self.layer_sizes[-1])
+        )
         gain = self._loop_gain(candidate)
         if gain >= 1:
             raise ValidationError(
@@ -298,7 +312,10 @@ class FeedbackNetwork:
             raise ValidationError(
                 f"FeedbackNetwork: biases must hold {self.n_layers} vectors, got {len(value)}."
             )
-        self._biases = [self._set(f"biases[{k}]", b, (n,)) for k, (b, n) in enumerate(zip(value, self.layer_sizes))]
+        self._biases = [
+            self._set(f"biases[{k}]", b, (n,))
+            for k, (b, n) in enumerate(zip(value, self.layer_sizes, strict=False))
+        ]
 
     @property
     def readout_weights(self) -> FloatArray:
@@ -307,7 +324,9 @@ class FeedbackNetwork:
 
     @readout_weights.setter
     def readout_weights(self, value: Any) -> None:
-        self._readout_weights = self._set("readout_weights", value, (self.n_classes, self.layer_sizes[-1]))
+        self._readout_weights = self._set(
+            "readout_weights", value, (self.n_classes, self.layer_sizes[-1])
+        )
 
     @property
     def readout_bias(self) -> FloatArray:

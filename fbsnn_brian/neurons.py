@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["NeuronTemplate", "forward_neuron", "input_neuron", "drive_group_equations"]
+__all__ = ["NeuronTemplate", "drive_group_equations", "forward_neuron", "input_neuron"]
 
 
 @dataclass(frozen=True)

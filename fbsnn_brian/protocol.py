@@ -170,7 +170,9 @@ class Protocol:
             network,
             self,
             device=device,
-            chunk_size=chunk_size if chunk_size is not None else self._default_chunk(device, len(array)),
+            chunk_size=chunk_size
+            if chunk_size is not None
+            else self._default_chunk(device, len(array)),
             record_spikes=record_spikes,
             directory=directory,
         )

@@ -17,10 +17,10 @@ from fbsnn_brian.errors import ValidationError
 
 __all__ = [
     "check_choice",
-    "check_positive_int",
-    "check_positive_float",
-    "check_finite_array",
     "check_duration",
+    "check_finite_array",
+    "check_positive_float",
+    "check_positive_int",
     "describe",
 ]
 
@@ -43,17 +43,13 @@ def check_choice(owner: str, name: str, value: Any, allowed: Sequence[str]) -> s
         if close:
             hint = f" Did you mean {close[0]!r}?"
     options = ", ".join(repr(a) for a in allowed)
-    raise ValidationError(
-        f"{owner}: {name} must be one of {options}, got {describe(value)}.{hint}"
-    )
+    raise ValidationError(f"{owner}: {name} must be one of {options}, got {describe(value)}.{hint}")
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:
     """Check that ``value`` is an integer >= 1 (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValidationError(
-            f"{owner}: {name} must be a positive integer, got {describe(value)}."
-        )
+        raise ValidationError(f"{owner}: {name} must be a positive integer, got {describe(value)}.")
     return int(value)
 
 
@@ -99,9 +95,7 @@ def check_finite_array(
             f"{owner}: {name} must be a numeric array, got {describe(value)}."
         ) from None
     if array.ndim != ndim:
-        raise ValidationError(
-            f"{owner}: {name} must be a {ndim}-D array, got shape {array.shape}."
-        )
+        raise ValidationError(f"{owner}: {name} must be a {ndim}-D array, got shape {array.shape}.")
     if shape is not None:
         for axis, (got, want) in enumerate(zip(array.shape, shape, strict=True)):
             if want is not None and got != want:

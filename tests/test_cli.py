@@ -10,12 +10,32 @@ from fbsnn_brian.cli import main
 
 
 def test_check_equilibrium_json(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["check", "equilibrium", "--layers", "40", "--duration", "100", "--samples", "3",
-                   "--device", "numpy", "--json"])
+    status = main(
+        [
+            "check",
+            "equilibrium",
+            "--layers",
+            "40",
+            "--duration",
+            "100",
+            "--samples",
+            "3",
+            "--device",
+            "numpy",
+            "--json",
+        ]
+    )
     assert status == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("mean_abs_error", "max_abs_error", "duration_tau", "n_neurons", "n_samples", "device",
-                "wall_time_s"):
+    for key in (
+        "mean_abs_error",
+        "max_abs_error",
+        "duration_tau",
+        "n_neurons",
+        "n_samples",
+        "device",
+        "wall_time_s",
+    ):
         assert key in result
     assert result["n_neurons"] == 40 and result["n_samples"] == 3 and result["duration_tau"] == 100
     # 1/(2T) quantisation plus the transient: well below 0.01 at T = 100 tau
@@ -23,7 +43,10 @@ def test_check_equilibrium_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_check_equilibrium_multilayer_text(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "equilibrium", "--layers", "20,10", "--samples", "2", "--device", "numpy"]) == 0
+    assert (
+        main(["check", "equilibrium", "--layers", "20,10", "--samples", "2", "--device", "numpy"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "mean |a - a*|" in out and "[20, 10]" in out
 

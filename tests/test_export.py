@@ -9,7 +9,14 @@ import pytest
 import xarray as xr
 from brian2 import ms
 
-from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError, read_dataset, write_dataset
+from fbsnn_brian import (
+    FeedbackNetwork,
+    FreePhase,
+    Protocol,
+    ValidationError,
+    read_dataset,
+    write_dataset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +24,9 @@ def dataset() -> xr.Dataset:
     from brian2.devices.device import set_device
 
     set_device("runtime")
-    net = FeedbackNetwork(n_inputs=64, layer_sizes=[12, 8], n_classes=10, seed=0, input_coding="spikes")
+    net = FeedbackNetwork(
+        n_inputs=64, layer_sizes=[12, 8], n_classes=10, seed=0, input_coding="spikes"
+    )
     from fbsnn_brian.datasets import load_digits
 
     inputs = load_digits().inputs[:3]
@@ -40,21 +49,34 @@ def test_spikes_are_a_flat_event_list_with_time_in_seconds(dataset: xr.Dataset) 
     assert np.all(np.diff(dataset["time"].values) >= 0)
 
 
-def test_rates_equal_spike_counts_per_sample_divided_by_the_phase_length(dataset: xr.Dataset) -> None:
+def test_rates_equal_spike_counts_per_sample_divided_by_the_phase_length(
+    dataset: xr.Dataset,
+) -> None:
     rate = dataset["rate"]
     assert rate.dims == ("sample_index", "phase_name", "unit")
     counts = np.zeros(rate.shape)
     codes = dataset["population"].values
     offsets = {"input": 0, "layer_1": 64, "layer_2": 76}
     names = dataset["population"].attrs["flag_meanings"].split()
-    for code, neuron, sample in zip(codes, dataset["neuron"].values, dataset["sample"].values, strict=True):
+    for code, neuron, sample in zip(
+        codes, dataset["neuron"].values, dataset["sample"].values, strict=True
+    ):
         counts[sample, 0, offsets[names[code]] + neuron] += 1
     np.testing.assert_allclose(rate.values, counts / 20.0)  # T = 20 tau
     assert list(np.unique(dataset["unit_population"].values)) == names
 
 
 def test_provenance_attributes_are_plain(dataset: xr.Dataset) -> None:
-    for key in ("toolkit_version", "brian2_version", "device", "dt_s", "tau_s", "seed", "protocol", "network"):
+    for key in (
+        "toolkit_version",
+        "brian2_version",
+        "device",
+        "dt_s",
+        "tau_s",
+        "seed",
+        "protocol",
+        "network",
+    ):
         assert key in dataset.attrs
     for value in dataset.attrs.values():
         assert isinstance(value, (str, int, float, np.integer, np.floating))

@@ -7,6 +7,8 @@ reset) plus the transient before the loop settles, so the mean error must fall a
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from brian2 import ms
@@ -18,7 +20,11 @@ N_SAMPLES = 5
 
 
 def free_rates(
-    net: FeedbackNetwork, inputs: np.ndarray, duration_tau: float, device: str = "numpy", **kw: object
+    net: FeedbackNetwork,
+    inputs: np.ndarray,
+    duration_tau: float,
+    device: str = "numpy",
+    **kw: object,
 ) -> list[np.ndarray]:
     protocol = Protocol([FreePhase(duration=duration_tau * net.tau)])
     recording = protocol.run(net, inputs=inputs, device=device, **kw)  # type: ignore[arg-type]
@@ -49,7 +55,7 @@ def test_single_layer_meets_the_bounds_and_error_shrinks_with_duration(
             assert err.mean() <= 0.003
             assert err.max() <= 0.02
     # strictly decreasing over a decade and a half of durations
-    assert all(later < earlier for earlier, later in zip(mean_errors, mean_errors[1:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(mean_errors))
 
 
 def test_three_layers_with_feedback_meet_the_bounds(digits_inputs: np.ndarray) -> None:
@@ -73,7 +79,9 @@ def test_rates_saturate_at_one_spike_per_refractory_period(digits_inputs: np.nda
 
 
 def test_spiking_input_coding_reaches_the_same_fixed_point(digits_inputs: np.ndarray) -> None:
-    net = FeedbackNetwork(n_inputs=64, layer_sizes=[50], n_classes=10, seed=2, input_coding="spikes")
+    net = FeedbackNetwork(
+        n_inputs=64, layer_sizes=[50], n_classes=10, seed=2, input_coding="spikes"
+    )
     inputs = digits_inputs[:3]
     recording = Protocol([FreePhase(duration=300 * ms)]).run(net, inputs=inputs, device="numpy")
     # input neurons fire at x per tau, counted with rounding: error <= 1/(2T)
@@ -143,9 +151,13 @@ def test_cpp_standalone_agrees_with_runtime_and_reuses_its_binary(
     assert np.abs(halved - compiled).max() > 0.05
 
 
-def test_bad_protocol_input_is_named(single_layer: FeedbackNetwork, digits_inputs: np.ndarray) -> None:
+def test_bad_protocol_input_is_named(
+    single_layer: FeedbackNetwork, digits_inputs: np.ndarray
+) -> None:
     protocol = Protocol([FreePhase(duration=30 * ms)])
-    with pytest.raises(ValidationError, match=r"Protocol.run: inputs must have shape \('any', 64\)"):
+    with pytest.raises(
+        ValidationError, match=r"Protocol.run: inputs must have shape \('any', 64\)"
+    ):
         protocol.run(single_layer, inputs=digits_inputs[:2, :10])
     bad = digits_inputs[:2].copy()
     bad[0, 0] = np.inf

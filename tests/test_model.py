@@ -66,7 +66,9 @@ def test_weights_are_numpy_arrays_the_user_can_set() -> None:
     np.testing.assert_array_equal(net.input_weights, new_input)
     new_input[0, 0] = 5.0  # the network keeps its own copy
     assert net.input_weights[0, 0] == 0.1
-    with pytest.raises(ValidationError, match=r"input_weights must have shape \(6, 8\), got \(8, 6\)"):
+    with pytest.raises(
+        ValidationError, match=r"input_weights must have shape \(6, 8\), got \(8, 6\)"
+    ):
         net.input_weights = np.ones((8, 6))
     with pytest.raises(ValidationError, match="readout_bias must contain only finite values"):
         net.readout_bias = np.array([0.0, np.nan, 1.0])
