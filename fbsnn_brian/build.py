@@ -50,7 +50,13 @@ from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.neurons import drive_group_equations, forward_neuron, input_neuron
 from fbsnn_brian.protocol import Protocol
 
-__all__ = ["FreeRunSimulation", "matrix_to_synapses", "synapses_to_matrix", "whole_steps"]
+__all__ = [
+    "FreeRunSimulation",
+    "all_to_all",
+    "matrix_to_synapses",
+    "synapses_to_matrix",
+    "whole_steps",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +85,8 @@ def whole_steps(owner: str, name: str, duration: Any, dt: Any) -> int:
     return steps
 
 
-def _all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pre and post indices of all-to-all synapses in pre-major order."""
     return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
 
 
@@ -221,7 +228,7 @@ class FreeRunSimulation:
         objects.extend(layers)
 
         n_in, n_first = net.n_inputs, net.layer_sizes[0]
-        pre, post = _all_to_all(n_in, n_first)
+        pre, post = all_to_all(n_in, n_first)
         if spiking_input:
             input_synapses = Synapses(
                 stimulus,
@@ -256,14 +263,14 @@ class FreeRunSimulation:
                 clock=clock,
                 name=f"forward_{k + 1}",
             )
-            pre, post = _all_to_all(net.layer_sizes[k], net.layer_sizes[k + 1])
+            pre, post = all_to_all(net.layer_sizes[k], net.layer_sizes[k + 1])
             synapses.connect(i=pre, j=post)
             synapses.w = matrix_to_synapses(weights)
             forward.append(synapses)
         feedback = Synapses(
             layers[-1], layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="feedback"
         )
-        pre, post = _all_to_all(net.layer_sizes[-1], n_first)
+        pre, post = all_to_all(net.layer_sizes[-1], n_first)
         feedback.connect(i=pre, j=post)
         feedback.w = matrix_to_synapses(net.feedback_weights)
         objects.extend(forward)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from brian2 import Quantity, second
 
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
 from fbsnn_brian.validation import check_duration, check_positive_int, describe
 
 if TYPE_CHECKING:
@@ -53,39 +54,62 @@ class FreePhase:
 
 
 class Protocol:
-    """An ordered list of phases run on every sample.
+    """An ordered list of phases run on every sample, and the plasticity applied after them.
 
     Parameters
     ----------
     phases : sequence of phases
-        For now a single :class:`FreePhase`.
+        ``[FreePhase(...)]`` (simulation only) or ``[FreePhase(...), PerturbedPhase(...)]``
+        (learning).
+    plasticity : SPIDEPlasticity, optional
+        The learning rule; requires a perturbed phase.
 
     Examples
     --------
     >>> from brian2 import ms
     >>> Protocol([FreePhase(duration=30 * ms)]).phase_names
     ('free',)
+    >>> Protocol([FreePhase(duration=30 * ms), PerturbedPhase(duration=100 * ms)],
+    ...          plasticity=SPIDEPlasticity()).phase_names
+    ('free', 'perturbed')
     """
 
-    def __init__(self, phases: Sequence[FreePhase]) -> None:
-        if isinstance(phases, FreePhase):
+    def __init__(
+        self,
+        phases: Sequence[FreePhase | PerturbedPhase],
+        *,
+        plasticity: SPIDEPlasticity | None = None,
+    ) -> None:
+        if isinstance(phases, (FreePhase, PerturbedPhase)):
             phases = [phases]
         if not isinstance(phases, Sequence) or len(phases) == 0:
             raise ValidationError(
                 f"Protocol: phases must be a non-empty list such as [FreePhase(duration=30*ms)], "
                 f"got {describe(phases)}."
             )
-        for k, phase in enumerate(phases):
-            if not isinstance(phase, FreePhase):
-                raise ValidationError(
-                    f"Protocol: phases[{k}] must be a FreePhase, got {describe(phase)}."
-                )
-        if not isinstance(phases[0], FreePhase) or len(phases) > 1:
+        kinds = [type(p).__name__ for p in phases]
+        if kinds not in (["FreePhase"], ["FreePhase", "PerturbedPhase"]):
             raise ValidationError(
-                "Protocol: phases must be exactly one FreePhase for now, got "
-                f"{[type(p).__name__ for p in phases]}."
+                f"Protocol: phases must be [FreePhase] or [FreePhase, PerturbedPhase], got {kinds}."
+            )
+        if plasticity is not None and not isinstance(plasticity, SPIDEPlasticity):
+            raise ValidationError(
+                "Protocol: plasticity must be a SPIDEPlasticity or None, got "
+                f"{describe(plasticity)}."
+            )
+        if plasticity is not None and len(phases) < 2:
+            raise ValidationError(
+                "Protocol: plasticity needs a PerturbedPhase after the FreePhase to compute the "
+                "error rates it learns from."
             )
         self.phases = tuple(phases)
+        self.plasticity = plasticity
+
+    @property
+    def perturbed_phase(self) -> PerturbedPhase | None:
+        """The perturbed phase, or None for a free-phase-only protocol."""
+        phase = self.phases[-1]
+        return phase if isinstance(phase, PerturbedPhase) else None
 
     @property
     def phase_names(self) -> tuple[str, ...]:
@@ -95,7 +119,9 @@ class Protocol:
     @property
     def free_phase(self) -> FreePhase:
         """The free phase of the protocol."""
-        return self.phases[0]
+        phase = self.phases[0]
+        assert isinstance(phase, FreePhase)
+        return phase
 
     @property
     def sample_duration(self) -> Quantity:
@@ -105,16 +131,19 @@ class Protocol:
             total = total + phase.duration
         return total
 
-    def describe(self) -> list[dict[str, Any]]:
-        """JSON-serialisable description of the schedule."""
-        return [phase.describe() for phase in self.phases]
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description of the schedule and the plasticity."""
+        return {
+            "phases": [phase.describe() for phase in self.phases],
+            "plasticity": None if self.plasticity is None else self.plasticity.describe(),
+        }
 
     def to_json(self) -> str:
         """The schedule as a JSON string (for provenance attributes)."""
         return json.dumps(self.describe(), sort_keys=True)
 
     def __repr__(self) -> str:
-        return f"Protocol({list(self.phases)!r})"
+        return f"Protocol({list(self.phases)!r}, plasticity={self.plasticity!r})"
 
     @staticmethod
     def _default_chunk(device: str, n_samples: int) -> int:
@@ -133,7 +162,9 @@ class Protocol:
         directory: str | None = None,
         progress: bool = False,
     ) -> SpikeRecording:
-        """Simulate every sample of ``inputs`` through the protocol's phases.
+        """Simulate every sample of ``inputs`` through the protocol's free phase.
+
+        The weights are not changed (use :class:`fbsnn_brian.Trainer` to learn).
 
         Parameters
         ----------
@@ -168,7 +199,7 @@ class Protocol:
             check_positive_int("Protocol.run", "chunk_size", chunk_size)
         simulation = FreeRunSimulation(
             network,
-            self,
+            Protocol([self.free_phase]),
             device=device,
             chunk_size=chunk_size
             if chunk_size is not None

@@ -71,6 +71,7 @@ __all__ = [
     "gates_from_preactivations",
     "gates_from_rates",
     "ide_gradients",
+    "ide_gradients_at_rates",
     "ide_gradients_batch",
     "loss",
     "output_error",
@@ -762,6 +763,50 @@ def ide_gradients(
     sample = _check_sample(owner, model, x)
     label = _check_label(owner, model, y)
     return _ide_gradients(model, sample, label, kind, require_contraction)
+
+
+def ide_gradients_at_rates(
+    model: RateModel,
+    x: Any,
+    rates: Any,
+    y: Any,
+    *,
+    kind: LossKind = "cross_entropy",
+    gates: Any = None,
+) -> Gradients:
+    """The exact IDE gradient evaluated at given (e.g. simulated) rates instead of a*.
+
+    The adjoint ``beta = (I - J^T)^(-1) g`` is solved exactly with the Jacobian built from
+    ``gates`` (by default ``1[0 < a < 1]`` of the given rates, SPIDE's gate) and the output
+    error ``g`` of the given last-layer rates. This isolates the error of the spiking
+    backward phase from the error of the free phase: a spike-computed update is compared
+    with this gradient "at the same rates".
+
+    Parameters
+    ----------
+    model : RateModel
+    x : array_like, shape (n_inputs,)
+    rates : sequence of ndarray
+        Rates a^l per layer.
+    y : int
+        Class label.
+    kind : {'cross_entropy', 'mse'}
+    gates : sequence of ndarray, optional
+        m^l per layer.
+    """
+    owner = "ide_gradients_at_rates"
+    sample = _check_sample(owner, model, x)
+    label = _check_label(owner, model, y)
+    layer_rates = _check_layer_vectors(owner, "rates", model.layer_sizes, tuple(rates))
+    layer_gates = (
+        gates_from_rates(layer_rates)
+        if gates is None
+        else _check_layer_vectors(owner, "gates", model.layer_sizes, tuple(gates))
+    )
+    scores = model.readout_weights @ layer_rates[-1] + model.readout_bias
+    score_error = _score_error(scores, label, kind)
+    adjoint = _solve_adjoint(model, layer_gates, model.readout_weights.T @ score_error)
+    return _assemble(model, sample, layer_rates, layer_gates, adjoint, score_error)
 
 
 def ide_gradients_batch(

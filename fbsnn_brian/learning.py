@@ -1,0 +1,119 @@
+"""Protocol pieces of learning: the perturbed phase and the SPIDE plasticity rule.
+
+ALGORITHM.md, section 4. After the free phase has produced rates ``a`` and gates
+``m = 1[0 < a < 1]``, the perturbed phase runs one ternary error unit per forward neuron::
+
+    de_i/dt = [ s * g_i (last layer only) + (1/theta) * sum_k W_ki m_k sigma_k(t) ] / tau
+
+where ``sigma_k = +delta`` when ``e_k >= v_b`` and ``-delta`` when ``e_k <= -v_b`` (at most one
+event per tau), after which ``e_k -= sigma_k``. The signed event rate ``beta`` estimates
+``s`` times the IDE adjoint (clipped to ``[-delta, delta]``). SPIDE's local rule then changes
+every synapse by ``-(eta / s) (1/theta) m_post beta_post a_pre`` and the readout by
+``-eta (p - y) a``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from brian2 import Quantity, second
+
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.validation import check_choice, check_duration, check_positive_float
+
+__all__ = ["LOSSES", "PerturbedPhase", "SPIDEPlasticity"]
+
+LOSSES = ("cross_entropy", "mse")
+
+
+@dataclass(frozen=True)
+class PerturbedPhase:
+    """The perturbed (backward) phase: ternary error units carry the output error backward.
+
+    Parameters
+    ----------
+    duration : Quantity
+        Length of the phase (e.g. ``100 * ms``); ``beta = signed events / (duration / tau)``.
+    threshold : float
+        Error-unit threshold V_b (default 0.5, dimensionless).
+    event_size : float
+        Event magnitude Delta (default 1); the unit subtracts its event, so the reset is
+        ``2 V_b`` at the defaults.
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> PerturbedPhase(duration=100 * ms).threshold
+    0.5
+    """
+
+    duration: Quantity
+    threshold: float = 0.5
+    event_size: float = 1.0
+    name = "perturbed"
+
+    def __post_init__(self) -> None:
+        check_duration("PerturbedPhase", "duration", self.duration)
+        check_positive_float("PerturbedPhase", "threshold", self.threshold)
+        check_positive_float("PerturbedPhase", "event_size", self.event_size)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description of the phase (times in seconds)."""
+        return {
+            "phase": self.name,
+            "duration_s": float(self.duration / second),
+            "threshold": self.threshold,
+            "event_size": self.event_size,
+        }
+
+
+@dataclass(frozen=True)
+class SPIDEPlasticity:
+    """SPIDE's local plasticity rule, applied at the end of every sample.
+
+    Parameters
+    ----------
+    learning_rate : float
+        eta (> 0), the step of plain online SGD.
+    scale : float
+        s (> 0): the output error enters the last layer's error units as ``s * g``. For
+        online learning choose ``s`` so that ``|beta|`` lies between ``delta tau / T_b`` and
+        ``delta`` (ALGORITHM.md calibrates s = 4, eta = 0.01 for one sample at a time).
+    loss : {'cross_entropy', 'mse'}
+        Loss on the readout ``o = C a + d``.
+    max_feedback_gain : float
+        After each chunk of samples the feedback weights are rescaled so that the loop gain
+        stays at most this value (< 1), keeping the loop a contraction.
+
+    Examples
+    --------
+    >>> SPIDEPlasticity(learning_rate=0.01, scale=4).loss
+    'cross_entropy'
+    """
+
+    learning_rate: float = 0.01
+    scale: float = 4.0
+    loss: str = "cross_entropy"
+    max_feedback_gain: float = 0.9
+
+    def __post_init__(self) -> None:
+        check_positive_float("SPIDEPlasticity", "learning_rate", self.learning_rate)
+        check_positive_float("SPIDEPlasticity", "scale", self.scale)
+        check_choice("SPIDEPlasticity", "loss", self.loss, LOSSES)
+        gain = check_positive_float("SPIDEPlasticity", "max_feedback_gain", self.max_feedback_gain)
+        if gain >= 1:
+            raise ValidationError(
+                "SPIDEPlasticity: max_feedback_gain must be in (0, 1) to keep the feedback loop a "
+                f"contraction, got {self.max_feedback_gain!r}."
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description of the rule."""
+        return {
+            "rule": "spide",
+            "learning_rate": self.learning_rate,
+            "scale": self.scale,
+            "loss": self.loss,
+            "max_feedback_gain": self.max_feedback_gain,
+        }

@@ -1,0 +1,519 @@
+"""Build layer of learning: free phase, perturbed phase and SPIDE plasticity in ONE Brian2 run.
+
+Every sample of a chunk runs ``free_steps`` steps of the free phase, then ``backward_steps``
+steps of the perturbed phase; at the first step of the next sample the plasticity is applied
+from the two stages' counters (string code, ``run_regularly`` at ``when='start'``), then the
+membranes and counters are reset and the next input and label are loaded. The run lasts one
+step longer than the chunk so that the last sample's update is applied too. Nothing runs in
+Python during a chunk, so the same objects run in runtime mode and in cpp_standalone.
+
+Each forward layer group carries, per neuron, the forward membrane ``v`` and the error-unit
+membrane ``u_err`` (``e`` of ALGORITHM.md; ``e`` is a constant in Brian2). Forward spikes are the
+``spike`` event; the ternary error unit emits the custom events ``error_up`` (+delta) and
+``error_down`` (-delta). One Synapses object per weight matrix carries the weight once: its
+``on_pre`` pathway delivers forward spikes (``v_post += w``) and its two ``on_post`` pathways
+deliver the post unit's error events backward through the same weight
+(``u_err_pre += w m_post sigma / theta``), so the forward and backward copies of a weight are one
+variable and cannot drift apart. Per-synapse updates read only the presynaptic free-phase rate
+and the postsynaptic error rate and gate: the locality of SPIDE.
+
+With current input coding, each input neuron emits one onset event at the first step of a
+sample, before the layers integrate, which adds ``F x`` to layer 1's input current once per
+sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from brian2 import Clock, Network, NeuronGroup, Synapses, TimedArray
+from numpy.typing import NDArray
+
+from fbsnn_brian import devices
+from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
+from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.model import FeedbackNetwork
+from fbsnn_brian.protocol import Protocol
+
+__all__ = ["ChunkStatistics", "TrainingSimulation"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+_STEP_IN_SAMPLE = "(int(t / dt + 0.5) % sample_steps)"
+
+
+@dataclass(frozen=True)
+class ChunkStatistics:
+    """Summary of one trained chunk (read after the run)."""
+
+    n_samples: int
+    wall_time_s: float
+
+
+@dataclass
+class _Objects:
+    network: Network
+    sample_inputs: TimedArray
+    sample_labels: TimedArray
+    learning_rates: TimedArray
+    stimulus: NeuronGroup
+    layers: list[NeuronGroup]
+    readout: NeuronGroup
+    input_synapses: Synapses
+    forward_synapses: list[Synapses]
+    feedback_synapses: Synapses
+    readout_synapses: Synapses
+
+
+def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
+    leak = "-v / tau_m + " if neuron == "lif" else ""
+    drive = "(I_input + b)" if first else "b"
+    model = f"""
+    dv/dt = {leak}{drive} / tau : 1
+    b : 1
+    spike_count : 1
+    error_count : 1
+    t_last_spike : second
+    t_last_error : second
+    rate = spike_count / free_tau : 1
+    gate = int(spike_count > 0) * int(spike_count < free_tau) : 1
+    beta = error_count * delta / backward_tau : 1
+    in_backward = int({_STEP_IN_SAMPLE} >= free_steps) : 1
+    """
+    if first:
+        model += "I_input : 1\n"
+    if last:
+        model += "du_err/dt = in_backward * scale * g / tau : 1\ng : 1\n"
+    else:
+        model += "u_err : 1\n"
+    return model
+
+
+class TrainingSimulation:
+    """SPIDE training of a FeedbackNetwork on chunks of samples, built once for a device.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        Its weights are read before and written back after every chunk.
+    protocol : Protocol
+        ``[FreePhase, PerturbedPhase]`` with a :class:`SPIDEPlasticity`.
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
+        cpp_standalone compiles once and reruns the binary with ``run_args``.
+    chunk_size : int
+        Samples per Brian2 run (cpp_standalone pads the last chunk with samples whose
+        learning rate is zero).
+    directory : str, optional
+        cpp_standalone project directory.
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        device: str = "cpp_standalone",
+        chunk_size: int = 100,
+        directory: str | None = None,
+    ) -> None:
+        owner = "TrainingSimulation"
+        self.device = devices.check_device(owner, device)
+        perturbed = protocol.perturbed_phase
+        if perturbed is None or protocol.plasticity is None:
+            raise ValidationError(
+                f"{owner}: protocol must have a PerturbedPhase and a SPIDEPlasticity, "
+                f"got {protocol!r}."
+            )
+        if network.input_coding != "current":
+            raise ValidationError(
+                f"{owner}: training supports input_coding='current' for now, got "
+                f"{network.input_coding!r}."
+            )
+        self.network = network
+        self.protocol = protocol
+        self.plasticity = protocol.plasticity
+        self.perturbed = perturbed
+        self.chunk_size = chunk_size
+        self.directory = directory
+        self.free_steps = whole_steps(
+            owner, "FreePhase.duration", protocol.free_phase.duration, network.dt
+        )
+        self.backward_steps = whole_steps(
+            owner, "PerturbedPhase.duration", perturbed.duration, network.dt
+        )
+        self.sample_steps = self.free_steps + self.backward_steps
+        self.sample_duration = self.sample_steps * network.dt
+        self._compiled: tuple[Any, _Objects] | None = None
+        self.compile_time_s = 0.0
+
+    # ------------------------------------------------------------------ definition
+    def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
+        net = self.network
+        return {
+            "tau": net.tau,
+            "tau_m": net.tau_m,
+            "v_threshold": net.v_threshold,
+            "theta": net.theta,
+            "refractory": net.refractory,
+            "sample_steps": self.sample_steps,
+            "free_steps": self.free_steps,
+            "free_tau": float(self.protocol.free_phase.duration / net.tau),
+            "backward_tau": float(self.perturbed.duration / net.tau),
+            "v_b": self.perturbed.threshold,
+            "delta": self.perturbed.event_size,
+            "scale": self.plasticity.scale,
+            **tables,
+        }
+
+    def _define(
+        self, inputs: FloatArray, labels: FloatArray, learning_rates: FloatArray
+    ) -> _Objects:
+        net = self.network
+        n_samples = len(inputs)
+        clock = Clock(dt=net.dt, name="step_clock")
+        tables = {
+            "sample_inputs": TimedArray(inputs, dt=self.sample_duration, name="sample_inputs"),
+            "sample_labels": TimedArray(labels, dt=self.sample_duration, name="sample_labels"),
+            "learning_rates": TimedArray(
+                learning_rates, dt=self.sample_duration, name="learning_rates"
+            ),
+        }
+        namespace = self._namespace(tables)
+        every_sample = {"dt": self.sample_duration, "when": "start"}
+
+        stimulus = NeuronGroup(
+            net.n_inputs,
+            "x : 1",
+            threshold=f"{_STEP_IN_SAMPLE} == 0",
+            reset="",
+            clock=clock,
+            namespace=namespace,
+            name="stimulus",
+        )
+        stimulus.thresholder["spike"].when = "before_groups"
+        stimulus.run_regularly(
+            "x = sample_inputs(t, i)", order=-5, name="stimulus_load", **every_sample
+        )
+
+        layers: list[NeuronGroup] = []
+        n_layers = net.n_layers
+        for k, size in enumerate(net.layer_sizes):
+            first, last = k == 0, k == n_layers - 1
+            not_refractory_error = "t - t_last_error >= tau - 0.5 * dt"
+            group = NeuronGroup(
+                size,
+                _layer_model(neuron=net.neuron, first=first, last=last),
+                threshold=(
+                    "v >= v_threshold and t - t_last_spike >= refractory - 0.5 * dt "
+                    "and in_backward < 0.5"
+                ),
+                reset="v -= theta\nt_last_spike = t\nspike_count += 1",
+                events={
+                    "error_up": f"u_err >= v_b and in_backward > 0.5 and {not_refractory_error}",
+                    "error_down": f"u_err <= -v_b and in_backward > 0.5 and {not_refractory_error}",
+                },
+                method="exact" if net.neuron == "lif" else "euler",
+                clock=clock,
+                namespace=namespace,
+                name=f"layer_{k + 1}",
+            )
+            group.run_on_event("error_up", "u_err -= delta\nerror_count += 1\nt_last_error = t")
+            group.run_on_event("error_down", "u_err += delta\nerror_count -= 1\nt_last_error = t")
+            group.run_regularly(
+                "b -= learning_rates(t) / scale / theta * gate * beta",
+                order=-10,
+                name=f"layer_{k + 1}_plasticity",
+                **every_sample,
+            )
+            reset = (
+                "v = 0\nu_err = 0\nspike_count = 0\nerror_count = 0\n"
+                "t_last_spike = t - refractory\nt_last_error = t - tau"
+            )
+            if first:
+                reset += "\nI_input = 0"
+            group.run_regularly(reset, order=-5, name=f"layer_{k + 1}_sample_start", **every_sample)
+            group.b = net.biases[k]
+            group.t_last_spike = -net.refractory
+            group.t_last_error = -net.tau
+            layers.append(group)
+
+        input_synapses = Synapses(
+            stimulus,
+            layers[0],
+            "w : 1",
+            on_pre="I_input_post += w * x_pre",
+            clock=clock,
+            namespace=namespace,
+            name="input_synapses",
+        )
+        input_synapses.pre.when = "before_groups"
+        input_synapses.pre.order = 1
+        pre, post = all_to_all(net.n_inputs, net.layer_sizes[0])
+        input_synapses.connect(i=pre, j=post)
+        input_synapses.w = matrix_to_synapses(net.input_weights)
+        input_synapses.run_regularly(
+            "w -= learning_rates(t) / scale / theta * gate_post * beta_post * x_pre",
+            order=-10,
+            name="input_synapses_plasticity",
+            **every_sample,
+        )
+
+        def loop_synapses(
+            source: NeuronGroup, target: NeuronGroup, weights: FloatArray, name: str
+        ) -> Synapses:
+            synapses = Synapses(
+                source,
+                target,
+                "w : 1",
+                on_pre={"forward": "v_post += w"},
+                on_post={
+                    "backward_up": "u_err_pre += w * gate_post * delta / theta",
+                    "backward_down": "u_err_pre -= w * gate_post * delta / theta",
+                },
+                on_event={
+                    "forward": "spike",
+                    "backward_up": "error_up",
+                    "backward_down": "error_down",
+                },
+                clock=clock,
+                namespace=namespace,
+                name=name,
+            )
+            pre, post = all_to_all(len(source), len(target))
+            synapses.connect(i=pre, j=post)
+            synapses.w = matrix_to_synapses(weights)
+            synapses.run_regularly(
+                "w -= learning_rates(t) / scale / theta * gate_post * beta_post * rate_pre",
+                order=-10,
+                name=f"{name}_plasticity",
+                **every_sample,
+            )
+            return synapses
+
+        forward = [
+            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}")
+            for k, weights in enumerate(net.forward_weights)
+        ]
+        feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
+
+        error_term = "p - label" if self.plasticity.loss == "cross_entropy" else "o + d - label"
+        readout = NeuronGroup(
+            net.n_classes,
+            f"""
+            o : 1
+            d : 1
+            label : 1
+            partition : 1
+            p = exp(o + d) / partition : 1
+            output_error = {error_term} : 1
+            """,
+            clock=clock,
+            namespace=namespace,
+            name="readout",
+        )
+        # softmax denominator: every readout unit sums exp(o + d) over all of them
+        normaliser_synapses = Synapses(
+            readout,
+            readout,
+            "partition_post = exp(o_pre + d_pre) : 1 (summed)",
+            clock=clock,
+            name="softmax_sum",
+        )
+        normaliser_synapses.connect()
+        readout.d = net.readout_bias
+        readout.partition = float(net.n_classes)  # valid softmax before the first summation
+        readout.run_regularly(
+            "d -= learning_rates(t) * output_error",
+            order=-9,
+            name="readout_plasticity",
+            **every_sample,
+        )
+        readout.run_regularly(
+            "label = sample_labels(t, i)", order=-5, name="readout_load", **every_sample
+        )
+        readout_synapses = Synapses(
+            layers[-1],
+            readout,
+            """
+            w : 1
+            o_post = w * rate_pre : 1 (summed)
+            g_pre = w * output_error_post : 1 (summed)
+            """,
+            clock=clock,
+            namespace=namespace,
+            name="readout_synapses",
+        )
+        pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
+        readout_synapses.connect(i=pre, j=post)
+        readout_synapses.w = matrix_to_synapses(net.readout_weights)
+        readout_synapses.run_regularly(
+            "w -= learning_rates(t) * output_error_post * rate_pre",
+            order=-10,
+            name="readout_synapses_plasticity",
+            **every_sample,
+        )
+
+        network = Network(
+            stimulus,
+            *layers,
+            input_synapses,
+            *forward,
+            feedback,
+            readout,
+            normaliser_synapses,
+            readout_synapses,
+            name="spide_training",
+        )
+        # one extra step: the update of the last sample happens at the next sample boundary
+        network.run(n_samples * self.sample_duration + net.dt, namespace={})
+        return _Objects(
+            network=network,
+            sample_inputs=tables["sample_inputs"],
+            sample_labels=tables["sample_labels"],
+            learning_rates=tables["learning_rates"],
+            stimulus=stimulus,
+            layers=layers,
+            readout=readout,
+            input_synapses=input_synapses,
+            forward_synapses=forward,
+            feedback_synapses=feedback,
+            readout_synapses=readout_synapses,
+        )
+
+    # ------------------------------------------------------------------ weights in and out
+    def _weight_entries(
+        self, objects: _Objects
+    ) -> list[tuple[Any, str, FloatArray, tuple[int, ...]]]:
+        net = self.network
+        sizes = net.layer_sizes
+        entries: list[tuple[Any, str, FloatArray, tuple[int, ...]]] = [
+            (
+                objects.input_synapses.w,
+                "input_synapses.w",
+                matrix_to_synapses(net.input_weights),
+                (net.n_inputs * sizes[0],),
+            ),
+            (
+                objects.feedback_synapses.w,
+                "feedback.w",
+                matrix_to_synapses(net.feedback_weights),
+                (sizes[-1] * sizes[0],),
+            ),
+            (
+                objects.readout_synapses.w,
+                "readout_synapses.w",
+                matrix_to_synapses(net.readout_weights),
+                (sizes[-1] * net.n_classes,),
+            ),
+            (objects.readout.d, "readout.d", net.readout_bias.copy(), (net.n_classes,)),
+        ]
+        for k, (synapses, weights) in enumerate(
+            zip(objects.forward_synapses, net.forward_weights, strict=True)
+        ):
+            entries.append(
+                (
+                    synapses.w,
+                    f"forward_{k + 1}.w",
+                    matrix_to_synapses(weights),
+                    (sizes[k] * sizes[k + 1],),
+                )
+            )
+        for k, (group, bias) in enumerate(zip(objects.layers, net.biases, strict=True)):
+            entries.append((group.b, f"layer_{k + 1}.b", bias.copy(), (sizes[k],)))
+        return entries
+
+    def _read_weights(self, objects: _Objects) -> None:
+        net = self.network
+        sizes = net.layer_sizes
+        net.input_weights = synapses_to_matrix(objects.input_synapses.w[:], sizes[0], net.n_inputs)
+        net.forward_weights = [
+            synapses_to_matrix(s.w[:], sizes[k + 1], sizes[k])
+            for k, s in enumerate(objects.forward_synapses)
+        ]
+        net.readout_weights = synapses_to_matrix(
+            objects.readout_synapses.w[:], net.n_classes, sizes[-1]
+        )
+        net.readout_bias = np.asarray(objects.readout.d[:], dtype=np.float64)
+        net.biases = [np.asarray(g.b[:], dtype=np.float64) for g in objects.layers]
+        feedback = synapses_to_matrix(objects.feedback_synapses.w[:], sizes[0], sizes[-1])
+        # the loop may have left the contraction within the chunk: restore it before checking
+        net._feedback_weights = feedback
+        net.restrict_feedback(max_gain=self.plasticity.max_feedback_gain)
+        net.feedback_weights = net.feedback_weights
+
+    def _compile(self) -> tuple[Any, _Objects]:
+        if self._compiled is None:
+            directory = self.directory or tempfile.mkdtemp(prefix="fbsnn_train_")
+            start = time.perf_counter()
+            zeros = np.zeros((self.chunk_size, self.network.n_inputs))
+            with devices.standalone_device(directory) as device:
+                objects = self._define(
+                    zeros,
+                    np.zeros((self.chunk_size, self.network.n_classes)),
+                    np.zeros(self.chunk_size + 1),
+                )
+                devices.check_no_network_operation(objects.network)
+                try:
+                    device.build(directory=directory, compile=True, run=False, with_output=False)
+                except Exception as error:
+                    raise DeviceError(
+                        f"cpp_standalone: compiling the training simulation in {directory} failed "
+                        f"({error}); a C++ compiler (g++) must be installed."
+                    ) from error
+            self.compile_time_s = time.perf_counter() - start
+            logger.info("compiled the SPIDE training simulation in %.1f s", self.compile_time_s)
+            self._compiled = (device, objects)
+        return self._compiled
+
+    def train_chunk(
+        self, inputs: FloatArray, labels: NDArray[np.int64], learning_rate: float | FloatArray
+    ) -> ChunkStatistics:
+        """Present ``inputs`` once, in order, applying the SPIDE update after every sample.
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (n_samples, n_inputs)
+            Validated inputs in [0, 1]; at most ``chunk_size`` samples on cpp_standalone.
+        labels : ndarray of int, shape (n_samples,)
+        learning_rate : float or ndarray of shape (n_samples,)
+            eta per sample (a schedule may change it between samples).
+        """
+        net = self.network
+        n_samples = len(inputs)
+        rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (n_samples,))
+        start = time.perf_counter()
+        size = self.chunk_size if self.device == "cpp_standalone" else n_samples
+        if n_samples > size:
+            raise ValidationError(
+                f"TrainingSimulation.train_chunk: at most chunk_size = {size} samples per chunk, "
+                f"got {n_samples}."
+            )
+        padded_inputs = np.zeros((size, net.n_inputs))
+        padded_inputs[:n_samples] = inputs
+        onehot = np.zeros((size, net.n_classes))
+        onehot[np.arange(n_samples), labels] = 1.0
+        # entry k is applied at the start of sample k, i.e. to the update of sample k - 1
+        schedule = np.zeros(size + 1)
+        schedule[1 : n_samples + 1] = rates
+        if self.device == "cpp_standalone":
+            device, objects = self._compile()
+            entries = [
+                (objects.sample_inputs, "sample_inputs", padded_inputs, (size, net.n_inputs)),
+                (objects.sample_labels, "sample_labels", onehot, (size, net.n_classes)),
+                (objects.learning_rates, "learning_rates", schedule, (size + 1,)),
+                *self._weight_entries(objects),
+            ]
+            devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
+            device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
+        else:
+            with devices.runtime_target(self.device):
+                objects = self._define(padded_inputs, onehot, schedule)
+        self._read_weights(objects)
+        return ChunkStatistics(n_samples=n_samples, wall_time_s=time.perf_counter() - start)

@@ -1,0 +1,80 @@
+"""SPIDE learning inside one Brian2 run: the update follows the exact IDE gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from brian2 import ms
+
+from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
+from fbsnn_brian import reference as ref
+from fbsnn_brian.datasets import load_digits
+from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+from fbsnn_brian.learning_build import TrainingSimulation
+
+
+def cosine(first: np.ndarray, second: np.ndarray) -> float:
+    return float(first.ravel() @ second.ravel() / np.linalg.norm(first) / np.linalg.norm(second))
+
+
+def spide_update_of_one_sample(
+    layer_sizes: list[int], backward_tau: int, scale: float, seed: int
+) -> tuple[ref.RateModel, ref.RateModel, np.ndarray, int]:
+    digits = load_digits()
+    net = FeedbackNetwork(n_inputs=64, layer_sizes=layer_sizes, n_classes=10, seed=seed)
+    protocol = Protocol(
+        [FreePhase(duration=30 * ms), PerturbedPhase(duration=backward_tau * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=1.0, scale=scale, max_feedback_gain=0.99),
+    )
+    before = net.rate_model()
+    TrainingSimulation(net, protocol, device="numpy").train_chunk(
+        digits.inputs[seed : seed + 1], digits.labels[seed : seed + 1], 1.0
+    )
+    return before, net.rate_model(), digits.inputs[seed], int(digits.labels[seed])
+
+
+@pytest.mark.parametrize("layer_sizes", [[40], [30, 20]])
+def test_spike_computed_update_matches_ide_at_the_same_rates(layer_sizes: list[int]) -> None:
+    # learning rate 1: the weight change is minus the spike-based gradient estimate
+    before, after, x, label = spide_update_of_one_sample(layer_sizes, 300, 0.5, seed=0)
+    rates = Protocol([FreePhase(duration=30 * ms)]).run(
+        FeedbackNetwork(n_inputs=64, layer_sizes=layer_sizes, n_classes=10, seed=0),
+        inputs=x[None, :],
+        device="numpy",
+    )
+    simulated = tuple(layer[0] for layer in rates.layer_rates())
+    exact = ref.ide_gradients_at_rates(before, x, simulated, label)
+    estimate_input = before.input_weights - after.input_weights
+    estimate_feedback = before.feedback_weights - after.feedback_weights
+    # beta is quantised to delta / T_b = 1/300 per unit; 0.99 leaves room for that alone
+    assert cosine(estimate_input, exact.input_weights) > 0.99
+    assert cosine(estimate_feedback, exact.feedback_weights) > 0.99
+    for k, weights in enumerate(before.forward_weights):
+        assert cosine(weights - after.forward_weights[k], exact.forward_weights[k]) > 0.99
+    # the readout rule is exact given the rates: (p - y) a
+    np.testing.assert_allclose(
+        before.readout_bias - after.readout_bias, exact.readout_bias, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        before.readout_weights - after.readout_weights, exact.readout_weights, atol=1e-12
+    )
+
+
+def test_training_needs_a_perturbed_phase_and_a_rule() -> None:
+    net = FeedbackNetwork(n_inputs=4, layer_sizes=[3], n_classes=2, seed=0)
+    with pytest.raises(
+        ValidationError, match="protocol must have a PerturbedPhase and a SPIDEPlasticity"
+    ):
+        TrainingSimulation(net, Protocol([FreePhase(duration=10 * ms)]))
+    with pytest.raises(ValidationError, match="plasticity needs a PerturbedPhase"):
+        Protocol([FreePhase(duration=10 * ms)], plasticity=SPIDEPlasticity())
+    with pytest.raises(
+        ValidationError, match=r"phases must be \[FreePhase\] or \[FreePhase, PerturbedPhase\]"
+    ):
+        Protocol([PerturbedPhase(duration=10 * ms), FreePhase(duration=10 * ms)])
+    with pytest.raises(ValidationError, match="max_feedback_gain must be in"):
+        SPIDEPlasticity(max_feedback_gain=1.5)
+    with pytest.raises(
+        ValidationError, match="loss must be one of 'cross_entropy', 'mse', got 'ce'"
+    ):
+        SPIDEPlasticity(loss="ce")
