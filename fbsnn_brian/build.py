@@ -52,9 +52,11 @@ from fbsnn_brian.protocol import Protocol
 
 __all__ = [
     "FreeRunSimulation",
+    "RunArg",
     "all_to_all",
     "matrix_to_synapses",
     "synapses_to_matrix",
+    "weight_run_args",
     "whole_steps",
 ]
 
@@ -88,6 +90,43 @@ def whole_steps(owner: str, name: str, duration: Any, dt: Any) -> int:
 def all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Pre and post indices of all-to-all synapses in pre-major order."""
     return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
+
+
+RunArg = tuple[Any, str, NDArray[np.float64], tuple[int, ...]]
+
+
+def weight_run_args(
+    network: FeedbackNetwork,
+    *,
+    input_synapses: Synapses,
+    forward_synapses: list[Synapses],
+    feedback_synapses: Synapses,
+    layers: list[NeuronGroup],
+) -> list[RunArg]:
+    """run_args entries (key, label, value, expected shape) of F, W, W_fb and the biases."""
+    sizes = network.layer_sizes
+    entries: list[RunArg] = [
+        (
+            input_synapses.w,
+            "input_synapses.w",
+            matrix_to_synapses(network.input_weights),
+            (network.n_inputs * sizes[0],),
+        ),
+        (
+            feedback_synapses.w,
+            "feedback.w",
+            matrix_to_synapses(network.feedback_weights),
+            (sizes[-1] * sizes[0],),
+        ),
+    ]
+    for k, (synapses, weights) in enumerate(
+        zip(forward_synapses, network.forward_weights, strict=True)
+    ):
+        shape = (sizes[k] * sizes[k + 1],)
+        entries.append((synapses.w, f"forward_{k + 1}.w", matrix_to_synapses(weights), shape))
+    for k, (group, bias) in enumerate(zip(layers, network.biases, strict=True)):
+        entries.append((group.b, f"layer_{k + 1}.b", bias.copy(), (sizes[k],)))
+    return entries
 
 
 @dataclass
@@ -297,41 +336,19 @@ class FreeRunSimulation:
         )
 
     # ------------------------------------------------------------------ running
-    def _run_args(
-        self, objects: _Objects, inputs: NDArray[np.float64]
-    ) -> list[tuple[Any, str, NDArray[np.float64], tuple[int, ...]]]:
+    def _run_args(self, objects: _Objects, inputs: NDArray[np.float64]) -> list[RunArg]:
         """(key, label, value, expected shape) of every value passed to the binary."""
-        net = self.network
-        sizes = net.layer_sizes
-        entries = [
-            (objects.sample_inputs, "sample_inputs", inputs, (self.chunk_size, net.n_inputs)),
-            (
-                objects.input_synapses.w,
-                "input_synapses.w",
-                matrix_to_synapses(net.input_weights),
-                (net.n_inputs * sizes[0],),
-            ),
-            (
-                objects.feedback_synapses.w,
-                "feedback.w",
-                matrix_to_synapses(net.feedback_weights),
-                (sizes[-1] * sizes[0],),
+        shape = (self.chunk_size, self.network.n_inputs)
+        return [
+            (objects.sample_inputs, "sample_inputs", inputs, shape),
+            *weight_run_args(
+                self.network,
+                input_synapses=objects.input_synapses,
+                forward_synapses=objects.forward_synapses,
+                feedback_synapses=objects.feedback_synapses,
+                layers=objects.layers,
             ),
         ]
-        for k, (synapses, weights) in enumerate(
-            zip(objects.forward_synapses, net.forward_weights, strict=True)
-        ):
-            entries.append(
-                (
-                    synapses.w,
-                    f"forward_{k + 1}.w",
-                    matrix_to_synapses(weights),
-                    (sizes[k] * sizes[k + 1],),
-                )
-            )
-        for k, (group, bias) in enumerate(zip(objects.layers, net.biases, strict=True)):
-            entries.append((group.b, f"layer_{k + 1}.b", bias, (sizes[k],)))
-        return entries
 
     def _compile(self) -> tuple[Any, _Objects]:
         if self._compiled is None:

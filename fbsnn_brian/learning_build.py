@@ -35,7 +35,14 @@ from brian2 import Clock, Network, NeuronGroup, Synapses, TimedArray
 from numpy.typing import NDArray
 
 from fbsnn_brian import devices
-from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
+from fbsnn_brian.build import (
+    RunArg,
+    all_to_all,
+    matrix_to_synapses,
+    synapses_to_matrix,
+    weight_run_args,
+    whole_steps,
+)
 from fbsnn_brian.errors import DeviceError, ValidationError
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
@@ -388,46 +395,25 @@ class TrainingSimulation:
         )
 
     # ------------------------------------------------------------------ weights in and out
-    def _weight_entries(
-        self, objects: _Objects
-    ) -> list[tuple[Any, str, FloatArray, tuple[int, ...]]]:
+    def _weight_entries(self, objects: _Objects) -> list[RunArg]:
         net = self.network
-        sizes = net.layer_sizes
-        entries: list[tuple[Any, str, FloatArray, tuple[int, ...]]] = [
-            (
-                objects.input_synapses.w,
-                "input_synapses.w",
-                matrix_to_synapses(net.input_weights),
-                (net.n_inputs * sizes[0],),
-            ),
-            (
-                objects.feedback_synapses.w,
-                "feedback.w",
-                matrix_to_synapses(net.feedback_weights),
-                (sizes[-1] * sizes[0],),
+        readout_shape = (net.layer_sizes[-1] * net.n_classes,)
+        return [
+            *weight_run_args(
+                net,
+                input_synapses=objects.input_synapses,
+                forward_synapses=objects.forward_synapses,
+                feedback_synapses=objects.feedback_synapses,
+                layers=objects.layers,
             ),
             (
                 objects.readout_synapses.w,
                 "readout_synapses.w",
                 matrix_to_synapses(net.readout_weights),
-                (sizes[-1] * net.n_classes,),
+                readout_shape,
             ),
             (objects.readout.d, "readout.d", net.readout_bias.copy(), (net.n_classes,)),
         ]
-        for k, (synapses, weights) in enumerate(
-            zip(objects.forward_synapses, net.forward_weights, strict=True)
-        ):
-            entries.append(
-                (
-                    synapses.w,
-                    f"forward_{k + 1}.w",
-                    matrix_to_synapses(weights),
-                    (sizes[k] * sizes[k + 1],),
-                )
-            )
-        for k, (group, bias) in enumerate(zip(objects.layers, net.biases, strict=True)):
-            entries.append((group.b, f"layer_{k + 1}.b", bias.copy(), (sizes[k],)))
-        return entries
 
     def _read_weights(self, objects: _Objects) -> None:
         net = self.network
