@@ -25,6 +25,7 @@ sample.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -58,10 +59,17 @@ _STEP_IN_SAMPLE = "(int(t / dt + 0.5) % sample_steps)"
 
 @dataclass(frozen=True)
 class ChunkStatistics:
-    """Summary of one trained chunk (read after the run)."""
+    """Summary of one trained chunk (read after the run).
+
+    Rates are averages over the chunk's real samples and all forward neurons, in events per
+    tau: ``forward_rate`` of the free phase's spikes, ``backward_rate`` of the error units'
+    events (both signs) in the perturbed phase.
+    """
 
     n_samples: int
     wall_time_s: float
+    forward_rate: float
+    backward_rate: float
 
 
 @dataclass
@@ -70,6 +78,7 @@ class _Objects:
     sample_inputs: TimedArray
     sample_labels: TimedArray
     learning_rates: TimedArray
+    real_samples: TimedArray
     stimulus: NeuronGroup
     layers: list[NeuronGroup]
     readout: NeuronGroup
@@ -89,6 +98,8 @@ def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
     error_count : 1
     t_last_spike : second
     t_last_error : second
+    spikes_total : 1
+    events_total : 1
     rate = spike_count / free_tau : 1
     gate = int(spike_count > 0) * int(spike_count < free_tau) : 1
     beta = error_count * delta / backward_tau : 1
@@ -180,7 +191,11 @@ class TrainingSimulation:
         }
 
     def _define(
-        self, inputs: FloatArray, labels: FloatArray, learning_rates: FloatArray
+        self,
+        inputs: FloatArray,
+        labels: FloatArray,
+        learning_rates: FloatArray,
+        real_samples: FloatArray,
     ) -> _Objects:
         net = self.network
         n_samples = len(inputs)
@@ -191,6 +206,7 @@ class TrainingSimulation:
             "learning_rates": TimedArray(
                 learning_rates, dt=self.sample_duration, name="learning_rates"
             ),
+            "real_samples": TimedArray(real_samples, dt=self.sample_duration, name="real_samples"),
         }
         namespace = self._namespace(tables)
         every_sample = {"dt": self.sample_duration, "when": "start"}
@@ -221,7 +237,7 @@ class TrainingSimulation:
                     "v >= v_threshold and t - t_last_spike >= refractory - 0.5 * dt "
                     "and in_backward < 0.5"
                 ),
-                reset="v -= theta\nt_last_spike = t\nspike_count += 1",
+                reset="v -= theta\nt_last_spike = t\nspike_count += 1\nspikes_total += real_samples(t)",
                 events={
                     "error_up": f"u_err >= v_b and in_backward > 0.5 and {not_refractory_error}",
                     "error_down": f"u_err <= -v_b and in_backward > 0.5 and {not_refractory_error}",
@@ -231,8 +247,9 @@ class TrainingSimulation:
                 namespace=namespace,
                 name=f"layer_{k + 1}",
             )
-            group.run_on_event("error_up", "u_err -= delta\nerror_count += 1\nt_last_error = t")
-            group.run_on_event("error_down", "u_err += delta\nerror_count -= 1\nt_last_error = t")
+            counted = "t_last_error = t\nevents_total += real_samples(t)"
+            group.run_on_event("error_up", f"u_err -= delta\nerror_count += 1\n{counted}")
+            group.run_on_event("error_down", f"u_err += delta\nerror_count -= 1\n{counted}")
             group.run_regularly(
                 "b -= learning_rates(t) / scale / theta * gate * beta",
                 order=-10,
@@ -311,6 +328,10 @@ class TrainingSimulation:
         feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
 
         error_term = "p - label" if self.plasticity.loss == "cross_entropy" else "o + d - label"
+        # The readout is needed only once the free phase is over; its clock ticks at every
+        # common multiple of the two phase lengths, so the free/perturbed boundary is a tick.
+        readout_steps = math.gcd(self.free_steps, self.sample_steps)
+        readout_clock = Clock(dt=readout_steps * net.dt, name="readout_clock")
         readout = NeuronGroup(
             net.n_classes,
             f"""
@@ -321,7 +342,7 @@ class TrainingSimulation:
             p = exp(o + d) / partition : 1
             output_error = {error_term} : 1
             """,
-            clock=clock,
+            clock=readout_clock,
             namespace=namespace,
             name="readout",
         )
@@ -330,7 +351,7 @@ class TrainingSimulation:
             readout,
             readout,
             "partition_post = exp(o_pre + d_pre) : 1 (summed)",
-            clock=clock,
+            clock=readout_clock,
             name="softmax_sum",
         )
         normaliser_synapses.connect()
@@ -359,6 +380,10 @@ class TrainingSimulation:
         )
         pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
         readout_synapses.connect(i=pre, j=post)
+        # o, then the softmax denominator, then g, all before the layers integrate
+        readout_synapses.summed_updaters["o_post"].order = -30
+        normaliser_synapses.summed_updaters["partition_post"].order = -29
+        readout_synapses.summed_updaters["g_pre"].order = -28
         readout_synapses.w = matrix_to_synapses(net.readout_weights)
         readout_synapses.run_regularly(
             "w -= learning_rates(t) * output_error_post * rate_pre",
@@ -385,6 +410,7 @@ class TrainingSimulation:
             sample_inputs=tables["sample_inputs"],
             sample_labels=tables["sample_labels"],
             learning_rates=tables["learning_rates"],
+            real_samples=tables["real_samples"],
             stimulus=stimulus,
             layers=layers,
             readout=readout,
@@ -444,6 +470,7 @@ class TrainingSimulation:
                     zeros,
                     np.zeros((self.chunk_size, self.network.n_classes)),
                     np.zeros(self.chunk_size + 1),
+                    np.zeros(self.chunk_size),
                 )
                 devices.check_no_network_operation(objects.network)
                 try:
@@ -488,18 +515,31 @@ class TrainingSimulation:
         # entry k is applied at the start of sample k, i.e. to the update of sample k - 1
         schedule = np.zeros(size + 1)
         schedule[1 : n_samples + 1] = rates
+        real = np.zeros(size)
+        real[:n_samples] = 1.0
         if self.device == "cpp_standalone":
             device, objects = self._compile()
             entries = [
                 (objects.sample_inputs, "sample_inputs", padded_inputs, (size, net.n_inputs)),
                 (objects.sample_labels, "sample_labels", onehot, (size, net.n_classes)),
                 (objects.learning_rates, "learning_rates", schedule, (size + 1,)),
+                (objects.real_samples, "real_samples", real, (size,)),
                 *self._weight_entries(objects),
             ]
             devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
             device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
         else:
             with devices.runtime_target(self.device):
-                objects = self._define(padded_inputs, onehot, schedule)
+                objects = self._define(padded_inputs, onehot, schedule, real)
         self._read_weights(objects)
-        return ChunkStatistics(n_samples=n_samples, wall_time_s=time.perf_counter() - start)
+        spikes = sum(float(np.sum(group.spikes_total[:])) for group in objects.layers)
+        events = sum(float(np.sum(group.events_total[:])) for group in objects.layers)
+        per_sample_neuron = n_samples * net.n_neurons
+        return ChunkStatistics(
+            n_samples=n_samples,
+            wall_time_s=time.perf_counter() - start,
+            forward_rate=spikes
+            / per_sample_neuron
+            / float(self.protocol.free_phase.duration / net.tau),
+            backward_rate=events / per_sample_neuron / float(self.perturbed.duration / net.tau),
+        )

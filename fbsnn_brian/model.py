@@ -21,7 +21,9 @@ rates are in spikes per ``tau`` so that a rate of 1 is the maximum rate ``1/tau`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -382,6 +384,77 @@ class FeedbackNetwork:
         factor = bound / gain
         self._feedback_weights = self._feedback_weights * factor
         return factor
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the configuration and every weight to an ``.npz`` file (atomically).
+
+        :meth:`load` restores an identical network; ``fbsnn evaluate`` reads this file.
+        """
+        target = Path(path)
+        if target.suffix != ".npz":
+            raise ValidationError(
+                f"FeedbackNetwork.save: path must end in '.npz', got {str(path)!r}."
+            )
+        arrays: dict[str, Any] = {
+            "config": np.array(self.config_json()),
+            "input_weights": self._input_weights,
+            "feedback_weights": self._feedback_weights,
+            "readout_weights": self._readout_weights,
+            "readout_bias": self._readout_bias,
+        }
+        for k, weights in enumerate(self._forward_weights):
+            arrays[f"forward_weights_{k}"] = weights
+        for k, bias in enumerate(self._biases):
+            arrays[f"biases_{k}"] = bias
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp.npz")
+        with open(temporary, "wb") as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FeedbackNetwork:
+        """Read a network written by :meth:`save`."""
+        source = Path(path)
+        if not source.is_file():
+            raise ValidationError(f"FeedbackNetwork.load: no weights file at {str(path)!r}.")
+        try:
+            with np.load(source, allow_pickle=False) as stored:
+                data = {key: stored[key] for key in stored.files}
+            config = json.loads(str(data["config"]))
+        except (OSError, ValueError, KeyError) as error:
+            raise ValidationError(
+                f"FeedbackNetwork.load: {str(path)!r} is not a weights file written by "
+                f"FeedbackNetwork.save ({error})."
+            ) from None
+        network = cls(
+            n_inputs=config["n_inputs"],
+            layer_sizes=config["layer_sizes"],
+            n_classes=config["n_classes"],
+            neuron=config["neuron"],
+            tau_m=config["tau_m_s"] * second,
+            v_threshold=config["v_threshold"],
+            theta=config["theta"],
+            tau=config["tau_s"] * second,
+            dt=config["dt_s"] * second,
+            refractory=config["refractory_s"] * second,
+            input_coding=config["input_coding"],
+            feedback_gain=config["feedback_gain"],
+            seed=config["seed"],
+        )
+        network.input_weights = data["input_weights"]
+        network.forward_weights = [
+            data[f"forward_weights_{k}"] for k in range(network.n_layers - 1)
+        ]
+        network.biases = [data[f"biases_{k}"] for k in range(network.n_layers)]
+        network.readout_weights = data["readout_weights"]
+        network.readout_bias = data["readout_bias"]
+        network.feedback_weights = data["feedback_weights"]
+        return network
 
     # ------------------------------------------------------------------ reference
     def rate_model(self) -> RateModel:
