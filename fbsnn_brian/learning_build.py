@@ -237,7 +237,10 @@ class TrainingSimulation:
                     "v >= v_threshold and t - t_last_spike >= refractory - 0.5 * dt "
                     "and in_backward < 0.5"
                 ),
-                reset="v -= theta\nt_last_spike = t\nspike_count += 1\nspikes_total += real_samples(t)",
+                reset=(
+                    "v -= theta\nt_last_spike = t\nspike_count += 1\n"
+                    "spikes_total += real_samples(t)"
+                ),
                 events={
                     "error_up": f"u_err >= v_b and in_backward > 0.5 and {not_refractory_error}",
                     "error_down": f"u_err <= -v_b and in_backward > 0.5 and {not_refractory_error}",
