@@ -1,7 +1,8 @@
 """The ``fbsnn`` command.
 
-``fbsnn check equilibrium`` simulates the free phase of a random contraction network on a few
-digits and reports how far the simulated rates are from the reference fixed point.
+``fbsnn train`` trains with SPIDE inside the simulation and writes a run directory,
+``fbsnn evaluate RUN_DIR`` tests it, ``fbsnn check equilibrium`` and ``fbsnn check gradient``
+compare the Brian2 simulations with the numpy reference.
 """
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
+from fbsnn_brian.errors import FbsnnError
 
-from fbsnn_brian.errors import FbsnnError, ValidationError
-
-__all__ = ["check_equilibrium", "main"]
+__all__ = ["main"]
 
 
 def _layer_sizes(text: str) -> list[int]:
@@ -33,86 +31,7 @@ def _layer_sizes(text: str) -> list[int]:
     return sizes
 
 
-def check_equilibrium(
-    *,
-    layer_sizes: Sequence[int] = (100,),
-    n_inputs: int = 64,
-    duration_tau: float = 30.0,
-    n_samples: int = 5,
-    seed: int = 0,
-    device: str = "runtime",
-    neuron: str = "if",
-) -> dict[str, Any]:
-    """Distance between simulated free-phase rates and the reference fixed point.
-
-    A random contraction network (seeded) sees the first ``n_samples`` digits (the first
-    ``n_inputs`` of their 64 pixel features) for ``duration_tau`` units of tau.
-
-    Returns
-    -------
-    dict
-        ``mean_abs_error``, ``max_abs_error`` (over all neurons and samples),
-        ``duration_tau``, ``n_neurons``, ``n_samples``, ``device``, ``wall_time_s`` and the
-        per-layer mean errors.
-    """
-    from brian2 import ms
-
-    from fbsnn_brian.datasets import load_digits
-    from fbsnn_brian.model import FeedbackNetwork
-    from fbsnn_brian.protocol import FreePhase, Protocol
-    from fbsnn_brian.reference import fixed_point_batch
-
-    owner = "fbsnn check equilibrium"
-    digits = load_digits()
-    if not 1 <= n_inputs <= digits.n_features:
-        raise ValidationError(
-            f"{owner}: --inputs must be between 1 and {digits.n_features} (the digits' pixels), "
-            f"got {n_inputs}."
-        )
-    if not 1 <= n_samples <= digits.n_samples:
-        raise ValidationError(
-            f"{owner}: --samples must be between 1 and {digits.n_samples}, got {n_samples}."
-        )
-    if not np.isfinite(duration_tau) or duration_tau <= 0:
-        raise ValidationError(
-            f"{owner}: --duration must be a positive number of tau, got {duration_tau}."
-        )
-    inputs = digits.inputs[:n_samples, :n_inputs]
-    network = FeedbackNetwork(
-        n_inputs=n_inputs, layer_sizes=list(layer_sizes), n_classes=10, neuron=neuron, seed=seed
-    )
-    protocol = Protocol([FreePhase(duration=duration_tau * network.tau)])
-    start = time.perf_counter()
-    recording = protocol.run(network, inputs=inputs, device=device)
-    wall = time.perf_counter() - start
-    reference = fixed_point_batch(network.rate_model(), inputs)
-    errors = [
-        np.abs(simulated - exact)
-        for simulated, exact in zip(recording.layer_rates(), reference, strict=True)
-    ]
-    everything = np.concatenate([e.ravel() for e in errors])
-    return {
-        "mean_abs_error": float(everything.mean()),
-        "max_abs_error": float(everything.max()),
-        "layer_mean_abs_error": [float(e.mean()) for e in errors],
-        "mean_rate": float(np.concatenate([r.ravel() for r in recording.layer_rates()]).mean()),
-        "duration_tau": float(duration_tau),
-        "duration_ms": float(duration_tau * network.tau / ms),
-        "n_neurons": network.n_neurons,
-        "layer_sizes": list(network.layer_sizes),
-        "n_samples": int(n_samples),
-        "loop_gain": network.loop_gain(),
-        "device": device,
-        "wall_time_s": wall,
-    }
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fbsnn", description="Feedback spiking neural networks in Brian2 (SPIDE)."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_check_parsers(commands: Any) -> None:
     check = commands.add_parser("check", help="numerical self-checks against the reference")
     checks = check.add_subparsers(dest="check", required=True)
     equilibrium = checks.add_parser(
@@ -132,7 +51,163 @@ def _parser() -> argparse.ArgumentParser:
         "--device", default="runtime", help="runtime, numpy, cython or cpp_standalone"
     )
     equilibrium.add_argument("--json", action="store_true", help="print JSON only")
+
+    gradient = checks.add_parser(
+        "gradient", help="in-simulation SPIDE update vs the exact IDE gradient"
+    )
+    gradient.add_argument("--layers", type=_layer_sizes, default=[64])
+    gradient.add_argument("--free", type=float, default=30.0, help="free phase, in tau")
+    gradient.add_argument("--perturbed", type=float, default=100.0, help="perturbed phase, in tau")
+    gradient.add_argument("--scale", type=float, default=4.0, help="error scale s")
+    gradient.add_argument("--samples", type=int, default=3)
+    gradient.add_argument("--seed", type=int, default=0)
+    gradient.add_argument(
+        "--device", default="numpy", help="runtime, numpy, cython, cpp_standalone"
+    )
+    gradient.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _add_run_parsers(commands: Any) -> None:
+    from fbsnn_brian.runs import DEFAULTS
+
+    train = commands.add_parser("train", help="train with SPIDE inside the simulation")
+    train.add_argument("--dataset", default=DEFAULTS["dataset"], help="digits, idx:DIR or npz:FILE")
+    train.add_argument(
+        "--train-size", type=int, help="first N samples train (default: seeded split)"
+    )
+    train.add_argument("--test-size", type=int, help="last M samples test")
+    train.add_argument("--split-seed", type=int, default=DEFAULTS["split_seed"])
+    train.add_argument("--layers", type=_layer_sizes, default=DEFAULTS["layers"])
+    train.add_argument("--neuron", default=DEFAULTS["neuron"])
+    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    train.add_argument("--lr", type=float, default=DEFAULTS["learning_rate"], help="learning rate")
+    train.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="error scale s")
+    train.add_argument("--schedule", default=DEFAULTS["schedule"], help="constant or cosine")
+    train.add_argument("--free", type=float, default=DEFAULTS["free_tau"], help="in tau")
+    train.add_argument("--perturbed", type=float, default=DEFAULTS["perturbed_tau"], help="in tau")
+    train.add_argument("--device", default=DEFAULTS["device"])
+    train.add_argument("--chunk-size", type=int, default=DEFAULTS["chunk_size"])
+    train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    train.add_argument("--out", help="run directory (default runs/<timestamp>)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    evaluate = commands.add_parser("evaluate", help="test accuracy of a trained run")
+    evaluate.add_argument("run_dir", help="directory written by fbsnn train")
+    evaluate.add_argument("--dataset", help="default: the run's own dataset and split")
+    evaluate.add_argument("--train-size", type=int)
+    evaluate.add_argument("--test-size", type=int)
+    evaluate.add_argument("--split-seed", type=int)
+    evaluate.add_argument("--device", default="cpp_standalone")
+    evaluate.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fbsnn", description="Feedback spiking neural networks in Brian2 (SPIDE)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_check_parsers(commands)
+    _add_run_parsers(commands)
     return parser
+
+
+def _print_equilibrium(result: dict[str, Any]) -> None:
+    print(
+        f"free phase of {result['duration_tau']:g} tau on {result['n_samples']} "
+        f"digits, {result['n_neurons']} neurons {result['layer_sizes']}, "
+        f"device {result['device']}:\n"
+        f"  mean |a - a*| = {result['mean_abs_error']:.5f}\n"
+        f"  max  |a - a*| = {result['max_abs_error']:.5f}\n"
+        f"  loop gain {result['loop_gain']:.3f}, mean rate {result['mean_rate']:.3f}, "
+        f"wall time {result['wall_time_s']:.1f} s"
+    )
+
+
+def _print_gradient(result: dict[str, Any]) -> None:
+    print(
+        f"SPIDE update by spikes ({result['n_samples']} digits, layers {result['layer_sizes']}, "
+        f"T_f = {result['free_duration_tau']:g} tau, T_b = {result['perturbed_duration_tau']:g} "
+        f"tau, s = {result['scale']:g}), cosine over F, W, W_fb, b with\n"
+        f"  exact IDE at the same rates:   {result['cosine_vs_ide']:.5f}\n"
+        f"  exact IDE at the equilibrium:  {result['cosine_vs_ide_equilibrium']:.5f}\n"
+        f"  finite differences:            {result['cosine_vs_finite_difference']:.5f}"
+    )
+
+
+def _print_training(metrics: dict[str, Any]) -> None:
+    epochs = len(metrics["test_accuracy_per_epoch"])
+    print(
+        f"trained {epochs} epochs on {metrics['n_train']} samples in "
+        f"{metrics['wall_time_s']:.0f} s "
+        f"({metrics['samples_per_s']:.0f} samples/s, compile {metrics['compile_time_s']:.0f} s)\n"
+        f"  train accuracy {metrics['train_accuracy']:.4f}, test accuracy "
+        f"{metrics['test_accuracy']:.4f} on {metrics['n_test']} samples\n"
+        f"  mean rates: forward {metrics['mean_forward_rate']:.3f}, backward "
+        f"{metrics['mean_backward_rate']:.3f} per tau; loop gain {metrics['loop_gain']:.3f}\n"
+        f"  written to {metrics['run_dir']}"
+    )
+
+
+def _print_evaluation(result: dict[str, Any]) -> None:
+    print(f"test accuracy {result['test_accuracy']:.4f} on {result['n_test']} samples")
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    for row in result["confusion_matrix"]:
+        print("  " + " ".join(f"{count:5d}" for count in row))
+
+
+def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
+    from fbsnn_brian.checks import check_equilibrium, check_gradient
+    from fbsnn_brian.runs import evaluate_run, train_run
+
+    if args.command == "check" and args.check == "equilibrium":
+        return check_equilibrium(
+            layer_sizes=args.layers,
+            n_inputs=args.inputs,
+            duration_tau=args.duration,
+            n_samples=args.samples,
+            seed=args.seed,
+            device=args.device,
+            neuron=args.neuron,
+        )
+    if args.command == "check":
+        return check_gradient(
+            layer_sizes=args.layers,
+            free_tau=args.free,
+            perturbed_tau=args.perturbed,
+            scale=args.scale,
+            n_samples=args.samples,
+            seed=args.seed,
+            device=args.device,
+        )
+    if args.command == "train":
+        config = {
+            "dataset": args.dataset,
+            "train_size": args.train_size,
+            "test_size": args.test_size,
+            "split_seed": args.split_seed,
+            "layers": args.layers,
+            "neuron": args.neuron,
+            "epochs": args.epochs,
+            "learning_rate": args.lr,
+            "scale": args.scale,
+            "schedule": args.schedule,
+            "free_tau": args.free,
+            "perturbed_tau": args.perturbed,
+            "device": args.device,
+            "chunk_size": args.chunk_size,
+            "seed": args.seed,
+        }
+        return train_run(config, args.out, progress=not args.no_progress)
+    return evaluate_run(
+        args.run_dir,
+        dataset=args.dataset,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        split_seed=args.split_seed,
+        device=args.device,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,33 +216,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
-        if args.command == "check" and args.check == "equilibrium":
-            result = check_equilibrium(
-                layer_sizes=args.layers,
-                n_inputs=args.inputs,
-                duration_tau=args.duration,
-                n_samples=args.samples,
-                seed=args.seed,
-                device=args.device,
-                neuron=args.neuron,
-            )
-            if args.json:
-                print(json.dumps(result, indent=2))
-            else:
-                print(
-                    f"free phase of {result['duration_tau']:g} tau on {result['n_samples']} "
-                    f"digits, {result['n_neurons']} neurons {result['layer_sizes']}, "
-                    f"device {result['device']}:\n"
-                    f"  mean |a - a*| = {result['mean_abs_error']:.5f}\n"
-                    f"  max  |a - a*| = {result['max_abs_error']:.5f}\n"
-                    f"  loop gain {result['loop_gain']:.3f}, mean rate {result['mean_rate']:.3f}, "
-                    f"wall time {result['wall_time_s']:.1f} s"
-                )
-            return 0
+        result = _dispatch(args)
     except FbsnnError as error:
         print(f"fbsnn: error: {error}", file=sys.stderr)
         return 2
-    return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.command == "check":
+        (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
+    elif args.command == "train":
+        _print_training(result)
+    else:
+        _print_evaluation(result)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

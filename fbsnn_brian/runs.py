@@ -1,0 +1,211 @@
+"""Training runs on disk: what ``fbsnn train`` writes and ``fbsnn evaluate`` reads.
+
+A run directory holds
+
+* ``weights.npz``: the trained network (:meth:`FeedbackNetwork.save`);
+* ``metrics.json``: per-epoch train and test accuracy, the final ``test_accuracy``, training
+  ``samples_per_s``, ``wall_time_s``, mean forward and backward firing rates, the data split
+  and the whole configuration;
+* ``history.nc``: the training history Dataset (:meth:`Trainer.fit`);
+* ``recording.nc``: every spike and rate of the free phase of a few test samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fbsnn_brian.datasets import Dataset, load_dataset, train_test_split
+from fbsnn_brian.errors import ValidationError
+
+__all__ = ["TrainingConfig", "evaluate_run", "split_dataset", "train_run"]
+
+TrainingConfig = dict[str, Any]
+
+DEFAULTS: TrainingConfig = {
+    "dataset": "digits",
+    "train_size": None,
+    "test_size": None,
+    "split_seed": 0,
+    "layers": [128],
+    "neuron": "if",
+    "epochs": 10,
+    "learning_rate": 0.01,
+    "scale": 4.0,
+    "schedule": "constant",
+    "free_tau": 30.0,
+    "perturbed_tau": 100.0,
+    "device": "cpp_standalone",
+    "chunk_size": 200,
+    "seed": 0,
+    "max_feedback_gain": 0.9,
+}
+
+
+def split_dataset(
+    spec: str, *, train_size: int | None, test_size: int | None, split_seed: int
+) -> tuple[Dataset, Dataset]:
+    """Load a dataset spec and split it by the toolkit's rules (see :mod:`fbsnn_brian.datasets`)."""
+    return train_test_split(
+        load_dataset(spec), train_size=train_size, test_size=test_size, seed=split_seed
+    )
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w") as stream:
+        json.dump(payload, stream, indent=2)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def train_run(
+    config: TrainingConfig, out: str | os.PathLike[str] | None = None, *, progress: bool = True
+) -> dict[str, Any]:
+    """Train a network as configured and write the run directory; return the metrics."""
+    from fbsnn_brian.export import write_dataset
+    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.model import FeedbackNetwork
+    from fbsnn_brian.protocol import FreePhase, Protocol
+    from fbsnn_brian.training import Trainer
+
+    settings = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise ValidationError(
+            f"train_run: unknown configuration keys {unknown}; allowed: {sorted(DEFAULTS)}."
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    directory = Path(out) if out is not None else Path("runs") / stamp
+    directory.mkdir(parents=True, exist_ok=True)
+
+    train, test = split_dataset(
+        settings["dataset"],
+        train_size=settings["train_size"],
+        test_size=settings["test_size"],
+        split_seed=settings["split_seed"],
+    )
+    network = FeedbackNetwork(
+        n_inputs=train.n_features,
+        layer_sizes=settings["layers"],
+        n_classes=train.n_classes,
+        neuron=settings["neuron"],
+        seed=settings["seed"],
+    )
+    protocol = Protocol(
+        [
+            FreePhase(duration=settings["free_tau"] * network.tau),
+            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
+        ],
+        plasticity=SPIDEPlasticity(
+            learning_rate=settings["learning_rate"],
+            scale=settings["scale"],
+            max_feedback_gain=settings["max_feedback_gain"],
+        ),
+    )
+    trainer = Trainer(
+        network,
+        protocol,
+        device=settings["device"],
+        chunk_size=settings["chunk_size"],
+        schedule=settings["schedule"],
+        seed=settings["seed"],
+        progress=progress,
+    )
+    start = time.perf_counter()
+    history = trainer.fit(
+        train.inputs, train.labels, epochs=settings["epochs"], validation=(test.inputs, test.labels)
+    )
+    wall = time.perf_counter() - start
+    network.save(directory / "weights.npz")
+    write_dataset(history, directory / "history.nc")
+    recording = Protocol([FreePhase(duration=settings["free_tau"] * network.tau)]).run(
+        network, inputs=test.inputs[:5], device="numpy"
+    )
+    write_dataset(recording.to_xarray(), directory / "recording.nc")
+    training_time = float(history["wall_time_s"].sum())
+    metrics = {
+        "test_accuracy": float(history["test_accuracy"].values[-1]),
+        "train_accuracy": float(history["train_accuracy"].values[-1]),
+        "train_accuracy_per_epoch": [float(v) for v in history["train_accuracy"].values],
+        "test_accuracy_per_epoch": [float(v) for v in history["test_accuracy"].values],
+        "samples_per_s": train.n_samples * settings["epochs"] / training_time,
+        "wall_time_s": wall,
+        "compile_time_s": float(history.attrs["compile_time_s"]),
+        "mean_forward_rate": float(history["forward_rate"].mean()),
+        "mean_backward_rate": float(history["backward_rate"].mean()),
+        "loop_gain": network.loop_gain(),
+        "n_train": train.n_samples,
+        "n_test": test.n_samples,
+        "config": settings,
+        "network": network.config(),
+        "protocol": protocol.describe(),
+    }
+    _write_json(directory / "metrics.json", metrics)
+    metrics["run_dir"] = str(directory)
+    return metrics
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    dataset: str | None = None,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    split_seed: int | None = None,
+    device: str = "cpp_standalone",
+) -> dict[str, Any]:
+    """Evaluate the network of a run directory on the test part of a dataset.
+
+    Without ``dataset`` the run's own dataset and split are used.
+    """
+    from fbsnn_brian.build import FreeRunSimulation
+    from fbsnn_brian.model import FeedbackNetwork
+    from fbsnn_brian.protocol import FreePhase, Protocol
+
+    directory = Path(run_dir)
+    metrics_path = directory / "metrics.json"
+    if not metrics_path.is_file():
+        raise ValidationError(
+            f"fbsnn evaluate: {str(run_dir)!r} is not a run directory (no metrics.json); "
+            "give the --out directory of `fbsnn train`."
+        )
+    saved = json.loads(metrics_path.read_text())["config"]
+    network = FeedbackNetwork.load(directory / "weights.npz")
+    if dataset is None:
+        dataset, train_size, test_size = saved["dataset"], saved["train_size"], saved["test_size"]
+    _, test = split_dataset(
+        dataset,
+        train_size=train_size,
+        test_size=test_size,
+        split_seed=saved["split_seed"] if split_seed is None else split_seed,
+    )
+    if test.n_features != network.n_inputs:
+        raise ValidationError(
+            f"fbsnn evaluate: the dataset has {test.n_features} features but the network has "
+            f"{network.n_inputs} inputs."
+        )
+    protocol = Protocol([FreePhase(duration=saved["free_tau"] * network.tau)])
+    simulation = FreeRunSimulation(
+        network, protocol, device=device, chunk_size=min(500, test.n_samples), record_spikes=False
+    )
+    start = time.perf_counter()
+    scores = simulation.run(test.inputs).readout
+    predicted = scores.argmax(axis=1)
+    confusion = np.zeros((network.n_classes,) * 2, dtype=np.int64)
+    np.add.at(confusion, (test.labels, predicted), 1)
+    return {
+        "test_accuracy": float(np.mean(predicted == test.labels)),
+        "n_test": test.n_samples,
+        "confusion_matrix": confusion.tolist(),
+        "samples_per_s": test.n_samples / (time.perf_counter() - start),
+        "device": device,
+        "run_dir": str(directory),
+    }

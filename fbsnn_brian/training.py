@@ -1,0 +1,324 @@
+"""Trainer: epochs of in-simulation SPIDE learning, validation, history.
+
+The Trainer owns two compiled (or runtime) simulations of the same network: the training
+simulation (free phase, perturbed phase and plasticity for every sample, see
+:mod:`fbsnn_brian.learning_build`) and the evaluation simulation (free phase only, see
+:mod:`fbsnn_brian.build`). Samples are presented one at a time (online learning), in an order
+shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples per Brian2 run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from fbsnn_brian.build import FreeRunSimulation
+from fbsnn_brian.devices import check_device
+from fbsnn_brian.errors import NumericalError, ValidationError
+from fbsnn_brian.learning_build import TrainingSimulation
+from fbsnn_brian.model import FeedbackNetwork
+from fbsnn_brian.protocol import Protocol
+from fbsnn_brian.validation import check_choice, check_positive_int, describe
+
+__all__ = ["SCHEDULES", "Trainer"]
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "cosine")
+
+FloatArray = NDArray[np.float64]
+
+
+def _check_labels(owner: str, labels: Any, n_samples: int, n_classes: int) -> NDArray[np.int64]:
+    array = np.asarray(labels)
+    if array.shape != (n_samples,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValidationError(
+            f"{owner}: labels must be an integer array of shape ({n_samples},), got "
+            f"{describe(array)}."
+        )
+    if array.min() < 0 or array.max() >= n_classes:
+        raise ValidationError(
+            f"{owner}: labels must lie in [0, {n_classes}), got values in "
+            f"[{array.min()}, {array.max()}]."
+        )
+    return array.astype(np.int64)
+
+
+class Trainer:
+    """Train a FeedbackNetwork with the SPIDE rule inside the simulation.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        Trained in place (its weight arrays are replaced after every chunk).
+    protocol : Protocol
+        ``[FreePhase, PerturbedPhase]`` with a :class:`~fbsnn_brian.learning.SPIDEPlasticity`.
+    device : {'cpp_standalone', 'runtime', 'numpy', 'cython'}
+        cpp_standalone compiles each simulation once and reuses the binary for every chunk,
+        epoch and evaluation.
+    chunk_size : int
+        Samples per Brian2 run.
+    schedule : {'constant', 'cosine'}
+        Learning rate over the whole run: constant, or cosine annealing from the rule's
+        learning rate to zero, updated per sample.
+    seed : int
+        Seed of the per-epoch shuffling.
+    progress : bool
+        Show a progress bar over chunks.
+    directory : str, optional
+        Parent directory of the cpp_standalone projects (default: temporary directories).
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+    >>> from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    >>> net = FeedbackNetwork(n_inputs=64, layer_sizes=[32], n_classes=10, seed=0)
+    >>> protocol = Protocol([FreePhase(duration=30 * ms), PerturbedPhase(duration=100 * ms)],
+    ...                     plasticity=SPIDEPlasticity(learning_rate=0.01, scale=4))
+    >>> Trainer(net, protocol, device="numpy", progress=False).schedule
+    'constant'
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        device: str = "cpp_standalone",
+        chunk_size: int = 200,
+        schedule: str = "constant",
+        seed: int = 0,
+        progress: bool = True,
+        directory: str | None = None,
+    ) -> None:
+        owner = "Trainer"
+        if not isinstance(network, FeedbackNetwork):
+            raise ValidationError(
+                f"{owner}: network must be a FeedbackNetwork, got {describe(network)}."
+            )
+        if protocol.plasticity is None or protocol.perturbed_phase is None:
+            raise ValidationError(
+                f"{owner}: protocol must have a PerturbedPhase and a SPIDEPlasticity, "
+                f"got {protocol!r}."
+            )
+        self.device = check_device(owner, device)
+        self.chunk_size = check_positive_int(owner, "chunk_size", chunk_size)
+        self.schedule = check_choice(owner, "schedule", schedule, SCHEDULES)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValidationError(
+                f"{owner}: seed must be a non-negative integer, got {describe(seed)}."
+            )
+        self.seed = int(seed)
+        self.network = network
+        self.protocol = protocol
+        self.plasticity = protocol.plasticity
+        self.progress = progress
+        self._train = TrainingSimulation(
+            network,
+            protocol,
+            device=self.device,
+            chunk_size=self.chunk_size,
+            directory=None if directory is None else f"{directory}/train",
+        )
+        self._directory = directory
+        self._evaluation: FreeRunSimulation | None = None
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluator(self) -> FreeRunSimulation:
+        if self._evaluation is None:
+            self._evaluation = FreeRunSimulation(
+                self.network,
+                Protocol([self.protocol.free_phase]),
+                device=self.device,
+                chunk_size=max(self.chunk_size, 500),
+                record_spikes=False,
+                directory=None if self._directory is None else f"{self._directory}/evaluate",
+            )
+        return self._evaluation
+
+    def predict(self, inputs: Any) -> NDArray[np.int64]:
+        """Class predictions: argmax of the readout of the free-phase rates."""
+        array = self.network.check_inputs(inputs, owner="Trainer.predict")
+        scores = self._evaluator().run(array).readout
+        return np.asarray(scores.argmax(axis=1), dtype=np.int64)
+
+    def evaluate(self, inputs: Any, labels: Any) -> dict[str, Any]:
+        """Accuracy and confusion matrix (rows: true class, columns: predicted class)."""
+        array = self.network.check_inputs(inputs, owner="Trainer.evaluate")
+        truth = _check_labels("Trainer.evaluate", labels, len(array), self.network.n_classes)
+        recording = self._evaluator().run(array)
+        predicted = recording.readout.argmax(axis=1)
+        confusion = np.zeros((self.network.n_classes,) * 2, dtype=np.int64)
+        np.add.at(confusion, (truth, predicted), 1)
+        rates = np.concatenate([r.ravel() for r in recording.layer_rates()])
+        return {
+            "accuracy": float(np.mean(predicted == truth)),
+            "confusion_matrix": confusion,
+            "mean_forward_rate": float(rates.mean()),
+            "wall_time_s": float(recording.attrs["wall_time_s"]),
+        }
+
+    # ------------------------------------------------------------------ training
+    def _learning_rates(self, epoch: int, epochs: int, n_samples: int) -> FloatArray:
+        base = self.plasticity.learning_rate
+        if self.schedule == "constant":
+            return np.full(n_samples, base)
+        total = epochs * n_samples
+        position = epoch * n_samples + np.arange(n_samples)
+        return base * 0.5 * (1.0 + np.cos(math.pi * position / total))
+
+    def fit(
+        self,
+        inputs: Any,
+        labels: Any,
+        *,
+        epochs: int,
+        validation: tuple[Any, Any] | None = None,
+    ) -> xr.Dataset:
+        """Train for ``epochs`` passes over the data; return the history.
+
+        Parameters
+        ----------
+        inputs : array_like, shape (n_samples, n_inputs)
+            Training inputs in [0, 1].
+        labels : array_like of int, shape (n_samples,)
+        epochs : int
+        validation : (inputs, labels), optional
+            Evaluated after every epoch.
+
+        Returns
+        -------
+        xarray.Dataset
+            Over ``epoch``: ``train_accuracy`` (free-phase accuracy on the training set after the
+            epoch), ``test_accuracy`` (NaN without validation), ``learning_rate`` (mean),
+            ``samples_per_s``, ``wall_time_s``, ``forward_rate``, ``backward_rate`` and
+            ``loop_gain``.
+        """
+        owner = "Trainer.fit"
+        array = self.network.check_inputs(inputs, owner=owner)
+        truth = _check_labels(owner, labels, len(array), self.network.n_classes)
+        epochs = check_positive_int(owner, "epochs", epochs)
+        if validation is not None:
+            if not isinstance(validation, tuple) or len(validation) != 2:
+                raise ValidationError(
+                    f"{owner}: validation must be a pair (inputs, labels), "
+                    f"got {describe(validation)}."
+                )
+            val_inputs = self.network.check_inputs(validation[0], owner=f"{owner} (validation)")
+            val_labels = _check_labels(
+                f"{owner} (validation)", validation[1], len(val_inputs), self.network.n_classes
+            )
+        rng = np.random.default_rng(self.seed)
+        records: dict[str, list[float]] = {
+            key: []
+            for key in (
+                "train_accuracy",
+                "test_accuracy",
+                "learning_rate",
+                "samples_per_s",
+                "wall_time_s",
+                "forward_rate",
+                "backward_rate",
+                "loop_gain",
+            )
+        }
+        n_samples = len(array)
+        n_chunks = math.ceil(n_samples / self.chunk_size)
+        bar = tqdm(total=epochs * n_chunks, disable=not self.progress, desc="SPIDE", unit="chunk")
+        try:
+            for epoch in range(epochs):
+                order = rng.permutation(n_samples)
+                rates = self._learning_rates(epoch, epochs, n_samples)
+                start = time.perf_counter()
+                spikes = events = 0.0
+                for first in range(0, n_samples, self.chunk_size):
+                    chosen = order[first : first + self.chunk_size]
+                    stats = self._train.train_chunk(
+                        array[chosen], truth[chosen], rates[first : first + len(chosen)]
+                    )
+                    spikes += stats.forward_rate * len(chosen)
+                    events += stats.backward_rate * len(chosen)
+                    self._check_health(epoch)
+                    bar.update(1)
+                elapsed = time.perf_counter() - start
+                train_accuracy = self.evaluate(array, truth)["accuracy"]
+                test_accuracy = (
+                    self.evaluate(val_inputs, val_labels)["accuracy"]
+                    if validation is not None
+                    else math.nan
+                )
+                records["train_accuracy"].append(train_accuracy)
+                records["test_accuracy"].append(test_accuracy)
+                records["learning_rate"].append(float(rates.mean()))
+                records["samples_per_s"].append(n_samples / elapsed)
+                records["wall_time_s"].append(elapsed)
+                records["forward_rate"].append(spikes / n_samples)
+                records["backward_rate"].append(events / n_samples)
+                records["loop_gain"].append(self.network.loop_gain())
+                bar.set_postfix(train=f"{train_accuracy:.3f}", test=f"{test_accuracy:.3f}")
+                logger.info(
+                    "epoch %d: train %.4f, test %.4f, %.1f samples/s",
+                    epoch + 1,
+                    train_accuracy,
+                    test_accuracy,
+                    n_samples / elapsed,
+                )
+        finally:
+            bar.close()
+        return self._history(records)
+
+    def _check_health(self, epoch: int) -> None:
+        weights = [
+            self.network.input_weights,
+            self.network.feedback_weights,
+            self.network.readout_weights,
+        ]
+        weights += list(self.network.forward_weights)
+        if not all(np.all(np.isfinite(w)) for w in weights):
+            raise NumericalError(
+                f"Trainer: weights became NaN or infinite during epoch {epoch + 1}; lower the "
+                f"learning rate ({self.plasticity.learning_rate}) or the scale "
+                f"({self.plasticity.scale})."
+            )
+
+    def _history(self, records: dict[str, list[float]]) -> xr.Dataset:
+        units = {
+            "samples_per_s": "1/s",
+            "wall_time_s": "s",
+            "forward_rate": "1/tau",
+            "backward_rate": "1/tau",
+        }
+        epochs = np.arange(1, len(records["train_accuracy"]) + 1)
+        data = {
+            key: (
+                "epoch",
+                np.asarray(values, dtype=np.float64),
+                {"units": units[key]} if key in units else {},
+            )
+            for key, values in records.items()
+        }
+        from fbsnn_brian import __version__
+
+        return xr.Dataset(
+            data,
+            coords={"epoch": epochs},
+            attrs={
+                "title": "fbsnn_brian training history",
+                "toolkit_version": __version__,
+                "device": self.device,
+                "network": self.network.config_json(),
+                "protocol": self.protocol.to_json(),
+                "schedule": self.schedule,
+                "seed": self.seed,
+                "chunk_size": self.chunk_size,
+                "compile_time_s": float(self._train.compile_time_s),
+            },
+        )
