@@ -7,8 +7,10 @@ them against an exact numpy reference of IDE, and export every spike to xarray.
 
 from fbsnn_brian.errors import DeviceError, FbsnnError, NumericalError, ValidationError
 from fbsnn_brian.export import Population, SpikeRecording, read_dataset, write_dataset
+from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import FreePhase, Protocol
+from fbsnn_brian.training import Trainer
 
 __version__ = "0.1.0"
 

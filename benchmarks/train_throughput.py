@@ -1,0 +1,108 @@
+"""Training throughput of SPIDE: cpp_standalone vs runtime vs the discrete-time numpy reference.
+
+All three train the same network (default: the MNIST network 784-256-10, T_f = 30 tau,
+T_b = 100 tau, dt = tau/4, online learning) on the same samples, side by side in one process,
+so the ratios hold on a shared, noisy machine. The compile time of cpp_standalone is reported
+separately and not counted in its samples/s.
+
+    python benchmarks/train_throughput.py --json
+    python benchmarks/train_throughput.py --dataset digits --layers 128 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+from brian2 import ms
+
+from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+from fbsnn_brian import reference as ref
+from fbsnn_brian.datasets import load_dataset
+from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+from fbsnn_brian.learning_build import TrainingSimulation
+
+
+def reference_throughput(network: FeedbackNetwork, inputs: np.ndarray, labels: np.ndarray) -> float:
+    """Samples/s of the discrete-time numpy SPIDE (one step = tau), gradient and update."""
+    start = time.perf_counter()
+    for x, label in zip(inputs, labels, strict=True):
+        model = network.rate_model()
+        gradients = ref.spide_gradients(
+            model, x, int(label), n_steps_free=30, n_steps_backward=100, scale=4.0
+        )
+        network.input_weights = network.input_weights - 0.01 * gradients.input_weights
+    return len(inputs) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="idx:../shared/data/mnist-t10k")
+    parser.add_argument("--layers", type=int, default=256)
+    parser.add_argument("--cpp-samples", type=int, default=400)
+    parser.add_argument("--runtime-samples", type=int, default=10)
+    parser.add_argument("--reference-samples", type=int, default=50)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    data = load_dataset(args.dataset)
+    inputs, labels = data.inputs, data.labels
+
+    def network() -> FeedbackNetwork:
+        return FeedbackNetwork(
+            n_inputs=data.n_features, layer_sizes=[args.layers], n_classes=data.n_classes, seed=0
+        )
+
+    protocol = Protocol(
+        [FreePhase(duration=30 * ms), PerturbedPhase(duration=100 * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=0.01, scale=4.0),
+    )
+    results: dict[str, object] = {
+        "network": f"{data.n_features}-{args.layers}-{data.n_classes}",
+        "dataset": args.dataset,
+        "free_tau": 30,
+        "perturbed_tau": 100,
+        "dt_over_tau": 0.25,
+    }
+
+    chunk = 200
+    cpp = TrainingSimulation(network(), protocol, device="cpp_standalone", chunk_size=chunk)
+    start = time.perf_counter()
+    cpp.train_chunk(inputs[:chunk], labels[:chunk], 0.01)  # includes the compilation
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    n_cpp = 0
+    for offset in range(chunk, chunk + args.cpp_samples, chunk):
+        cpp.train_chunk(inputs[offset : offset + chunk], labels[offset : offset + chunk], 0.01)
+        n_cpp += chunk
+    cpp_rate = n_cpp / (time.perf_counter() - start)
+    results["cpp_standalone_compile_s"] = cpp.compile_time_s
+    results["cpp_standalone_first_chunk_s"] = first
+    results["cpp_standalone_samples_per_s"] = cpp_rate
+
+    runtime = TrainingSimulation(network(), protocol, device="runtime")
+    runtime.train_chunk(inputs[:1], labels[:1], 0.01)  # warm the code cache
+    start = time.perf_counter()
+    n_runtime = args.runtime_samples
+    runtime.train_chunk(inputs[:n_runtime], labels[:n_runtime], 0.01)
+    runtime_rate = n_runtime / (time.perf_counter() - start)
+    results["runtime_samples_per_s"] = runtime_rate
+
+    n_reference = args.reference_samples
+    reference_rate = reference_throughput(network(), inputs[:n_reference], labels[:n_reference])
+    results["numpy_reference_samples_per_s"] = reference_rate
+    results["cpp_standalone_vs_runtime"] = cpp_rate / runtime_rate
+    results["cpp_standalone_vs_numpy_reference"] = cpp_rate / reference_rate
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for key, value in results.items():
+            print(f"{key:40s} {value}")
+
+
+if __name__ == "__main__":
+    main()
