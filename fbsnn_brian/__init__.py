@@ -15,19 +15,23 @@ from fbsnn_brian.training import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "DeviceError",
-    # errors
-    "FbsnnError",
     # model and protocol
     "FeedbackNetwork",
     "FreePhase",
-    "NumericalError",
+    "PerturbedPhase",
+    "Protocol",
+    "SPIDEPlasticity",
+    # learning
+    "Trainer",
     # results
     "Population",
-    "Protocol",
     "SpikeRecording",
-    "ValidationError",
-    "__version__",
     "read_dataset",
     "write_dataset",
+    # errors
+    "FbsnnError",
+    "ValidationError",
+    "DeviceError",
+    "NumericalError",
+    "__version__",
 ]

@@ -82,6 +82,9 @@ class SPIDEPlasticity:
         ``delta`` (ALGORITHM.md calibrates s = 4, eta = 0.01 for one sample at a time).
     loss : {'cross_entropy', 'mse'}
         Loss on the readout ``o = C a + d``.
+    weight_decay : float
+        L2 penalty lambda >= 0 on every weight (not the biases): each update adds
+        ``-eta * lambda * w`` (default 0).
     max_feedback_gain : float
         After each chunk of samples the feedback weights are rescaled so that the loop gain
         stays at most this value (< 1), keeping the loop a contraction.
@@ -95,12 +98,14 @@ class SPIDEPlasticity:
     learning_rate: float = 0.01
     scale: float = 4.0
     loss: str = "cross_entropy"
+    weight_decay: float = 0.0
     max_feedback_gain: float = 0.9
 
     def __post_init__(self) -> None:
         check_positive_float("SPIDEPlasticity", "learning_rate", self.learning_rate)
         check_positive_float("SPIDEPlasticity", "scale", self.scale)
         check_choice("SPIDEPlasticity", "loss", self.loss, LOSSES)
+        check_positive_float("SPIDEPlasticity", "weight_decay", self.weight_decay, allow_zero=True)
         gain = check_positive_float("SPIDEPlasticity", "max_feedback_gain", self.max_feedback_gain)
         if gain >= 1:
             raise ValidationError(
@@ -115,5 +120,6 @@ class SPIDEPlasticity:
             "learning_rate": self.learning_rate,
             "scale": self.scale,
             "loss": self.loss,
+            "weight_decay": self.weight_decay,
             "max_feedback_gain": self.max_feedback_gain,
         }

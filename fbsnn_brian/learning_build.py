@@ -187,6 +187,7 @@ class TrainingSimulation:
             "v_b": self.perturbed.threshold,
             "delta": self.perturbed.event_size,
             "scale": self.plasticity.scale,
+            "weight_decay": self.plasticity.weight_decay,
             **tables,
         }
 
@@ -286,7 +287,10 @@ class TrainingSimulation:
         input_synapses.connect(i=pre, j=post)
         input_synapses.w = matrix_to_synapses(net.input_weights)
         input_synapses.run_regularly(
-            "w -= learning_rates(t) / scale / theta * gate_post * beta_post * x_pre",
+            (
+                "w -= learning_rates(t) * "
+                "(gate_post * beta_post * x_pre / (scale * theta) + weight_decay * w)"
+            ),
             order=-10,
             name="input_synapses_plasticity",
             **every_sample,
@@ -317,7 +321,10 @@ class TrainingSimulation:
             synapses.connect(i=pre, j=post)
             synapses.w = matrix_to_synapses(weights)
             synapses.run_regularly(
-                "w -= learning_rates(t) / scale / theta * gate_post * beta_post * rate_pre",
+                (
+                    "w -= learning_rates(t) * "
+                    "(gate_post * beta_post * rate_pre / (scale * theta) + weight_decay * w)"
+                ),
                 order=-10,
                 name=f"{name}_plasticity",
                 **every_sample,
@@ -389,7 +396,7 @@ class TrainingSimulation:
         readout_synapses.summed_updaters["g_pre"].order = -28
         readout_synapses.w = matrix_to_synapses(net.readout_weights)
         readout_synapses.run_regularly(
-            "w -= learning_rates(t) * output_error_post * rate_pre",
+            "w -= learning_rates(t) * (output_error_post * rate_pre + weight_decay * w)",
             order=-10,
             name="readout_synapses_plasticity",
             **every_sample,

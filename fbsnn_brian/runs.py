@@ -38,6 +38,7 @@ DEFAULTS: TrainingConfig = {
     "epochs": 10,
     "learning_rate": 0.01,
     "scale": 4.0,
+    "weight_decay": 0.0,
     "schedule": "constant",
     "free_tau": 30.0,
     "perturbed_tau": 100.0,
@@ -107,6 +108,7 @@ def train_run(
         plasticity=SPIDEPlasticity(
             learning_rate=settings["learning_rate"],
             scale=settings["scale"],
+            weight_decay=settings["weight_decay"],
             max_feedback_gain=settings["max_feedback_gain"],
         ),
     )
