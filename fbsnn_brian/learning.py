@@ -22,9 +22,10 @@ from brian2 import Quantity, second
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.validation import check_choice, check_duration, check_positive_float
 
-__all__ = ["LOSSES", "PerturbedPhase", "SPIDEPlasticity"]
+__all__ = ["FEEDBACK_PATHS", "LOSSES", "PerturbedPhase", "SPIDEPlasticity"]
 
 LOSSES = ("cross_entropy", "mse")
+FEEDBACK_PATHS = ("transpose", "random")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class SPIDEPlasticity:
     weight_decay : float
         L2 penalty lambda >= 0 on every weight (not the biases): each update adds
         ``-eta * lambda * w`` (default 0).
+    feedback : {'transpose', 'random'}
+        Weights of the backward path: ``'transpose'`` sends the error through the forward
+        weights themselves (one shared variable, the exact rule); ``'random'`` through fixed
+        random matrices of the same shape and spread (no weight transport, as in feedback
+        alignment), also for the readout's ``C^T``.
     max_feedback_gain : float
         After each chunk of samples the feedback weights are rescaled so that the loop gain
         stays at most this value (< 1), keeping the loop a contraction.
@@ -99,6 +105,7 @@ class SPIDEPlasticity:
     scale: float = 4.0
     loss: str = "cross_entropy"
     weight_decay: float = 0.0
+    feedback: str = "transpose"
     max_feedback_gain: float = 0.9
 
     def __post_init__(self) -> None:
@@ -106,6 +113,7 @@ class SPIDEPlasticity:
         check_positive_float("SPIDEPlasticity", "scale", self.scale)
         check_choice("SPIDEPlasticity", "loss", self.loss, LOSSES)
         check_positive_float("SPIDEPlasticity", "weight_decay", self.weight_decay, allow_zero=True)
+        check_choice("SPIDEPlasticity", "feedback", self.feedback, FEEDBACK_PATHS)
         gain = check_positive_float("SPIDEPlasticity", "max_feedback_gain", self.max_feedback_gain)
         if gain >= 1:
             raise ValidationError(
@@ -121,5 +129,6 @@ class SPIDEPlasticity:
             "scale": self.scale,
             "loss": self.loss,
             "weight_decay": self.weight_decay,
+            "feedback": self.feedback,
             "max_feedback_gain": self.max_feedback_gain,
         }

@@ -296,17 +296,25 @@ class TrainingSimulation:
             **every_sample,
         )
 
+        transport = self.plasticity.feedback == "transpose"
+        back = "w" if transport else "w_back"
+        rng = np.random.default_rng(net.seed + 1)
+
+        def random_feedback(weights: FloatArray) -> FloatArray:
+            # fixed random backward weights with the forward matrix's shape and spread
+            return rng.standard_normal(weights.shape) * float(np.std(weights))
+
         def loop_synapses(
             source: NeuronGroup, target: NeuronGroup, weights: FloatArray, name: str
         ) -> Synapses:
             synapses = Synapses(
                 source,
                 target,
-                "w : 1",
+                "w : 1" + ("" if transport else "\nw_back : 1 (constant)"),
                 on_pre={"forward": "v_post += w"},
                 on_post={
-                    "backward_up": "u_err_pre += w * gate_post * delta / theta",
-                    "backward_down": "u_err_pre -= w * gate_post * delta / theta",
+                    "backward_up": f"u_err_pre += {back} * gate_post * delta / theta",
+                    "backward_down": f"u_err_pre -= {back} * gate_post * delta / theta",
                 },
                 on_event={
                     "forward": "spike",
@@ -320,6 +328,8 @@ class TrainingSimulation:
             pre, post = all_to_all(len(source), len(target))
             synapses.connect(i=pre, j=post)
             synapses.w = matrix_to_synapses(weights)
+            if not transport:
+                synapses.w_back = matrix_to_synapses(random_feedback(weights))
             synapses.run_regularly(
                 (
                     "w -= learning_rates(t) * "
@@ -379,10 +389,11 @@ class TrainingSimulation:
         readout_synapses = Synapses(
             layers[-1],
             readout,
-            """
+            f"""
             w : 1
+            {"" if transport else "w_back : 1 (constant)"}
             o_post = w * rate_pre : 1 (summed)
-            g_pre = w * output_error_post : 1 (summed)
+            g_pre = {back} * output_error_post : 1 (summed)
             """,
             clock=clock,
             namespace=namespace,
@@ -395,6 +406,8 @@ class TrainingSimulation:
         normaliser_synapses.summed_updaters["partition_post"].order = -29
         readout_synapses.summed_updaters["g_pre"].order = -28
         readout_synapses.w = matrix_to_synapses(net.readout_weights)
+        if not transport:
+            readout_synapses.w_back = matrix_to_synapses(random_feedback(net.readout_weights))
         readout_synapses.run_regularly(
             "w -= learning_rates(t) * (output_error_post * rate_pre + weight_decay * w)",
             order=-10,

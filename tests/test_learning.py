@@ -18,13 +18,20 @@ def cosine(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def spide_update_of_one_sample(
-    layer_sizes: list[int], backward_tau: int, scale: float, seed: int
+    layer_sizes: list[int],
+    backward_tau: int,
+    scale: float,
+    seed: int,
+    loss: str = "cross_entropy",
+    feedback: str = "transpose",
 ) -> tuple[ref.RateModel, ref.RateModel, np.ndarray, int]:
     digits = load_digits()
     net = FeedbackNetwork(n_inputs=64, layer_sizes=layer_sizes, n_classes=10, seed=seed)
     protocol = Protocol(
         [FreePhase(duration=30 * ms), PerturbedPhase(duration=backward_tau * ms)],
-        plasticity=SPIDEPlasticity(learning_rate=1.0, scale=scale, max_feedback_gain=0.99),
+        plasticity=SPIDEPlasticity(
+            learning_rate=1.0, scale=scale, max_feedback_gain=0.99, loss=loss, feedback=feedback
+        ),
     )
     before = net.rate_model()
     TrainingSimulation(net, protocol, device="numpy").train_chunk(
@@ -33,17 +40,25 @@ def spide_update_of_one_sample(
     return before, net.rate_model(), digits.inputs[seed], int(digits.labels[seed])
 
 
-@pytest.mark.parametrize("layer_sizes", [[40], [30, 20]])
-def test_spike_computed_update_matches_ide_at_the_same_rates(layer_sizes: list[int]) -> None:
-    # learning rate 1: the weight change is minus the spike-based gradient estimate
-    before, after, x, label = spide_update_of_one_sample(layer_sizes, 300, 0.5, seed=0)
-    rates = Protocol([FreePhase(duration=30 * ms)]).run(
+def free_rates(layer_sizes: list[int], x: np.ndarray) -> tuple[np.ndarray, ...]:
+    recording = Protocol([FreePhase(duration=30 * ms)]).run(
         FeedbackNetwork(n_inputs=64, layer_sizes=layer_sizes, n_classes=10, seed=0),
         inputs=x[None, :],
         device="numpy",
     )
-    simulated = tuple(layer[0] for layer in rates.layer_rates())
-    exact = ref.ide_gradients_at_rates(before, x, simulated, label)
+    return tuple(layer[0] for layer in recording.layer_rates())
+
+
+@pytest.mark.parametrize(
+    ("layer_sizes", "loss"), [([40], "cross_entropy"), ([30, 20], "cross_entropy"), ([40], "mse")]
+)
+def test_spike_computed_update_matches_ide_at_the_same_rates(
+    layer_sizes: list[int], loss: str
+) -> None:
+    # learning rate 1: the weight change is minus the spike-based gradient estimate
+    before, after, x, label = spide_update_of_one_sample(layer_sizes, 300, 0.5, seed=0, loss=loss)
+    simulated = free_rates(layer_sizes, x)
+    exact = ref.ide_gradients_at_rates(before, x, simulated, label, kind=loss)  # type: ignore[arg-type]
     estimate_input = before.input_weights - after.input_weights
     estimate_feedback = before.feedback_weights - after.feedback_weights
     # beta is quantised to delta / T_b = 1/300 per unit; 0.99 leaves room for that alone
@@ -58,6 +73,20 @@ def test_spike_computed_update_matches_ide_at_the_same_rates(layer_sizes: list[i
     np.testing.assert_allclose(
         before.readout_weights - after.readout_weights, exact.readout_weights, atol=1e-12
     )
+
+
+def test_random_feedback_uses_no_weight_transport() -> None:
+    # With fixed random backward weights the update is no longer the gradient: it must differ
+    # clearly from the exact IDE direction, while the readout update (p - y) a stays exact.
+    before, after, x, label = spide_update_of_one_sample([40], 300, 0.5, seed=0, feedback="random")
+    exact = ref.ide_gradients_at_rates(before, x, free_rates([40], x), label)
+    change = before.input_weights - after.input_weights
+    assert abs(cosine(change, exact.input_weights)) < 0.9
+    np.testing.assert_allclose(
+        before.readout_bias - after.readout_bias, exact.readout_bias, atol=1e-12
+    )
+    with pytest.raises(ValidationError, match="feedback must be one of 'transpose', 'random'"):
+        SPIDEPlasticity(feedback="transposed")
 
 
 def test_training_needs_a_perturbed_phase_and_a_rule() -> None:
