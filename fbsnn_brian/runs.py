@@ -35,11 +35,14 @@ DEFAULTS: TrainingConfig = {
     "split_seed": 0,
     "layers": [128],
     "neuron": "if",
-    "epochs": 10,
-    "learning_rate": 0.01,
+    # digits, 64-128-10, seeded split: 96.96 % after 15 epochs with these settings (see the
+    # closing note of the SPIDE learning issue for the sweep); MNIST calibrations use lr 0.01,
+    # constant, no weight decay
+    "epochs": 15,
+    "learning_rate": 0.04,
     "scale": 4.0,
-    "weight_decay": 0.0,
-    "schedule": "constant",
+    "weight_decay": 0.001,
+    "schedule": "cosine",
     "free_tau": 30.0,
     "perturbed_tau": 100.0,
     "device": "cpp_standalone",
