@@ -86,6 +86,10 @@ class SPIDEPlasticity:
     weight_decay : float
         L2 penalty lambda >= 0 on every weight (not the biases): each update adds
         ``-eta * lambda * w`` (default 0).
+    momentum : float
+        Momentum mu in [0, 1) of SGD (default 0): every parameter keeps a velocity
+        ``mu * velocity + gradient`` and moves by ``-eta * velocity``. The velocities are
+        carried from chunk to chunk.
     feedback : {'transpose', 'random'}
         Weights of the backward path: ``'transpose'`` sends the error through the forward
         weights themselves (one shared variable, the exact rule); ``'random'`` through fixed
@@ -105,6 +109,7 @@ class SPIDEPlasticity:
     scale: float = 4.0
     loss: str = "cross_entropy"
     weight_decay: float = 0.0
+    momentum: float = 0.0
     feedback: str = "transpose"
     max_feedback_gain: float = 0.9
 
@@ -114,6 +119,13 @@ class SPIDEPlasticity:
         check_choice("SPIDEPlasticity", "loss", self.loss, LOSSES)
         check_positive_float("SPIDEPlasticity", "weight_decay", self.weight_decay, allow_zero=True)
         check_choice("SPIDEPlasticity", "feedback", self.feedback, FEEDBACK_PATHS)
+        momentum = check_positive_float(
+            "SPIDEPlasticity", "momentum", self.momentum, allow_zero=True
+        )
+        if momentum >= 1:
+            raise ValidationError(
+                f"SPIDEPlasticity: momentum must be in [0, 1), got {self.momentum!r}."
+            )
         gain = check_positive_float("SPIDEPlasticity", "max_feedback_gain", self.max_feedback_gain)
         if gain >= 1:
             raise ValidationError(
@@ -129,6 +141,7 @@ class SPIDEPlasticity:
             "scale": self.scale,
             "loss": self.loss,
             "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
             "feedback": self.feedback,
             "max_feedback_gain": self.max_feedback_gain,
         }

@@ -100,6 +100,7 @@ def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
     t_last_error : second
     spikes_total : 1
     events_total : 1
+    b_velocity : 1
     rate = spike_count / free_tau : 1
     gate = int(spike_count > 0) * int(spike_count < free_tau) : 1
     beta = error_count * delta / backward_tau : 1
@@ -169,9 +170,52 @@ class TrainingSimulation:
         self.sample_steps = self.free_steps + self.backward_steps
         self.sample_duration = self.sample_steps * network.dt
         self._compiled: tuple[Any, _Objects] | None = None
+        self._velocity: dict[str, FloatArray] = {}
         self.compile_time_s = 0.0
 
     # ------------------------------------------------------------------ definition
+    def _update(self, variable: str, gradient: str) -> str:
+        """String code of one parameter's update at a sample boundary.
+
+        Plain SGD: ``x -= eta * gradient``. With momentum mu, a velocity per parameter
+        (``x_velocity``) accumulates ``mu * velocity + gradient`` for real samples only (the
+        learning-rate table is zero elsewhere), and ``x -= eta * velocity``.
+        """
+        if self.plasticity.momentum == 0:
+            return f"{variable} -= learning_rates(t) * ({gradient})"
+        # boundaries without a real sample (lr = 0) leave the velocity untouched
+        return (
+            f"{variable}_velocity += int(learning_rates(t) > 0)"
+            f" * ((momentum - 1) * {variable}_velocity + {gradient})\n"
+            f"{variable} -= learning_rates(t) * {variable}_velocity"
+        )
+
+    def _velocity_views(self, objects: _Objects) -> list[tuple[str, Any, tuple[int, ...]]]:
+        """(label, state variable view, shape) of every optimizer velocity."""
+        sizes = self.network.layer_sizes
+        n_inputs, n_classes = self.network.n_inputs, self.network.n_classes
+        views: list[tuple[str, Any, tuple[int, ...]]] = [
+            ("input_synapses.w_velocity", objects.input_synapses.w_velocity, (n_inputs * sizes[0],))
+        ]
+        views += [
+            (f"forward_{k + 1}.w_velocity", synapses.w_velocity, (sizes[k] * sizes[k + 1],))
+            for k, synapses in enumerate(objects.forward_synapses)
+        ]
+        views += [
+            ("feedback.w_velocity", objects.feedback_synapses.w_velocity, (sizes[-1] * sizes[0],)),
+            (
+                "readout_synapses.w_velocity",
+                objects.readout_synapses.w_velocity,
+                (sizes[-1] * n_classes,),
+            ),
+            ("readout.d_velocity", objects.readout.d_velocity, (n_classes,)),
+        ]
+        views += [
+            (f"layer_{k + 1}.b_velocity", group.b_velocity, (sizes[k],))
+            for k, group in enumerate(objects.layers)
+        ]
+        return views
+
     def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
         net = self.network
         return {
@@ -188,6 +232,7 @@ class TrainingSimulation:
             "delta": self.perturbed.event_size,
             "scale": self.plasticity.scale,
             "weight_decay": self.plasticity.weight_decay,
+            "momentum": self.plasticity.momentum,
             **tables,
         }
 
@@ -255,7 +300,7 @@ class TrainingSimulation:
             group.run_on_event("error_up", f"u_err -= delta\nerror_count += 1\n{counted}")
             group.run_on_event("error_down", f"u_err += delta\nerror_count -= 1\n{counted}")
             group.run_regularly(
-                "b -= learning_rates(t) / scale / theta * gate * beta",
+                self._update("b", "gate * beta / (scale * theta)"),
                 order=-10,
                 name=f"layer_{k + 1}_plasticity",
                 **every_sample,
@@ -275,7 +320,7 @@ class TrainingSimulation:
         input_synapses = Synapses(
             stimulus,
             layers[0],
-            "w : 1",
+            "w : 1\nw_velocity : 1",
             on_pre="I_input_post += w * x_pre",
             clock=clock,
             namespace=namespace,
@@ -287,10 +332,7 @@ class TrainingSimulation:
         input_synapses.connect(i=pre, j=post)
         input_synapses.w = matrix_to_synapses(net.input_weights)
         input_synapses.run_regularly(
-            (
-                "w -= learning_rates(t) * "
-                "(gate_post * beta_post * x_pre / (scale * theta) + weight_decay * w)"
-            ),
+            self._update("w", "gate_post * beta_post * x_pre / (scale * theta) + weight_decay * w"),
             order=-10,
             name="input_synapses_plasticity",
             **every_sample,
@@ -310,7 +352,7 @@ class TrainingSimulation:
             synapses = Synapses(
                 source,
                 target,
-                "w : 1" + ("" if transport else "\nw_back : 1 (constant)"),
+                "w : 1\nw_velocity : 1" + ("" if transport else "\nw_back : 1 (constant)"),
                 on_pre={"forward": "v_post += w"},
                 on_post={
                     "backward_up": f"u_err_pre += {back} * gate_post * delta / theta",
@@ -331,9 +373,8 @@ class TrainingSimulation:
             if not transport:
                 synapses.w_back = matrix_to_synapses(random_feedback(weights))
             synapses.run_regularly(
-                (
-                    "w -= learning_rates(t) * "
-                    "(gate_post * beta_post * rate_pre / (scale * theta) + weight_decay * w)"
+                self._update(
+                    "w", "gate_post * beta_post * rate_pre / (scale * theta) + weight_decay * w"
                 ),
                 order=-10,
                 name=f"{name}_plasticity",
@@ -357,6 +398,7 @@ class TrainingSimulation:
             f"""
             o : 1
             d : 1
+            d_velocity : 1
             label : 1
             partition : 1
             p = exp(o + d) / partition : 1
@@ -378,7 +420,7 @@ class TrainingSimulation:
         readout.d = net.readout_bias
         readout.partition = float(net.n_classes)  # valid softmax before the first summation
         readout.run_regularly(
-            "d -= learning_rates(t) * output_error",
+            self._update("d", "output_error"),
             order=-9,
             name="readout_plasticity",
             **every_sample,
@@ -391,6 +433,7 @@ class TrainingSimulation:
             readout,
             f"""
             w : 1
+            w_velocity : 1
             {"" if transport else "w_back : 1 (constant)"}
             o_post = w * rate_pre : 1 (summed)
             g_pre = {back} * output_error_post : 1 (summed)
@@ -409,7 +452,7 @@ class TrainingSimulation:
         if not transport:
             readout_synapses.w_back = matrix_to_synapses(random_feedback(net.readout_weights))
         readout_synapses.run_regularly(
-            "w -= learning_rates(t) * (output_error_post * rate_pre + weight_decay * w)",
+            self._update("w", "output_error_post * rate_pre + weight_decay * w"),
             order=-10,
             name="readout_synapses_plasticity",
             **every_sample,
@@ -426,9 +469,7 @@ class TrainingSimulation:
             readout_synapses,
             name="spide_training",
         )
-        # one extra step: the update of the last sample happens at the next sample boundary
-        network.run(n_samples * self.sample_duration + net.dt, namespace={})
-        return _Objects(
+        objects = _Objects(
             network=network,
             sample_inputs=tables["sample_inputs"],
             sample_labels=tables["sample_labels"],
@@ -442,6 +483,13 @@ class TrainingSimulation:
             feedback_synapses=feedback,
             readout_synapses=readout_synapses,
         )
+        # optimizer state carried over from the previous chunk (cpp_standalone: run_args)
+        for label, view, _ in self._velocity_views(objects):
+            if label in self._velocity:
+                view[:] = self._velocity[label]
+        # one extra step: the update of the last sample happens at the next sample boundary
+        network.run(n_samples * self.sample_duration + net.dt, namespace={})
+        return objects
 
     # ------------------------------------------------------------------ weights in and out
     def _weight_entries(self, objects: _Objects) -> list[RunArg]:
@@ -463,6 +511,15 @@ class TrainingSimulation:
             ),
             (objects.readout.d, "readout.d", net.readout_bias.copy(), (net.n_classes,)),
         ]
+
+    def _velocity_entries(self, objects: _Objects) -> list[RunArg]:
+        """run_args of the optimizer velocities (empty without momentum)."""
+        if self.plasticity.momentum == 0:
+            return []
+        entries: list[RunArg] = []
+        for label, view, shape in self._velocity_views(objects):
+            entries.append((view, label, self._velocity.get(label, np.zeros(shape)), shape))
+        return entries
 
     def _read_weights(self, objects: _Objects) -> None:
         net = self.network
@@ -548,6 +605,7 @@ class TrainingSimulation:
                 (objects.learning_rates, "learning_rates", schedule, (size + 1,)),
                 (objects.real_samples, "real_samples", real, (size,)),
                 *self._weight_entries(objects),
+                *self._velocity_entries(objects),
             ]
             devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
             device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
@@ -555,6 +613,9 @@ class TrainingSimulation:
             with devices.runtime_target(self.device):
                 objects = self._define(padded_inputs, onehot, schedule, real)
         self._read_weights(objects)
+        if self.plasticity.momentum > 0:
+            for label, view, _ in self._velocity_views(objects):
+                self._velocity[label] = np.asarray(view[:], dtype=np.float64).copy()
         spikes = sum(float(np.sum(group.spikes_total[:])) for group in objects.layers)
         events = sum(float(np.sum(group.events_total[:])) for group in objects.layers)
         per_sample_neuron = n_samples * net.n_neurons

@@ -42,6 +42,7 @@ DEFAULTS: TrainingConfig = {
     "learning_rate": 0.04,
     "scale": 4.0,
     "weight_decay": 0.001,
+    "momentum": 0.0,
     "schedule": "cosine",
     "free_tau": 30.0,
     "perturbed_tau": 100.0,
@@ -112,6 +113,7 @@ def train_run(
             learning_rate=settings["learning_rate"],
             scale=settings["scale"],
             weight_decay=settings["weight_decay"],
+            momentum=settings["momentum"],
             max_feedback_gain=settings["max_feedback_gain"],
         ),
     )

@@ -107,3 +107,32 @@ def test_training_needs_a_perturbed_phase_and_a_rule() -> None:
         ValidationError, match="loss must be one of 'cross_entropy', 'mse', got 'ce'"
     ):
         SPIDEPlasticity(loss="ce")
+
+
+def test_momentum_state_is_carried_from_chunk_to_chunk() -> None:
+    # two samples in one run and the same two samples in two runs must end with the same
+    # weights: the velocities leave the first run and enter the second
+    digits = load_digits()
+    protocol = Protocol(
+        [FreePhase(duration=20 * ms), PerturbedPhase(duration=40 * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=0.05, scale=4.0, momentum=0.8),
+    )
+    whole = FeedbackNetwork(n_inputs=64, layer_sizes=[20], n_classes=10, seed=1)
+    split = FeedbackNetwork(n_inputs=64, layer_sizes=[20], n_classes=10, seed=1)
+    inputs, labels = digits.inputs[:2], digits.labels[:2]
+    TrainingSimulation(whole, protocol, device="numpy").train_chunk(inputs, labels, 0.05)
+    simulation = TrainingSimulation(split, protocol, device="numpy")
+    simulation.train_chunk(inputs[:1], labels[:1], 0.05)
+    simulation.train_chunk(inputs[1:], labels[1:], 0.05)
+    np.testing.assert_allclose(split.input_weights, whole.input_weights, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(split.readout_weights, whole.readout_weights, rtol=0, atol=1e-12)
+    # and momentum changed something compared with plain SGD
+    plain = FeedbackNetwork(n_inputs=64, layer_sizes=[20], n_classes=10, seed=1)
+    sgd = Protocol(
+        [FreePhase(duration=20 * ms), PerturbedPhase(duration=40 * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=0.05, scale=4.0),
+    )
+    TrainingSimulation(plain, sgd, device="numpy").train_chunk(inputs, labels, 0.05)
+    assert np.abs(plain.readout_weights - whole.readout_weights).max() > 1e-6
+    with pytest.raises(ValidationError, match=r"momentum must be in \[0, 1\), got 1.0"):
+        SPIDEPlasticity(momentum=1.0)
