@@ -24,7 +24,6 @@ Synapses are created all-to-all in pre-major order, so the synaptic weight vecto
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from fbsnn_brian import devices
-from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.export import Population, SpikeRecording
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.neurons import drive_group_equations, forward_neuron, input_neuron
@@ -352,25 +351,12 @@ class FreeRunSimulation:
 
     def _compile(self) -> tuple[Any, _Objects]:
         if self._compiled is None:
-            directory = self.directory or tempfile.mkdtemp(prefix="fbsnn_cpp_")
-            start = time.perf_counter()
-            with devices.standalone_device(directory) as device:
-                objects = self._define(
-                    self.chunk_size, np.zeros((self.chunk_size, self.network.n_inputs))
-                )
-                devices.check_no_network_operation(objects.network)
-                try:
-                    device.build(directory=directory, compile=True, run=False, with_output=False)
-                except (
-                    Exception
-                ) as error:  # Brian2 raises bare RuntimeError/OSError on compile failure
-                    raise DeviceError(
-                        f"cpp_standalone: compiling the simulation in {directory} failed "
-                        f"({error}); "
-                        "a C++ compiler (g++) must be installed."
-                    ) from error
-            self.compile_time_s = time.perf_counter() - start
-            logger.info("compiled cpp_standalone simulation in %.1f s", self.compile_time_s)
+            zeros = np.zeros((self.chunk_size, self.network.n_inputs))
+            device, objects, self.compile_time_s = devices.compile_standalone(
+                self.directory,
+                lambda: self._define(self.chunk_size, zeros),
+                network_of=lambda objects: objects.network,
+            )
             self._compiled = (device, objects)
         return self._compiled
 

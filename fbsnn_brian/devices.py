@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
-from typing import Any
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import brian2
 import numpy as np
@@ -33,11 +35,14 @@ __all__ = [
     "check_device",
     "check_no_network_operation",
     "check_run_args",
+    "compile_standalone",
     "runtime_target",
     "standalone_device",
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RUNTIME_DEVICES = ("runtime", "numpy", "cython")
 DEVICES = (*RUNTIME_DEVICES, "cpp_standalone")
@@ -79,6 +84,41 @@ def standalone_device(directory: str) -> Iterator[Any]:
         yield device
     finally:
         set_device("runtime")
+
+
+def compile_standalone(
+    directory: str | None, define: Callable[[], T], *, network_of: Callable[[T], Network]
+) -> tuple[Any, T, float]:
+    """Define a model on a fresh cpp_standalone device and compile it without running it.
+
+    Parameters
+    ----------
+    directory : str, optional
+        Project directory (default: a new temporary directory).
+    define : callable
+        Creates the Brian2 objects (and calls ``Network.run``, which only records the run).
+    network_of : callable
+        Returns the Network of what ``define`` returned, to check it for network operations.
+
+    Returns
+    -------
+    (device, defined objects, compile time in seconds)
+    """
+    project = directory or tempfile.mkdtemp(prefix="fbsnn_cpp_")
+    start = time.perf_counter()
+    with standalone_device(project) as device:
+        objects = define()
+        check_no_network_operation(network_of(objects))
+        try:
+            device.build(directory=project, compile=True, run=False, with_output=False)
+        except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
+            raise DeviceError(
+                f"cpp_standalone: compiling the simulation in {project} failed ({error}); a C++ "
+                "compiler (g++) and the Python headers must be installed."
+            ) from error
+    seconds = time.perf_counter() - start
+    logger.info("compiled a cpp_standalone simulation in %.1f s (%s)", seconds, project)
+    return device, objects, seconds
 
 
 def check_no_network_operation(network: Network) -> None:

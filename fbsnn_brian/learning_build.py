@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,7 @@ from fbsnn_brian.build import (
     weight_run_args,
     whole_steps,
 )
-from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
 
@@ -542,26 +541,18 @@ class TrainingSimulation:
 
     def _compile(self) -> tuple[Any, _Objects]:
         if self._compiled is None:
-            directory = self.directory or tempfile.mkdtemp(prefix="fbsnn_train_")
-            start = time.perf_counter()
-            zeros = np.zeros((self.chunk_size, self.network.n_inputs))
-            with devices.standalone_device(directory) as device:
-                objects = self._define(
-                    zeros,
-                    np.zeros((self.chunk_size, self.network.n_classes)),
-                    np.zeros(self.chunk_size + 1),
-                    np.zeros(self.chunk_size),
-                )
-                devices.check_no_network_operation(objects.network)
-                try:
-                    device.build(directory=directory, compile=True, run=False, with_output=False)
-                except Exception as error:
-                    raise DeviceError(
-                        f"cpp_standalone: compiling the training simulation in {directory} failed "
-                        f"({error}); a C++ compiler (g++) must be installed."
-                    ) from error
-            self.compile_time_s = time.perf_counter() - start
-            logger.info("compiled the SPIDE training simulation in %.1f s", self.compile_time_s)
+            size = self.chunk_size
+            net = self.network
+            device, objects, self.compile_time_s = devices.compile_standalone(
+                self.directory,
+                lambda: self._define(
+                    np.zeros((size, net.n_inputs)),
+                    np.zeros((size, net.n_classes)),
+                    np.zeros(size + 1),
+                    np.zeros(size),
+                ),
+                network_of=lambda objects: objects.network,
+            )
             self._compiled = (device, objects)
         return self._compiled
 
