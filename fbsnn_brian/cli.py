@@ -84,6 +84,7 @@ def _add_run_parsers(commands: Any) -> None:
     train.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="error scale s")
     train.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     train.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
+    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     train.add_argument("--schedule", default=DEFAULTS["schedule"], help="constant or cosine")
     train.add_argument("--free", type=float, default=DEFAULTS["free_tau"], help="in tau")
     train.add_argument("--perturbed", type=float, default=DEFAULTS["perturbed_tau"], help="in tau")
@@ -196,6 +197,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             "scale": args.scale,
             "weight_decay": args.weight_decay,
             "momentum": args.momentum,
+            "batch_size": args.batch_size,
             "schedule": args.schedule,
             "free_tau": args.free,
             "perturbed_tau": args.perturbed,

@@ -20,7 +20,12 @@ from typing import Any
 from brian2 import Quantity, second
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.validation import check_choice, check_duration, check_positive_float
+from fbsnn_brian.validation import (
+    check_choice,
+    check_duration,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["FEEDBACK_PATHS", "LOSSES", "PerturbedPhase", "SPIDEPlasticity"]
 
@@ -90,6 +95,10 @@ class SPIDEPlasticity:
         Momentum mu in [0, 1) of SGD (default 0): every parameter keeps a velocity
         ``mu * velocity + gradient`` and moves by ``-eta * velocity``. The velocities are
         carried from chunk to chunk.
+    batch_size : int
+        B >= 1 (default 1, online learning): the gradients of B consecutive samples are summed
+        inside the simulation and their mean is applied after the B-th sample (and after the
+        last sample of an epoch).
     feedback : {'transpose', 'random'}
         Weights of the backward path: ``'transpose'`` sends the error through the forward
         weights themselves (one shared variable, the exact rule); ``'random'`` through fixed
@@ -110,6 +119,7 @@ class SPIDEPlasticity:
     loss: str = "cross_entropy"
     weight_decay: float = 0.0
     momentum: float = 0.0
+    batch_size: int = 1
     feedback: str = "transpose"
     max_feedback_gain: float = 0.9
 
@@ -119,6 +129,7 @@ class SPIDEPlasticity:
         check_choice("SPIDEPlasticity", "loss", self.loss, LOSSES)
         check_positive_float("SPIDEPlasticity", "weight_decay", self.weight_decay, allow_zero=True)
         check_choice("SPIDEPlasticity", "feedback", self.feedback, FEEDBACK_PATHS)
+        check_positive_int("SPIDEPlasticity", "batch_size", self.batch_size)
         momentum = check_positive_float(
             "SPIDEPlasticity", "momentum", self.momentum, allow_zero=True
         )
@@ -142,6 +153,7 @@ class SPIDEPlasticity:
             "loss": self.loss,
             "weight_decay": self.weight_decay,
             "momentum": self.momentum,
+            "batch_size": self.batch_size,
             "feedback": self.feedback,
             "max_feedback_gain": self.max_feedback_gain,
         }

@@ -78,6 +78,7 @@ class _Objects:
     sample_labels: TimedArray
     learning_rates: TimedArray
     real_samples: TimedArray
+    apply_updates: TimedArray
     stimulus: NeuronGroup
     layers: list[NeuronGroup]
     readout: NeuronGroup
@@ -100,6 +101,7 @@ def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
     spikes_total : 1
     events_total : 1
     b_velocity : 1
+    b_accum : 1
     rate = spike_count / free_tau : 1
     gate = int(spike_count > 0) * int(spike_count < free_tau) : 1
     beta = error_count * delta / backward_tau : 1
@@ -169,51 +171,70 @@ class TrainingSimulation:
         self.sample_steps = self.free_steps + self.backward_steps
         self.sample_duration = self.sample_steps * network.dt
         self._compiled: tuple[Any, _Objects] | None = None
-        self._velocity: dict[str, FloatArray] = {}
+        self._optimizer_state: dict[str, FloatArray] = {}
         self.compile_time_s = 0.0
 
     # ------------------------------------------------------------------ definition
     def _update(self, variable: str, gradient: str) -> str:
         """String code of one parameter's update at a sample boundary.
 
-        Plain SGD: ``x -= eta * gradient``. With momentum mu, a velocity per parameter
-        (``x_velocity``) accumulates ``mu * velocity + gradient`` for real samples only (the
-        learning-rate table is zero elsewhere), and ``x -= eta * velocity``.
+        The learning-rate table is zero at boundaries without a real sample, so nothing
+        changes there. Plain online SGD: ``x -= eta * gradient``. With ``batch_size`` B > 1
+        the gradients of B samples are summed in ``x_accum`` and their mean is applied where
+        the ``apply_updates`` table is 1 (after every B-th sample and the last of an epoch).
+        With momentum mu, a velocity ``x_velocity`` takes ``mu * velocity + step`` at every
+        applied update and the parameter moves by ``-eta * velocity``.
         """
+        real = "int(learning_rates(t) > 0)"
+        if self.plasticity.batch_size == 1:
+            step, gate, code = f"({gradient})", real, ""
+        else:
+            step, gate = f"{variable}_accum / batch_size", "apply_updates(t)"
+            code = f"{variable}_accum += {real} * ({gradient})\n"
         if self.plasticity.momentum == 0:
-            return f"{variable} -= learning_rates(t) * ({gradient})"
-        # boundaries without a real sample (lr = 0) leave the velocity untouched
-        return (
-            f"{variable}_velocity += int(learning_rates(t) > 0)"
-            f" * ((momentum - 1) * {variable}_velocity + {gradient})\n"
-            f"{variable} -= learning_rates(t) * {variable}_velocity"
-        )
+            scale = (
+                "learning_rates(t)"
+                if self.plasticity.batch_size == 1
+                else f"{gate} * learning_rates(t)"
+            )
+            code += f"{variable} -= {scale} * {step}"
+        else:
+            code += (
+                f"{variable}_velocity += {gate} * ((momentum - 1) * {variable}_velocity + {step})\n"
+                f"{variable} -= {gate} * learning_rates(t) * {variable}_velocity"
+            )
+        if self.plasticity.batch_size > 1:
+            code += f"\n{variable}_accum *= 1 - apply_updates(t)"
+        return code
 
-    def _velocity_views(self, objects: _Objects) -> list[tuple[str, Any, tuple[int, ...]]]:
-        """(label, state variable view, shape) of every optimizer velocity."""
+    def _state_suffixes(self) -> list[str]:
+        suffixes = ["velocity"] if self.plasticity.momentum > 0 else []
+        return suffixes + (["accum"] if self.plasticity.batch_size > 1 else [])
+
+    def _state_views(self, objects: _Objects) -> list[tuple[str, Any, tuple[int, ...]]]:
+        """(label, state variable view, shape) of every optimizer state variable in use."""
         sizes = self.network.layer_sizes
         n_inputs, n_classes = self.network.n_inputs, self.network.n_classes
-        views: list[tuple[str, Any, tuple[int, ...]]] = [
-            ("input_synapses.w_velocity", objects.input_synapses.w_velocity, (n_inputs * sizes[0],))
+        owners: list[tuple[str, Any, str, tuple[int, ...]]] = [
+            ("input_synapses", objects.input_synapses, "w", (n_inputs * sizes[0],))
         ]
-        views += [
-            (f"forward_{k + 1}.w_velocity", synapses.w_velocity, (sizes[k] * sizes[k + 1],))
+        owners += [
+            (f"forward_{k + 1}", synapses, "w", (sizes[k] * sizes[k + 1],))
             for k, synapses in enumerate(objects.forward_synapses)
         ]
-        views += [
-            ("feedback.w_velocity", objects.feedback_synapses.w_velocity, (sizes[-1] * sizes[0],)),
-            (
-                "readout_synapses.w_velocity",
-                objects.readout_synapses.w_velocity,
-                (sizes[-1] * n_classes,),
-            ),
-            ("readout.d_velocity", objects.readout.d_velocity, (n_classes,)),
+        owners += [
+            ("feedback", objects.feedback_synapses, "w", (sizes[-1] * sizes[0],)),
+            ("readout_synapses", objects.readout_synapses, "w", (sizes[-1] * n_classes,)),
+            ("readout", objects.readout, "d", (n_classes,)),
         ]
-        views += [
-            (f"layer_{k + 1}.b_velocity", group.b_velocity, (sizes[k],))
-            for k, group in enumerate(objects.layers)
+        owners += [
+            (f"layer_{k + 1}", group, "b", (sizes[k],)) for k, group in enumerate(objects.layers)
         ]
-        return views
+        return [
+            (f"{name}.{variable}_{suffix}", getattr(owner, f"{variable}_{suffix}"), shape)
+            for name, owner, variable, shape in owners
+            for suffix in self._state_suffixes()
+        ]
 
     def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
         net = self.network
@@ -232,6 +253,7 @@ class TrainingSimulation:
             "scale": self.plasticity.scale,
             "weight_decay": self.plasticity.weight_decay,
             "momentum": self.plasticity.momentum,
+            "batch_size": self.plasticity.batch_size,
             **tables,
         }
 
@@ -241,6 +263,7 @@ class TrainingSimulation:
         labels: FloatArray,
         learning_rates: FloatArray,
         real_samples: FloatArray,
+        apply_updates: FloatArray,
     ) -> _Objects:
         net = self.network
         n_samples = len(inputs)
@@ -252,6 +275,9 @@ class TrainingSimulation:
                 learning_rates, dt=self.sample_duration, name="learning_rates"
             ),
             "real_samples": TimedArray(real_samples, dt=self.sample_duration, name="real_samples"),
+            "apply_updates": TimedArray(
+                apply_updates, dt=self.sample_duration, name="apply_updates"
+            ),
         }
         namespace = self._namespace(tables)
         every_sample = {"dt": self.sample_duration, "when": "start"}
@@ -319,7 +345,7 @@ class TrainingSimulation:
         input_synapses = Synapses(
             stimulus,
             layers[0],
-            "w : 1\nw_velocity : 1",
+            "w : 1\nw_velocity : 1\nw_accum : 1",
             on_pre="I_input_post += w * x_pre",
             clock=clock,
             namespace=namespace,
@@ -351,7 +377,8 @@ class TrainingSimulation:
             synapses = Synapses(
                 source,
                 target,
-                "w : 1\nw_velocity : 1" + ("" if transport else "\nw_back : 1 (constant)"),
+                "w : 1\nw_velocity : 1\nw_accum : 1"
+                + ("" if transport else "\nw_back : 1 (constant)"),
                 on_pre={"forward": "v_post += w"},
                 on_post={
                     "backward_up": f"u_err_pre += {back} * gate_post * delta / theta",
@@ -398,6 +425,7 @@ class TrainingSimulation:
             o : 1
             d : 1
             d_velocity : 1
+            d_accum : 1
             label : 1
             partition : 1
             p = exp(o + d) / partition : 1
@@ -433,6 +461,7 @@ class TrainingSimulation:
             f"""
             w : 1
             w_velocity : 1
+            w_accum : 1
             {"" if transport else "w_back : 1 (constant)"}
             o_post = w * rate_pre : 1 (summed)
             g_pre = {back} * output_error_post : 1 (summed)
@@ -474,6 +503,7 @@ class TrainingSimulation:
             sample_labels=tables["sample_labels"],
             learning_rates=tables["learning_rates"],
             real_samples=tables["real_samples"],
+            apply_updates=tables["apply_updates"],
             stimulus=stimulus,
             layers=layers,
             readout=readout,
@@ -483,9 +513,9 @@ class TrainingSimulation:
             readout_synapses=readout_synapses,
         )
         # optimizer state carried over from the previous chunk (cpp_standalone: run_args)
-        for label, view, _ in self._velocity_views(objects):
-            if label in self._velocity:
-                view[:] = self._velocity[label]
+        for label, view, _ in self._state_views(objects):
+            if label in self._optimizer_state:
+                view[:] = self._optimizer_state[label]
         # one extra step: the update of the last sample happens at the next sample boundary
         network.run(n_samples * self.sample_duration + net.dt, namespace={})
         return objects
@@ -511,13 +541,11 @@ class TrainingSimulation:
             (objects.readout.d, "readout.d", net.readout_bias.copy(), (net.n_classes,)),
         ]
 
-    def _velocity_entries(self, objects: _Objects) -> list[RunArg]:
-        """run_args of the optimizer velocities (empty without momentum)."""
-        if self.plasticity.momentum == 0:
-            return []
+    def _optimizer_state_entries(self, objects: _Objects) -> list[RunArg]:
+        """run_args of the optimizer state: velocities and gradient sums (may be empty)."""
         entries: list[RunArg] = []
-        for label, view, shape in self._velocity_views(objects):
-            entries.append((view, label, self._velocity.get(label, np.zeros(shape)), shape))
+        for label, view, shape in self._state_views(objects):
+            entries.append((view, label, self._optimizer_state.get(label, np.zeros(shape)), shape))
         return entries
 
     def _read_weights(self, objects: _Objects) -> None:
@@ -550,6 +578,7 @@ class TrainingSimulation:
                     np.zeros((size, net.n_classes)),
                     np.zeros(size + 1),
                     np.zeros(size),
+                    np.zeros(size + 1),
                 ),
                 network_of=lambda objects: objects.network,
             )
@@ -557,7 +586,11 @@ class TrainingSimulation:
         return self._compiled
 
     def train_chunk(
-        self, inputs: FloatArray, labels: NDArray[np.int64], learning_rate: float | FloatArray
+        self,
+        inputs: FloatArray,
+        labels: NDArray[np.int64],
+        learning_rate: float | FloatArray,
+        apply_after: NDArray[np.bool_] | None = None,
     ) -> ChunkStatistics:
         """Present ``inputs`` once, in order, applying the SPIDE update after every sample.
 
@@ -568,6 +601,9 @@ class TrainingSimulation:
         labels : ndarray of int, shape (n_samples,)
         learning_rate : float or ndarray of shape (n_samples,)
             eta per sample (a schedule may change it between samples).
+        apply_after : ndarray of bool, shape (n_samples,), optional
+            With ``batch_size`` > 1: whether the summed gradients are applied after each
+            sample (default: after the last sample of the chunk and every ``batch_size``-th).
         """
         net = self.network
         n_samples = len(inputs)
@@ -588,6 +624,11 @@ class TrainingSimulation:
         schedule[1 : n_samples + 1] = rates
         real = np.zeros(size)
         real[:n_samples] = 1.0
+        if apply_after is None:
+            positions = np.arange(1, n_samples + 1)
+            apply_after = (positions % self.plasticity.batch_size == 0) | (positions == n_samples)
+        applied = np.zeros(size + 1)
+        applied[1 : n_samples + 1] = np.asarray(apply_after, dtype=np.float64)
         if self.device == "cpp_standalone":
             device, objects = self._compile()
             entries = [
@@ -595,18 +636,23 @@ class TrainingSimulation:
                 (objects.sample_labels, "sample_labels", onehot, (size, net.n_classes)),
                 (objects.learning_rates, "learning_rates", schedule, (size + 1,)),
                 (objects.real_samples, "real_samples", real, (size,)),
+                *(
+                    [(objects.apply_updates, "apply_updates", applied, (size + 1,))]
+                    if self.plasticity.batch_size > 1
+                    else []
+                ),
                 *self._weight_entries(objects),
-                *self._velocity_entries(objects),
+                *self._optimizer_state_entries(objects),
             ]
             devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
             device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
         else:
             with devices.runtime_target(self.device):
-                objects = self._define(padded_inputs, onehot, schedule, real)
+                objects = self._define(padded_inputs, onehot, schedule, real, applied)
         self._read_weights(objects)
-        if self.plasticity.momentum > 0:
-            for label, view, _ in self._velocity_views(objects):
-                self._velocity[label] = np.asarray(view[:], dtype=np.float64).copy()
+        if self._state_suffixes():
+            for label, view, _ in self._state_views(objects):
+                self._optimizer_state[label] = np.asarray(view[:], dtype=np.float64).copy()
         spikes = sum(float(np.sum(group.spikes_total[:])) for group in objects.layers)
         events = sum(float(np.sum(group.events_total[:])) for group in objects.layers)
         per_sample_neuron = n_samples * net.n_neurons

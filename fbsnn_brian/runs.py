@@ -43,6 +43,7 @@ DEFAULTS: TrainingConfig = {
     "scale": 4.0,
     "weight_decay": 0.001,
     "momentum": 0.0,
+    "batch_size": 1,
     "schedule": "cosine",
     "free_tau": 30.0,
     "perturbed_tau": 100.0,
@@ -114,6 +115,7 @@ def train_run(
             scale=settings["scale"],
             weight_decay=settings["weight_decay"],
             momentum=settings["momentum"],
+            batch_size=settings["batch_size"],
             max_feedback_gain=settings["max_feedback_gain"],
         ),
     )

@@ -237,12 +237,20 @@ class Trainer:
             for epoch in range(epochs):
                 order = rng.permutation(n_samples)
                 rates = self._learning_rates(epoch, epochs, n_samples)
+                # mini-batches run over chunk boundaries; the last one of an epoch may be short
+                positions = np.arange(1, n_samples + 1)
+                apply_after = (positions % self.plasticity.batch_size == 0) | (
+                    positions == n_samples
+                )
                 start = time.perf_counter()
                 spikes = events = 0.0
                 for first in range(0, n_samples, self.chunk_size):
                     chosen = order[first : first + self.chunk_size]
                     stats = self._train.train_chunk(
-                        array[chosen], truth[chosen], rates[first : first + len(chosen)]
+                        array[chosen],
+                        truth[chosen],
+                        rates[first : first + len(chosen)],
+                        apply_after[first : first + len(chosen)],
                     )
                     spikes += stats.forward_rate * len(chosen)
                     events += stats.backward_rate * len(chosen)
