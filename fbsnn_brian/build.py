@@ -46,7 +46,12 @@ from fbsnn_brian import devices
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.export import Population, SpikeRecording
 from fbsnn_brian.model import FeedbackNetwork
-from fbsnn_brian.neurons import drive_group_equations, forward_neuron, input_neuron
+from fbsnn_brian.neurons import (
+    NeuronTemplate,
+    drive_group_equations,
+    forward_neuron,
+    input_neuron,
+)
 from fbsnn_brian.protocol import Protocol
 
 __all__ = [
@@ -216,17 +221,20 @@ class FreeRunSimulation:
         gated = self.sample_steps != self.free_steps
         spiking_input = net.input_coding == "spikes"
 
+        def group_of(template: NeuronTemplate, size: int, name: str) -> NeuronGroup:
+            return NeuronGroup(
+                size,
+                template.model,
+                threshold=template.threshold,
+                reset=template.reset,
+                method=template.method,
+                clock=clock,
+                namespace=namespace,
+                name=name,
+            )
+
         template = input_neuron(spiking=spiking_input, gated_by_phase=gated)
-        stimulus = NeuronGroup(
-            net.n_inputs,
-            template.model,
-            threshold=template.threshold,
-            reset=template.reset,
-            method=template.method,
-            clock=clock,
-            namespace=namespace,
-            name="stimulus",
-        )
+        stimulus = group_of(template, net.n_inputs, "stimulus")
         stimulus.run_regularly(
             template.sample_start,
             dt=self.sample_duration,
@@ -243,16 +251,7 @@ class FreeRunSimulation:
                 current_input=(k == 0 and not spiking_input),
                 gated_by_phase=gated,
             )
-            group = NeuronGroup(
-                size,
-                template.model,
-                threshold=template.threshold,
-                reset=template.reset,
-                method=template.method,
-                clock=clock,
-                namespace=namespace,
-                name=f"layer_{k + 1}",
-            )
+            group = group_of(template, size, f"layer_{k + 1}")
             group.b = net.biases[k]
             group.t_last_spike = -net.refractory
             group.run_regularly(

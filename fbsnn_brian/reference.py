@@ -710,6 +710,18 @@ def _ide_gradients(
     )
     input_current = model.input_weights @ sample + model.biases[0]
     gates = gates_from_preactivations(model, _preactivations(model, input_current, rates))
+    return _gradients_at(model, sample, rates, gates, label, kind)
+
+
+def _gradients_at(
+    model: RateModel,
+    sample: FloatArray,
+    rates: LayerArrays,
+    gates: LayerArrays,
+    label: int,
+    kind: str,
+) -> Gradients:
+    """Exact adjoint and local gradients at given rates and gates."""
     scores = model.readout_weights @ rates[-1] + model.readout_bias
     score_error = _score_error(scores, label, kind)
     adjoint = _solve_adjoint(model, gates, model.readout_weights.T @ score_error)
@@ -803,10 +815,7 @@ def ide_gradients_at_rates(
         if gates is None
         else _check_layer_vectors(owner, "gates", model.layer_sizes, tuple(gates))
     )
-    scores = model.readout_weights @ layer_rates[-1] + model.readout_bias
-    score_error = _score_error(scores, label, kind)
-    adjoint = _solve_adjoint(model, layer_gates, model.readout_weights.T @ score_error)
-    return _assemble(model, sample, layer_rates, layer_gates, adjoint, score_error)
+    return _gradients_at(model, sample, layer_rates, layer_gates, label, kind)
 
 
 def ide_gradients_batch(
