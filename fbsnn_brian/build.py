@@ -42,7 +42,7 @@ from brian2 import (
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from fbsnn_brian import devices
+from fbsnn_brian import devices, standalone
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.export import Population, SpikeRecording
 from fbsnn_brian.model import FeedbackNetwork
@@ -165,7 +165,8 @@ class FreeRunSimulation:
     record_spikes : bool
         Keep every spike event in the returned recording.
     directory : str, optional
-        cpp_standalone project directory (default: a new temporary directory).
+        cpp_standalone project directory, kept (default: the build cache, see
+        :mod:`fbsnn_brian.standalone`).
     """
 
     def __init__(
@@ -190,7 +191,7 @@ class FreeRunSimulation:
         self.sample_steps = self.free_steps
         self.sample_duration = self.sample_steps * network.dt
         self.directory = directory
-        self._compiled: tuple[Any, _Objects] | None = None
+        self._compiled: tuple[standalone.StandaloneBuild, _Objects] | None = None
         self.compile_time_s = 0.0
 
     # ------------------------------------------------------------------ definition
@@ -351,12 +352,24 @@ class FreeRunSimulation:
     def _compile(self) -> tuple[Any, _Objects]:
         if self._compiled is None:
             zeros = np.zeros((self.chunk_size, self.network.n_inputs))
-            device, objects, self.compile_time_s = devices.compile_standalone(
-                self.directory,
+            key = standalone.build_key(
+                "free_run",
+                {
+                    "network": self.network.config(),
+                    "protocol": self.protocol.describe(),
+                    "chunk_size": self.chunk_size,
+                    "record_spikes": self.record_spikes,
+                },
+            )
+            build, objects = standalone.compile_standalone(
                 lambda: self._define(self.chunk_size, zeros),
                 network_of=lambda objects: objects.network,
+                key=key,
+                directory=self.directory,
+                owner=self,
             )
-            self._compiled = (device, objects)
+            self.compile_time_s = build.compile_time_s
+            self._compiled = (build, objects)
         return self._compiled
 
     def _run_chunk(
@@ -365,12 +378,12 @@ class FreeRunSimulation:
         """Simulate one chunk; return spike (neuron index, time in s) per population."""
         n_samples = len(inputs)
         if self.device == "cpp_standalone":
-            device, objects = self._compile()
+            build, objects = self._compile()
             padded = np.zeros((self.chunk_size, self.network.n_inputs))
             padded[:n_samples] = inputs
             entries = self._run_args(objects, padded)
             devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
-            device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
+            build.run({key: value for key, _, value, _ in entries})
         else:
             with devices.runtime_target(self.device):
                 objects = self._define(n_samples, inputs)

@@ -85,6 +85,24 @@ def _add_run_parsers(commands: Any) -> None:
     train.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     train.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
     train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    train.add_argument(
+        "--max-feedback-gain",
+        type=float,
+        default=DEFAULTS["max_feedback_gain"],
+        help="cap on the loop gain, in (0, 1)",
+    )
+    train.add_argument(
+        "--input-dropout",
+        type=float,
+        default=DEFAULTS["input_dropout"],
+        help="probability of silencing an input component per training sample",
+    )
+    train.add_argument(
+        "--shift",
+        type=int,
+        default=DEFAULTS["shift"],
+        help="shift training images by up to this many pixels (0: no augmentation)",
+    )
     train.add_argument("--schedule", default=DEFAULTS["schedule"], help="constant or cosine")
     train.add_argument("--free", type=float, default=DEFAULTS["free_tau"], help="in tau")
     train.add_argument("--perturbed", type=float, default=DEFAULTS["perturbed_tau"], help="in tau")
@@ -198,6 +216,9 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             "weight_decay": args.weight_decay,
             "momentum": args.momentum,
             "batch_size": args.batch_size,
+            "max_feedback_gain": args.max_feedback_gain,
+            "input_dropout": args.input_dropout,
+            "shift": args.shift,
             "schedule": args.schedule,
             "free_tau": args.free,
             "perturbed_tau": args.perturbed,

@@ -5,26 +5,20 @@ works), ``numpy`` and ``cython`` force the runtime code target, ``cpp_standalone
 whole simulation into one binary that later runs with new inputs and weights through
 ``run_args`` without recompiling.
 
-Each standalone build gets its own
-:class:`~brian2.devices.cpp_standalone.device.CPPStandaloneDevice` instance, so several
-compiled simulations (say a training and an evaluation network) live side by side in one
-Python process, and Brian2's global device is always restored to runtime.
+Compiling, caching and running standalone builds is :mod:`fbsnn_brian.standalone`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import brian2
 import numpy as np
 from brian2 import Network, NetworkOperation, prefs
-from brian2.devices.device import all_devices, set_device
+from brian2.devices.device import set_device
 
 from fbsnn_brian.errors import DeviceError, ValidationError
 from fbsnn_brian.validation import check_choice
@@ -35,19 +29,13 @@ __all__ = [
     "check_device",
     "check_no_network_operation",
     "check_run_args",
-    "compile_standalone",
     "runtime_target",
-    "standalone_device",
 ]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 RUNTIME_DEVICES = ("runtime", "numpy", "cython")
 DEVICES = (*RUNTIME_DEVICES, "cpp_standalone")
-
-_instance_counter = itertools.count()
 
 
 def check_device(owner: str, device: Any) -> str:
@@ -65,60 +53,6 @@ def runtime_target(device: str) -> Iterator[None]:
         yield
     finally:
         prefs.codegen.target = previous
-
-
-@contextlib.contextmanager
-def standalone_device(directory: str) -> Iterator[Any]:
-    """Make a fresh cpp_standalone device the active one while the model is defined.
-
-    The device is registered under a unique name and yielded; after the block the global
-    device is set back to runtime, while the yielded instance can still build and run.
-    """
-    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
-
-    device = CPPStandaloneDevice()
-    name = f"fbsnn_cpp_standalone_{next(_instance_counter)}"
-    all_devices[name] = device
-    set_device(name, directory=directory, build_on_run=False)
-    try:
-        yield device
-    finally:
-        set_device("runtime")
-
-
-def compile_standalone(
-    directory: str | None, define: Callable[[], T], *, network_of: Callable[[T], Network]
-) -> tuple[Any, T, float]:
-    """Define a model on a fresh cpp_standalone device and compile it without running it.
-
-    Parameters
-    ----------
-    directory : str, optional
-        Project directory (default: a new temporary directory).
-    define : callable
-        Creates the Brian2 objects (and calls ``Network.run``, which only records the run).
-    network_of : callable
-        Returns the Network of what ``define`` returned, to check it for network operations.
-
-    Returns
-    -------
-    (device, defined objects, compile time in seconds)
-    """
-    project = directory or tempfile.mkdtemp(prefix="fbsnn_cpp_")
-    start = time.perf_counter()
-    with standalone_device(project) as device:
-        objects = define()
-        check_no_network_operation(network_of(objects))
-        try:
-            device.build(directory=project, compile=True, run=False, with_output=False)
-        except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
-            raise DeviceError(
-                f"cpp_standalone: compiling the simulation in {project} failed ({error}); a C++ "
-                "compiler (g++) and the Python headers must be installed."
-            ) from error
-    seconds = time.perf_counter() - start
-    logger.info("compiled a cpp_standalone simulation in %.1f s (%s)", seconds, project)
-    return device, objects, seconds
 
 
 def check_no_network_operation(network: Network) -> None:

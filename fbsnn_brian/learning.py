@@ -107,6 +107,11 @@ class SPIDEPlasticity:
     max_feedback_gain : float
         After each chunk of samples the feedback weights are rescaled so that the loop gain
         stays at most this value (< 1), keeping the loop a contraction.
+    input_dropout : float
+        Probability p in [0, 1) (default 0) that an input component is silenced for a whole
+        training sample; the others are scaled by ``1 / (1 - p)`` so that the expected input
+        current is unchanged. A regulariser used during training only: evaluation and the
+        free-run build always see the whole input.
 
     Examples
     --------
@@ -122,6 +127,7 @@ class SPIDEPlasticity:
     batch_size: int = 1
     feedback: str = "transpose"
     max_feedback_gain: float = 0.9
+    input_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_positive_float("SPIDEPlasticity", "learning_rate", self.learning_rate)
@@ -143,6 +149,13 @@ class SPIDEPlasticity:
                 "SPIDEPlasticity: max_feedback_gain must be in (0, 1) to keep the feedback loop a "
                 f"contraction, got {self.max_feedback_gain!r}."
             )
+        dropout = check_positive_float(
+            "SPIDEPlasticity", "input_dropout", self.input_dropout, allow_zero=True
+        )
+        if dropout >= 1:
+            raise ValidationError(
+                f"SPIDEPlasticity: input_dropout must be in [0, 1), got {self.input_dropout!r}."
+            )
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description of the rule."""
@@ -156,4 +169,5 @@ class SPIDEPlasticity:
             "batch_size": self.batch_size,
             "feedback": self.feedback,
             "max_feedback_gain": self.max_feedback_gain,
+            "input_dropout": self.input_dropout,
         }

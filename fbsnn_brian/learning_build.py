@@ -13,13 +13,16 @@ membrane ``u_err`` (``e`` of ALGORITHM.md; ``e`` is a constant in Brian2). Forwa
 ``error_down`` (-delta). One Synapses object per weight matrix carries the weight once: its
 ``on_pre`` pathway delivers forward spikes (``v_post += w``) and its two ``on_post`` pathways
 deliver the post unit's error events backward through the same weight
-(``u_err_pre += w m_post sigma / theta``), so the forward and backward copies of a weight are one
-variable and cannot drift apart. Per-synapse updates read only the presynaptic free-phase rate
-and the postsynaptic error rate and gate: the locality of SPIDE.
+(``u_err_pre += w sigma / theta``; a unit whose forward partner has gate m = 0 emits no
+events, which is the ``m_post`` factor of the rule), so the forward and backward copies of a
+weight are one variable and cannot drift apart. Per-synapse updates read only the presynaptic
+free-phase rate and the postsynaptic error rate and gate: the locality of SPIDE.
 
-With current input coding, each input neuron emits one onset event at the first step of a
-sample, before the layers integrate, which adds ``F x`` to layer 1's input current once per
-sample.
+With current input coding, each input neuron with ``x > 0`` emits one onset event at the first
+step of a sample, before the layers integrate, which adds ``F x`` to layer 1's input current
+once per sample. The input path and the readout run on their own coarser clocks (one tick per
+sample; one tick at every common multiple of the phase lengths), so the only work done at
+every step is the layers' own update and the spikes and error events they emit.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 from brian2 import Clock, Network, NeuronGroup, Synapses, TimedArray
 from numpy.typing import NDArray
 
-from fbsnn_brian import devices
+from fbsnn_brian import devices, standalone
 from fbsnn_brian.build import (
     RunArg,
     all_to_all,
@@ -131,7 +134,8 @@ class TrainingSimulation:
         Samples per Brian2 run (cpp_standalone pads the last chunk with samples whose
         learning rate is zero).
     directory : str, optional
-        cpp_standalone project directory.
+        cpp_standalone project directory, kept (default: the build cache, see
+        :mod:`fbsnn_brian.standalone`).
     """
 
     def __init__(
@@ -170,8 +174,11 @@ class TrainingSimulation:
         )
         self.sample_steps = self.free_steps + self.backward_steps
         self.sample_duration = self.sample_steps * network.dt
-        self._compiled: tuple[Any, _Objects] | None = None
+        self._compiled: tuple[standalone.StandaloneBuild, _Objects] | None = None
         self._optimizer_state: dict[str, FloatArray] = {}
+        # input dropout masks are drawn here, not in the simulation, so that a chunk's
+        # result does not depend on the device's random number generator
+        self._dropout_rng = np.random.default_rng([network.seed, 7])
         self.compile_time_s = 0.0
 
     # ------------------------------------------------------------------ definition
@@ -282,25 +289,29 @@ class TrainingSimulation:
         namespace = self._namespace(tables)
         every_sample = {"dt": self.sample_duration, "when": "start"}
 
+        # The input path runs once per sample: the stimulus group and its synapses tick on a
+        # clock of one sample's length, so nothing of it is evaluated at the other steps.
+        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
         stimulus = NeuronGroup(
             net.n_inputs,
             "x : 1",
-            threshold=f"{_STEP_IN_SAMPLE} == 0",
+            threshold="x > 0",  # a zero input adds nothing: no event, no synaptic work
             reset="",
-            clock=clock,
+            clock=sample_clock,
             namespace=namespace,
             name="stimulus",
         )
         stimulus.thresholder["spike"].when = "before_groups"
-        stimulus.run_regularly(
-            "x = sample_inputs(t, i)", order=-5, name="stimulus_load", **every_sample
-        )
+        stimulus.run_regularly("x = sample_inputs(t, i)", order=-5, name="stimulus_load")
 
         layers: list[NeuronGroup] = []
         n_layers = net.n_layers
         for k, size in enumerate(net.layer_sizes):
             first, last = k == 0, k == n_layers - 1
-            not_refractory_error = "t - t_last_error >= tau - 0.5 * dt"
+            # an error unit is silent while its forward partner's gate m is 0: its events
+            # would be multiplied by m on every synapse anyway, so this changes no update and
+            # saves the synaptic work (and the backward pathway need not read m_post)
+            not_refractory_error = "gate > 0.5 and t - t_last_error >= tau - 0.5 * dt"
             group = NeuronGroup(
                 size,
                 _layer_model(neuron=net.neuron, first=first, last=last),
@@ -347,7 +358,7 @@ class TrainingSimulation:
             layers[0],
             "w : 1\nw_velocity : 1\nw_accum : 1",
             on_pre="I_input_post += w * x_pre",
-            clock=clock,
+            clock=sample_clock,
             namespace=namespace,
             name="input_synapses",
         )
@@ -381,8 +392,8 @@ class TrainingSimulation:
                 + ("" if transport else "\nw_back : 1 (constant)"),
                 on_pre={"forward": "v_post += w"},
                 on_post={
-                    "backward_up": f"u_err_pre += {back} * gate_post * delta / theta",
-                    "backward_down": f"u_err_pre -= {back} * gate_post * delta / theta",
+                    "backward_up": f"u_err_pre += {back} * delta / theta",
+                    "backward_down": f"u_err_pre -= {back} * delta / theta",
                 },
                 on_event={
                     "forward": "spike",
@@ -414,22 +425,25 @@ class TrainingSimulation:
         ]
         feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
 
-        error_term = "p - label" if self.plasticity.loss == "cross_entropy" else "o + d - label"
+        error_code = (
+            "output_error = exp(o + d) / partition - label"
+            if self.plasticity.loss == "cross_entropy"
+            else "output_error = o + d - label"
+        )
         # The readout is needed only once the free phase is over; its clock ticks at every
         # common multiple of the two phase lengths, so the free/perturbed boundary is a tick.
         readout_steps = math.gcd(self.free_steps, self.sample_steps)
         readout_clock = Clock(dt=readout_steps * net.dt, name="readout_clock")
         readout = NeuronGroup(
             net.n_classes,
-            f"""
+            """
             o : 1
             d : 1
             d_velocity : 1
             d_accum : 1
             label : 1
             partition : 1
-            p = exp(o + d) / partition : 1
-            output_error = {error_term} : 1
+            output_error : 1
             """,
             clock=readout_clock,
             namespace=namespace,
@@ -446,6 +460,14 @@ class TrainingSimulation:
         normaliser_synapses.connect()
         readout.d = net.readout_bias
         readout.partition = float(net.n_classes)  # valid softmax before the first summation
+        # stored once per readout tick (not a subexpression, which every synapse of the g
+        # summation would re-evaluate, exp included)
+        readout.run_regularly(
+            error_code,
+            when="groups",
+            order=-28,
+            name="readout_error",
+        )
         readout.run_regularly(
             self._update("d", "output_error"),
             order=-9,
@@ -466,16 +488,20 @@ class TrainingSimulation:
             o_post = w * rate_pre : 1 (summed)
             g_pre = {back} * output_error_post : 1 (summed)
             """,
-            clock=clock,
+            clock=readout_clock,
             namespace=namespace,
             name="readout_synapses",
         )
         pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
         readout_synapses.connect(i=pre, j=post)
-        # o, then the softmax denominator, then g, all before the layers integrate
+        # o, the softmax denominator, the output error, then g, all before the layers integrate
         readout_synapses.summed_updaters["o_post"].order = -30
         normaliser_synapses.summed_updaters["partition_post"].order = -29
-        readout_synapses.summed_updaters["g_pre"].order = -28
+        error_sum = readout_synapses.summed_updaters["g_pre"]
+        error_sum.order = -27
+        # Brian2 runs a summed variable on its target's clock (here every step); g changes
+        # only with the readout, so it is summed on the readout's clock instead.
+        error_sum._clock = readout_clock
         readout_synapses.w = matrix_to_synapses(net.readout_weights)
         if not transport:
             readout_synapses.w_back = matrix_to_synapses(random_feedback(net.readout_weights))
@@ -571,8 +597,19 @@ class TrainingSimulation:
         if self._compiled is None:
             size = self.chunk_size
             net = self.network
-            device, objects, self.compile_time_s = devices.compile_standalone(
-                self.directory,
+            plasticity = self.plasticity.describe()
+            for runtime_value in ("learning_rate", "input_dropout"):  # not in the code
+                plasticity.pop(runtime_value)
+            key = standalone.build_key(
+                "training",
+                {
+                    "network": net.config(),
+                    "phases": self.protocol.describe()["phases"],
+                    "plasticity": plasticity,
+                    "chunk_size": size,
+                },
+            )
+            build, objects = standalone.compile_standalone(
                 lambda: self._define(
                     np.zeros((size, net.n_inputs)),
                     np.zeros((size, net.n_classes)),
@@ -581,9 +618,21 @@ class TrainingSimulation:
                     np.zeros(size + 1),
                 ),
                 network_of=lambda objects: objects.network,
+                key=key,
+                directory=self.directory,
+                owner=self,
             )
-            self._compiled = (device, objects)
+            self.compile_time_s = build.compile_time_s
+            self._compiled = (build, objects)
         return self._compiled
+
+    def _drop_inputs(self, inputs: FloatArray) -> FloatArray:
+        """Apply input dropout (a fresh mask per sample, kept components scaled by 1/(1-p))."""
+        p = self.plasticity.input_dropout
+        if p == 0:
+            return inputs
+        keep = self._dropout_rng.random(inputs.shape) >= p
+        return inputs * keep / (1.0 - p)
 
     def train_chunk(
         self,
@@ -616,7 +665,7 @@ class TrainingSimulation:
                 f"got {n_samples}."
             )
         padded_inputs = np.zeros((size, net.n_inputs))
-        padded_inputs[:n_samples] = inputs
+        padded_inputs[:n_samples] = self._drop_inputs(np.asarray(inputs, dtype=np.float64))
         onehot = np.zeros((size, net.n_classes))
         onehot[np.arange(n_samples), labels] = 1.0
         # entry k is applied at the start of sample k, i.e. to the update of sample k - 1
@@ -630,7 +679,7 @@ class TrainingSimulation:
         applied = np.zeros(size + 1)
         applied[1 : n_samples + 1] = np.asarray(apply_after, dtype=np.float64)
         if self.device == "cpp_standalone":
-            device, objects = self._compile()
+            build, objects = self._compile()
             entries = [
                 (objects.sample_inputs, "sample_inputs", padded_inputs, (size, net.n_inputs)),
                 (objects.sample_labels, "sample_labels", onehot, (size, net.n_classes)),
@@ -645,7 +694,7 @@ class TrainingSimulation:
                 *self._optimizer_state_entries(objects),
             ]
             devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
-            device.run(run_args={key: value for key, _, value, _ in entries}, with_output=False)
+            build.run({key: value for key, _, value, _ in entries})
         else:
             with devices.runtime_target(self.device):
                 objects = self._define(padded_inputs, onehot, schedule, real, applied)

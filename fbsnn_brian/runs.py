@@ -51,6 +51,8 @@ DEFAULTS: TrainingConfig = {
     "chunk_size": 200,
     "seed": 0,
     "max_feedback_gain": 0.9,
+    "input_dropout": 0.0,
+    "shift": 0,
 }
 
 
@@ -76,6 +78,7 @@ def train_run(
     config: TrainingConfig, out: str | os.PathLike[str] | None = None, *, progress: bool = True
 ) -> dict[str, Any]:
     """Train a network as configured and write the run directory; return the metrics."""
+    from fbsnn_brian.augmentation import RandomShift
     from fbsnn_brian.export import write_dataset
     from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
     from fbsnn_brian.model import FeedbackNetwork
@@ -117,6 +120,7 @@ def train_run(
             momentum=settings["momentum"],
             batch_size=settings["batch_size"],
             max_feedback_gain=settings["max_feedback_gain"],
+            input_dropout=settings["input_dropout"],
         ),
     )
     trainer = Trainer(
@@ -127,6 +131,7 @@ def train_run(
         schedule=settings["schedule"],
         seed=settings["seed"],
         progress=progress,
+        augmentation=RandomShift(max_shift=settings["shift"]) if settings["shift"] else None,
     )
     start = time.perf_counter()
     history = trainer.fit(

@@ -19,6 +19,7 @@ import xarray as xr
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from fbsnn_brian.augmentation import RandomShift
 from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.devices import check_device
 from fbsnn_brian.errors import NumericalError, ValidationError
@@ -72,6 +73,9 @@ class Trainer:
         Seed of the per-epoch shuffling.
     progress : bool
         Show a progress bar over chunks.
+    augmentation : RandomShift, optional
+        Applied to every chunk of training inputs before it is presented (a fresh random
+        draw each epoch, seeded by ``seed``); evaluation always sees the inputs unchanged.
     directory : str, optional
         Parent directory of the cpp_standalone projects (default: temporary directories).
 
@@ -97,9 +101,16 @@ class Trainer:
         schedule: str = "constant",
         seed: int = 0,
         progress: bool = True,
+        augmentation: RandomShift | None = None,
         directory: str | None = None,
     ) -> None:
         owner = "Trainer"
+        if augmentation is not None and not isinstance(augmentation, RandomShift):
+            raise ValidationError(
+                f"{owner}: augmentation must be a RandomShift or None, got "
+                f"{describe(augmentation)}."
+            )
+        self.augmentation = augmentation
         if not isinstance(network, FeedbackNetwork):
             raise ValidationError(
                 f"{owner}: network must be a FeedbackNetwork, got {describe(network)}."
@@ -217,6 +228,7 @@ class Trainer:
                 f"{owner} (validation)", validation[1], len(val_inputs), self.network.n_classes
             )
         rng = np.random.default_rng(self.seed)
+        augment_rng = np.random.default_rng([self.seed, 1])
         records: dict[str, list[float]] = {
             key: []
             for key in (
@@ -246,8 +258,11 @@ class Trainer:
                 spikes = events = 0.0
                 for first in range(0, n_samples, self.chunk_size):
                     chosen = order[first : first + self.chunk_size]
+                    shown = array[chosen]
+                    if self.augmentation is not None:
+                        shown = self.augmentation(shown, augment_rng)
                     stats = self._train.train_chunk(
-                        array[chosen],
+                        shown,
                         truth[chosen],
                         rates[first : first + len(chosen)],
                         apply_after[first : first + len(chosen)],
