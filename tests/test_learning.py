@@ -202,3 +202,20 @@ def test_cpp_standalone_training_matches_runtime_with_optimizer_state(tmp_path: 
         ).max()
         > 1e-4
     )  # it did learn
+
+
+def test_input_dropout_silences_a_fraction_and_keeps_the_mean_input() -> None:
+    net = FeedbackNetwork(n_inputs=64, layer_sizes=[8], n_classes=10, seed=0)
+    protocol = Protocol(
+        [FreePhase(duration=10 * ms), PerturbedPhase(duration=10 * ms)],
+        plasticity=SPIDEPlasticity(input_dropout=0.25),
+    )
+    dropped = TrainingSimulation(net, protocol, device="numpy")._drop_inputs(
+        np.full((500, 64), 0.6)
+    )
+    silenced = float(np.mean(dropped == 0))
+    assert abs(silenced - 0.25) < 0.01  # 32000 draws: the standard error is 0.0024
+    np.testing.assert_allclose(dropped[dropped > 0], 0.6 / 0.75)
+    assert abs(float(dropped.mean()) - 0.6) < 0.01
+    with pytest.raises(ValidationError, match=r"input_dropout must be in \[0, 1\), got 1.0"):
+        SPIDEPlasticity(input_dropout=1.0)

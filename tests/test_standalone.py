@@ -1,0 +1,74 @@
+"""cpp_standalone builds: the build cache, private run directories and the network loop."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from brian2 import ms
+
+from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+from fbsnn_brian.build import FreeRunSimulation
+from fbsnn_brian.datasets import load_digits
+from fbsnn_brian.standalone import build_key, cache_root, clear_cache
+
+
+def simulation(seed: int = 0) -> FreeRunSimulation:
+    network = FeedbackNetwork(n_inputs=64, layer_sizes=[10], n_classes=10, seed=seed)
+    return FreeRunSimulation(
+        network,
+        Protocol([FreePhase(duration=10 * ms)]),
+        device="cpp_standalone",
+        chunk_size=3,
+        record_spikes=False,
+    )
+
+
+def test_the_cache_is_reused_and_runs_stay_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FBSNN_CACHE_DIR", str(tmp_path / "cache"))
+    assert cache_root() == tmp_path / "cache"
+    inputs = load_digits().inputs[:3]
+    first = simulation()
+    rates = first.run(inputs).layer_rates()[0]
+    build, _ = first._compile()
+    entries = sorted((tmp_path / "cache" / "builds").glob("free_run-*[!k]"))
+    assert len(entries) == 1 and entries[0].is_dir()
+    # the run took place in a private copy, and left no value files behind
+    assert Path(build.directory) != entries[0]
+    before = set(os.listdir(Path(build.directory) / "static_arrays"))
+    first.run(inputs)
+    assert set(os.listdir(Path(build.directory) / "static_arrays")) == before
+
+    second = simulation()  # same configuration: same cache entry, same results
+    np.testing.assert_array_equal(second.run(inputs).layer_rates()[0], rates)
+    second_build, _ = second._compile()
+    assert second_build.cached
+    assert second_build.directory != build.directory
+    assert len(sorted((tmp_path / "cache" / "builds").glob("free_run-*[!k]"))) == 1
+
+    # the network loop reads the CPU clock after the loop, not at every step
+    source = (entries[0] / "network.cpp").read_text()
+    loop = source[source.index("while(clock") : source.index("_globally_running = false")]
+    assert "elapsed_realtime =" not in loop
+    assert "elapsed_realtime =" in source
+
+    work = Path(build.directory)
+    del first, build
+    gc.collect()
+    assert not work.exists()  # the private directory goes with its simulation
+    clear_cache()
+    assert not (tmp_path / "cache" / "builds").exists()
+
+
+def test_the_key_follows_the_configuration() -> None:
+    network = FeedbackNetwork(n_inputs=64, layer_sizes=[10], n_classes=10, seed=0)
+    key = build_key("free_run", {"network": network.config()})
+    assert key == build_key("free_run", {"network": network.config()})
+    other = FeedbackNetwork(n_inputs=64, layer_sizes=[11], n_classes=10, seed=0)
+    assert key != build_key("free_run", {"network": other.config()})
+    assert key != build_key("training", {"network": network.config()})
