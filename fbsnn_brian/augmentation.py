@@ -1,10 +1,14 @@
 """Training-set augmentation: random translations of image inputs.
 
 Small digit datasets are learned to 99-100 % training accuracy within a few epochs, after which
-test accuracy is limited by overfitting. Presenting every training sample at a random offset of
-up to ``max_shift`` pixels in each direction (a fresh offset each time the sample is shown, the
-vacated border filled with 0) is the classic remedy; it changes only what the network is shown
-during training, never the test data.
+test accuracy is limited by overfitting. Presenting training samples at small random offsets
+(a fresh draw each time a sample is shown, the vacated border filled with 0) is the classic
+remedy; it changes only what the network is shown during training, never the test data.
+
+The translation is kept mild: a sample is moved with probability ``probability``, along one
+axis chosen at random, by 1 to ``max_shift`` pixels in a random direction. On the 8 x 8 digits
+moving every sample, diagonals included, was too strong (the training accuracy of a 64-128-10
+network fell to 95 %).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.validation import check_positive_int
+from fbsnn_brian.validation import check_positive_float, check_positive_int
 
 __all__ = ["RandomShift", "square_image_shape"]
 
@@ -36,13 +40,15 @@ def square_image_shape(n_features: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class RandomShift:
-    """Shift each input image by a random whole number of pixels along both axes.
+    """Shift input images by a random whole number of pixels along one axis.
 
     Parameters
     ----------
     max_shift : int
-        Largest offset in pixels (>= 1); offsets are drawn uniformly from
-        ``[-max_shift, max_shift]`` per axis and per sample.
+        Largest offset in pixels (>= 1); the size of a shift is drawn uniformly from
+        ``1..max_shift`` and its sign and axis with equal probability.
+    probability : float
+        Probability in (0, 1] that a sample is shifted at all (default 0.5).
     image_shape : (int, int), optional
         (height, width) of the images in row-major order; by default the inputs are taken to
         be square images.
@@ -56,10 +62,16 @@ class RandomShift:
     """
 
     max_shift: int = 1
+    probability: float = 0.5
     image_shape: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         check_positive_int("RandomShift", "max_shift", self.max_shift)
+        probability = check_positive_float("RandomShift", "probability", self.probability)
+        if probability > 1:
+            raise ValidationError(
+                f"RandomShift: probability must be in (0, 1], got {self.probability!r}."
+            )
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
             if len(shape) != 2:
@@ -68,6 +80,16 @@ class RandomShift:
                 )
             for axis in shape:
                 check_positive_int("RandomShift", "image_shape", axis)
+
+    def draw_offsets(self, n_samples: int, rng: np.random.Generator) -> NDArray[np.int64]:
+        """(row, column) offsets of ``n_samples`` samples, shape (n_samples, 2)."""
+        moved = rng.random(n_samples) < self.probability
+        size = rng.integers(1, self.max_shift + 1, size=n_samples)
+        sign = np.where(rng.random(n_samples) < 0.5, -1, 1)
+        axis = rng.integers(0, 2, size=n_samples)
+        offsets = np.zeros((n_samples, 2), dtype=np.int64)
+        offsets[np.arange(n_samples), axis] = moved * sign * size
+        return offsets
 
     def __call__(self, inputs: FloatArray, rng: np.random.Generator) -> FloatArray:
         """Return shifted copies of ``inputs`` (shape (n_samples, height * width))."""
@@ -79,7 +101,7 @@ class RandomShift:
             )
         images = inputs.reshape(-1, height, width)
         shifted = np.zeros_like(images)
-        offsets = rng.integers(-self.max_shift, self.max_shift + 1, size=(len(images), 2))
+        offsets = self.draw_offsets(len(images), rng)
         for index, (dy, dx) in enumerate(offsets):
             target_rows = slice(max(dy, 0), height + min(dy, 0))
             source_rows = slice(max(-dy, 0), height + min(-dy, 0))
