@@ -3,24 +3,34 @@
 All three train the same network (default: the MNIST network 784-256-10, T_f = 30 tau,
 T_b = 100 tau, dt = tau/4, online learning) on the same samples, side by side in one process,
 so the ratios hold on a shared, noisy machine. The compile time of cpp_standalone is reported
-separately and not counted in its samples/s.
+separately and not counted in its samples/s: once cold (an empty build cache, the default)
+and once from the cache (a second simulation of the same configuration). Evaluation (free
+phase only, cpp_standalone) is measured on the same network.
+
+The network starts untrained; its firing rates (reported) set the event cost, so a trained
+network, which fires more in the free phase and less in the perturbed one, runs at a somewhat
+different speed.
 
     python benchmarks/train_throughput.py --json
     python benchmarks/train_throughput.py --dataset digits --layers 128 --json
+    python benchmarks/train_throughput.py --threads 2 --json     # OpenMP
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import tempfile
 import time
 
 import numpy as np
-from brian2 import ms
+from brian2 import ms, prefs
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
 from fbsnn_brian import reference as ref
+from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.datasets import load_dataset
 from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
 from fbsnn_brian.learning_build import TrainingSimulation
@@ -45,8 +55,17 @@ def main() -> None:
     parser.add_argument("--cpp-samples", type=int, default=400)
     parser.add_argument("--runtime-samples", type=int, default=10)
     parser.add_argument("--reference-samples", type=int, default=50)
+    parser.add_argument("--evaluation-samples", type=int, default=2000)
+    parser.add_argument("--chunk", type=int, default=200, help="training samples per run")
+    parser.add_argument("--threads", type=int, default=0, help="OpenMP threads (0: off)")
+    parser.add_argument(
+        "--warm-cache", action="store_true", help="use the user's build cache (default: empty)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if not args.warm_cache:
+        os.environ["FBSNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="fbsnn_bench_cache_")
+    prefs.devices.cpp_standalone.openmp_threads = args.threads
 
     data = load_dataset(args.dataset)
     inputs, labels = data.inputs, data.labels
@@ -66,9 +85,11 @@ def main() -> None:
         "free_tau": 30,
         "perturbed_tau": 100,
         "dt_over_tau": 0.25,
+        "openmp_threads": args.threads,
+        "cold_cache": not args.warm_cache,
     }
 
-    chunk = 200
+    chunk = args.chunk
     cpp = TrainingSimulation(network(), protocol, device="cpp_standalone", chunk_size=chunk)
     start = time.perf_counter()
     cpp.train_chunk(inputs[:chunk], labels[:chunk], 0.01)  # includes the compilation
@@ -76,12 +97,33 @@ def main() -> None:
     start = time.perf_counter()
     n_cpp = 0
     for offset in range(chunk, chunk + args.cpp_samples, chunk):
-        cpp.train_chunk(inputs[offset : offset + chunk], labels[offset : offset + chunk], 0.01)
+        stats = cpp.train_chunk(
+            inputs[offset : offset + chunk], labels[offset : offset + chunk], 0.01
+        )
         n_cpp += chunk
     cpp_rate = n_cpp / (time.perf_counter() - start)
     results["cpp_standalone_compile_s"] = cpp.compile_time_s
     results["cpp_standalone_first_chunk_s"] = first
     results["cpp_standalone_samples_per_s"] = cpp_rate
+    results["chunk_size"] = chunk
+    results["mean_forward_rate"] = stats.forward_rate
+    results["mean_backward_rate"] = stats.backward_rate
+    again = TrainingSimulation(network(), protocol, device="cpp_standalone", chunk_size=chunk)
+    again.train_chunk(inputs[:chunk], labels[:chunk], 0.01)
+    results["cpp_standalone_cached_compile_s"] = again.compile_time_s
+
+    evaluation = FreeRunSimulation(
+        network(),
+        Protocol([FreePhase(duration=30 * ms)]),
+        device="cpp_standalone",
+        chunk_size=1000,
+        record_spikes=False,
+    )
+    evaluation.run(inputs[:1000])  # includes the compilation
+    results["evaluation_compile_s"] = evaluation.compile_time_s
+    start = time.perf_counter()
+    evaluation.run(inputs[: args.evaluation_samples])
+    results["evaluation_samples_per_s"] = args.evaluation_samples / (time.perf_counter() - start)
 
     runtime = TrainingSimulation(network(), protocol, device="runtime")
     runtime.train_chunk(inputs[:1], labels[:1], 0.01)  # warm the code cache
