@@ -626,6 +626,20 @@ class TrainingSimulation:
             self._compiled = (build, objects)
         return self._compiled
 
+    @property
+    def optimizer_state(self) -> dict[str, FloatArray]:
+        """Copies of the optimizer state carried between chunks (velocities, batch sums)."""
+        return {label: value.copy() for label, value in self._optimizer_state.items()}
+
+    @optimizer_state.setter
+    def optimizer_state(self, state: dict[str, FloatArray]) -> None:
+        self._optimizer_state = {label: np.array(value) for label, value in state.items()}
+
+    @property
+    def dropout_generator(self) -> np.random.Generator:
+        """The generator of the input dropout masks (its state belongs in a checkpoint)."""
+        return self._dropout_rng
+
     def _drop_inputs(self, inputs: FloatArray) -> FloatArray:
         """Apply input dropout (a fresh mask per sample, kept components scaled by 1/(1-p))."""
         p = self.plasticity.input_dropout

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from brian2 import Quantity, ms, second
 from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.files import write_npz_atomically
 from fbsnn_brian.reference import RateModel
 from fbsnn_brian.validation import (
     check_choice,
@@ -396,25 +397,8 @@ class FeedbackNetwork:
             raise ValidationError(
                 f"FeedbackNetwork.save: path must end in '.npz', got {str(path)!r}."
             )
-        arrays: dict[str, Any] = {
-            "config": np.array(self.config_json()),
-            "input_weights": self._input_weights,
-            "feedback_weights": self._feedback_weights,
-            "readout_weights": self._readout_weights,
-            "readout_bias": self._readout_bias,
-        }
-        for k, weights in enumerate(self._forward_weights):
-            arrays[f"forward_weights_{k}"] = weights
-        for k, bias in enumerate(self._biases):
-            arrays[f"biases_{k}"] = bias
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp.npz")
-        with open(temporary, "wb") as stream:
-            np.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-        return target
+        arrays: dict[str, Any] = {"config": np.array(self.config_json()), **self.weight_arrays()}
+        return write_npz_atomically(target, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FeedbackNetwork:
@@ -446,15 +430,36 @@ class FeedbackNetwork:
             feedback_gain=config["feedback_gain"],
             seed=config["seed"],
         )
-        network.input_weights = data["input_weights"]
-        network.forward_weights = [
-            data[f"forward_weights_{k}"] for k in range(network.n_layers - 1)
-        ]
-        network.biases = [data[f"biases_{k}"] for k in range(network.n_layers)]
-        network.readout_weights = data["readout_weights"]
-        network.readout_bias = data["readout_bias"]
-        network.feedback_weights = data["feedback_weights"]
+        network.set_weight_arrays(data)
         return network
+
+    def weight_arrays(self) -> dict[str, FloatArray]:
+        """Every weight and bias by name (``forward_weights_k``, ``biases_k`` per layer)."""
+        arrays = {
+            "input_weights": self._input_weights,
+            "feedback_weights": self._feedback_weights,
+            "readout_weights": self._readout_weights,
+            "readout_bias": self._readout_bias,
+        }
+        for k, weights in enumerate(self._forward_weights):
+            arrays[f"forward_weights_{k}"] = weights
+        for k, bias in enumerate(self._biases):
+            arrays[f"biases_{k}"] = bias
+        return arrays
+
+    def set_weight_arrays(self, arrays: Mapping[str, Any]) -> None:
+        """Set every weight and bias from :meth:`weight_arrays`' names (validated)."""
+        missing = sorted(set(self.weight_arrays()) - set(arrays))
+        if missing:
+            raise ValidationError(
+                f"FeedbackNetwork.set_weight_arrays: missing {', '.join(missing)}."
+            )
+        self.input_weights = arrays["input_weights"]
+        self.forward_weights = [arrays[f"forward_weights_{k}"] for k in range(self.n_layers - 1)]
+        self.biases = [arrays[f"biases_{k}"] for k in range(self.n_layers)]
+        self.readout_weights = arrays["readout_weights"]
+        self.readout_bias = arrays["readout_bias"]
+        self.feedback_weights = arrays["feedback_weights"]
 
     # ------------------------------------------------------------------ reference
     def rate_model(self) -> RateModel:

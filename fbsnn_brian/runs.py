@@ -23,6 +23,7 @@ import numpy as np
 
 from fbsnn_brian.datasets import Dataset, load_dataset, train_test_split
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.files import write_json_atomically
 
 __all__ = ["TrainingConfig", "evaluate_run", "split_dataset", "train_run"]
 
@@ -66,12 +67,7 @@ def split_dataset(
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w") as stream:
-        json.dump(payload, stream, indent=2)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    write_json_atomically(path, payload)
 
 
 def train_run(

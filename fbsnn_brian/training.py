@@ -9,9 +9,12 @@ shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ from tqdm.auto import tqdm
 
 from fbsnn_brian.augmentation import RandomShift
 from fbsnn_brian.build import FreeRunSimulation
+from fbsnn_brian.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.devices import check_device
 from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.learning_build import TrainingSimulation
@@ -33,6 +37,17 @@ __all__ = ["SCHEDULES", "Trainer"]
 logger = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "cosine")
+
+_RECORDS = (
+    "train_accuracy",
+    "test_accuracy",
+    "learning_rate",
+    "samples_per_s",
+    "wall_time_s",
+    "forward_rate",
+    "backward_rate",
+    "loop_gain",
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -193,6 +208,9 @@ class Trainer:
         *,
         epochs: int,
         validation: tuple[Any, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
     ) -> xr.Dataset:
         """Train for ``epochs`` passes over the data; return the history.
 
@@ -204,6 +222,14 @@ class Trainer:
         epochs : int
         validation : (inputs, labels), optional
             Evaluated after every epoch.
+        checkpoint : path, optional
+            ``.npz`` file that receives a checkpoint (:mod:`fbsnn_brian.checkpoint`) every
+            ``checkpoint_every`` chunks and at the end of every epoch, written atomically.
+        checkpoint_every : int
+            Chunks between checkpoints (default 1).
+        resume : bool
+            Continue from ``checkpoint`` if it exists (it must come from the same
+            configuration and data); the result is the same as that of an uninterrupted run.
 
         Returns
         -------
@@ -217,6 +243,9 @@ class Trainer:
         array = self.network.check_inputs(inputs, owner=owner)
         truth = _check_labels(owner, labels, len(array), self.network.n_classes)
         epochs = check_positive_int(owner, "epochs", epochs)
+        checkpoint_every = check_positive_int(owner, "checkpoint_every", checkpoint_every)
+        if resume and checkpoint is None:
+            raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
         if validation is not None:
             if not isinstance(validation, tuple) or len(validation) != 2:
                 raise ValidationError(
@@ -227,51 +256,85 @@ class Trainer:
             val_labels = _check_labels(
                 f"{owner} (validation)", validation[1], len(val_inputs), self.network.n_classes
             )
-        rng = np.random.default_rng(self.seed)
-        augment_rng = np.random.default_rng([self.seed, 1])
-        records: dict[str, list[float]] = {
-            key: []
-            for key in (
-                "train_accuracy",
-                "test_accuracy",
-                "learning_rate",
-                "samples_per_s",
-                "wall_time_s",
-                "forward_rate",
-                "backward_rate",
-                "loop_gain",
-            )
+        generators = {
+            "shuffle": np.random.default_rng(self.seed),
+            "augmentation": np.random.default_rng([self.seed, 1]),
+            "dropout": self._train.dropout_generator,
         }
+        state = TrainingState(
+            fingerprint=self._fingerprint(array, truth, epochs, validation is not None),
+            records={key: [] for key in _RECORDS},
+        )
+        if resume and checkpoint is not None and Path(checkpoint).is_file():
+            state = load_checkpoint(checkpoint, self.network, state.fingerprint)
+            self._train.optimizer_state = state.optimizer_state
+            for name, generator in generators.items():
+                generator.bit_generator.state = state.generators[name]
+            logger.info(
+                "resumed from %s at epoch %d, sample %d",
+                checkpoint,
+                state.epoch + 1,
+                state.next_sample,
+            )
+
+        def save(epoch: int, next_sample: int, order: NDArray[np.int64] | None) -> None:
+            if checkpoint is None:
+                return
+            state.epoch, state.next_sample, state.order = epoch, next_sample, order
+            state.generators = {
+                name: dict(generator.bit_generator.state) for name, generator in generators.items()
+            }
+            state.optimizer_state = self._train.optimizer_state
+            save_checkpoint(checkpoint, self.network, state)
+
+        records = state.records
         n_samples = len(array)
         n_chunks = math.ceil(n_samples / self.chunk_size)
-        bar = tqdm(total=epochs * n_chunks, disable=not self.progress, desc="SPIDE", unit="chunk")
+        done = state.epoch * n_chunks + math.ceil(state.next_sample / self.chunk_size)
+        bar = tqdm(
+            total=epochs * n_chunks,
+            initial=done,
+            disable=not self.progress,
+            desc="SPIDE",
+            unit="chunk",
+        )
         try:
-            for epoch in range(epochs):
-                order = rng.permutation(n_samples)
+            for epoch in range(state.epoch, epochs):
+                if state.order is None or epoch != state.epoch:
+                    order = generators["shuffle"].permutation(n_samples)
+                    first_sample, partial = 0, {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
+                else:
+                    order, first_sample, partial = state.order, state.next_sample, state.partial
+                state.partial = partial
                 rates = self._learning_rates(epoch, epochs, n_samples)
                 # mini-batches run over chunk boundaries; the last one of an epoch may be short
                 positions = np.arange(1, n_samples + 1)
                 apply_after = (positions % self.plasticity.batch_size == 0) | (
                     positions == n_samples
                 )
-                start = time.perf_counter()
-                spikes = events = 0.0
-                for first in range(0, n_samples, self.chunk_size):
+                for first in range(first_sample, n_samples, self.chunk_size):
+                    start = time.perf_counter()
                     chosen = order[first : first + self.chunk_size]
                     shown = array[chosen]
                     if self.augmentation is not None:
-                        shown = self.augmentation(shown, augment_rng)
+                        shown = self.augmentation(shown, generators["augmentation"])
                     stats = self._train.train_chunk(
                         shown,
                         truth[chosen],
                         rates[first : first + len(chosen)],
                         apply_after[first : first + len(chosen)],
                     )
-                    spikes += stats.forward_rate * len(chosen)
-                    events += stats.backward_rate * len(chosen)
+                    partial["spikes"] += stats.forward_rate * len(chosen)
+                    partial["events"] += stats.backward_rate * len(chosen)
+                    partial["elapsed_s"] += time.perf_counter() - start
                     self._check_health(epoch)
                     bar.update(1)
-                elapsed = time.perf_counter() - start
+                    position = first + len(chosen)
+                    if position < n_samples and (position // self.chunk_size) % checkpoint_every:
+                        continue
+                    if position < n_samples:
+                        save(epoch, position, order)
+                elapsed = partial["elapsed_s"]
                 train_accuracy = self.evaluate(array, truth)["accuracy"]
                 test_accuracy = (
                     self.evaluate(val_inputs, val_labels)["accuracy"]
@@ -283,9 +346,10 @@ class Trainer:
                 records["learning_rate"].append(float(rates.mean()))
                 records["samples_per_s"].append(n_samples / elapsed)
                 records["wall_time_s"].append(elapsed)
-                records["forward_rate"].append(spikes / n_samples)
-                records["backward_rate"].append(events / n_samples)
+                records["forward_rate"].append(partial["spikes"] / n_samples)
+                records["backward_rate"].append(partial["events"] / n_samples)
                 records["loop_gain"].append(self.network.loop_gain())
+                save(epoch + 1, 0, None)
                 bar.set_postfix(train=f"{train_accuracy:.3f}", test=f"{test_accuracy:.3f}")
                 logger.info(
                     "epoch %d: train %.4f, test %.4f, %.1f samples/s",
@@ -297,6 +361,25 @@ class Trainer:
         finally:
             bar.close()
         return self._history(records)
+
+    def _fingerprint(
+        self, inputs: FloatArray, labels: NDArray[np.int64], epochs: int, validated: bool
+    ) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed (JSON-serialisable)."""
+        digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+        return {
+            "network": self.network.config(),
+            "protocol": self.protocol.describe(),
+            "device": self.device,
+            "chunk_size": self.chunk_size,
+            "schedule": self.schedule,
+            "seed": self.seed,
+            "augmentation": repr(self.augmentation),
+            "epochs": epochs,
+            "validation": validated,
+            "data_sha256": digest.hexdigest(),
+        }
 
     def _check_health(self, epoch: int) -> None:
         weights = [
