@@ -110,6 +110,13 @@ def _add_run_parsers(commands: Any) -> None:
     train.add_argument("--chunk-size", type=int, default=DEFAULTS["chunk_size"])
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     train.add_argument("--out", help="run directory (default runs/<timestamp>)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint (its config.json is used; the "
+        "other options are ignored)",
+    )
+    train.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
@@ -226,7 +233,13 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             "chunk_size": args.chunk_size,
             "seed": args.seed,
         }
-        return train_run(config, args.out, progress=not args.no_progress)
+        return train_run(
+            config,
+            args.resume or args.out,
+            progress=not args.no_progress,
+            resume=args.resume is not None,
+            checkpoint_every=args.checkpoint_every,
+        )
     return evaluate_run(
         args.run_dir,
         dataset=args.dataset,

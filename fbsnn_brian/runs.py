@@ -2,6 +2,8 @@
 
 A run directory holds
 
+* ``config.json``: the settings, written first (``fbsnn train --resume`` reads them);
+* ``checkpoint.npz``: the last checkpoint (:mod:`fbsnn_brian.checkpoint`);
 * ``weights.npz``: the trained network (:meth:`FeedbackNetwork.save`);
 * ``metrics.json``: per-epoch train and test accuracy, the final ``test_accuracy``, training
   ``samples_per_s``, ``wall_time_s``, mean forward and backward firing rates, the data split
@@ -71,9 +73,20 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def train_run(
-    config: TrainingConfig, out: str | os.PathLike[str] | None = None, *, progress: bool = True
+    config: TrainingConfig,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = 1,
 ) -> dict[str, Any]:
-    """Train a network as configured and write the run directory; return the metrics."""
+    """Train a network as configured and write the run directory; return the metrics.
+
+    The configuration goes to ``config.json`` first, and a checkpoint to ``checkpoint.npz``
+    every ``checkpoint_every`` chunks. With ``resume=True``, ``out`` names an existing run
+    directory: its ``config.json`` replaces ``config`` and training continues from its
+    checkpoint (from the start if none was written yet).
+    """
     from fbsnn_brian.augmentation import RandomShift
     from fbsnn_brian.export import write_dataset
     from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
@@ -81,6 +94,13 @@ def train_run(
     from fbsnn_brian.protocol import FreePhase, Protocol
     from fbsnn_brian.training import Trainer
 
+    if resume:
+        if out is None or not (Path(out) / "config.json").is_file():
+            raise ValidationError(
+                f"fbsnn train --resume: {str(out)!r} is not a run directory (no config.json); "
+                "give the --out directory of the run to continue."
+            )
+        config = json.loads((Path(out) / "config.json").read_text())
     settings = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
@@ -90,6 +110,8 @@ def train_run(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     directory = Path(out) if out is not None else Path("runs") / stamp
     directory.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        _write_json(directory / "config.json", settings)
 
     train, test = split_dataset(
         settings["dataset"],
@@ -131,7 +153,13 @@ def train_run(
     )
     start = time.perf_counter()
     history = trainer.fit(
-        train.inputs, train.labels, epochs=settings["epochs"], validation=(test.inputs, test.labels)
+        train.inputs,
+        train.labels,
+        epochs=settings["epochs"],
+        validation=(test.inputs, test.labels),
+        checkpoint=directory / "checkpoint.npz",
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
     wall = time.perf_counter() - start
     network.save(directory / "weights.npz")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -149,6 +150,15 @@ def test_trainer_learns_digits_and_the_commands_write_and_read_a_run(
     evaluation = json.loads(capsys.readouterr().out)
     assert evaluation["test_accuracy"] == metrics["test_accuracy"]
     assert np.sum(evaluation["confusion_matrix"]) == 300
+    # a finished run resumed from its last checkpoint trains nothing and keeps its history
+    weights = (out / "weights.npz").read_bytes()
+    assert main(["train", "--resume", str(out), "--no-progress", "--epochs", "9"]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["test_accuracy_per_epoch"] == metrics["test_accuracy_per_epoch"]
+    assert resumed["config"]["epochs"] == 2  # the run's own config.json, not the new options
+    with np.load(out / "weights.npz") as after, np.load(io.BytesIO(weights)) as before:
+        for name in before.files:
+            np.testing.assert_array_equal(after[name], before[name])
 
 
 def test_evaluate_refuses_a_directory_that_is_not_a_run(
