@@ -65,13 +65,15 @@ class ChunkStatistics:
 
     Rates are averages over the chunk's real samples and all forward neurons, in events per
     tau: ``forward_rate`` of the free phase's spikes, ``backward_rate`` of the error units'
-    events (both signs) in the perturbed phase.
+    events (both signs) in the perturbed phase. ``layer_forward_rates`` holds the free-phase
+    rate of each layer separately (averaged over its neurons and the chunk's samples).
     """
 
     n_samples: int
     wall_time_s: float
     forward_rate: float
     backward_rate: float
+    layer_forward_rates: tuple[float, ...] = ()
 
 
 @dataclass
@@ -716,14 +718,17 @@ class TrainingSimulation:
         if self._state_suffixes():
             for label, view, _ in self._state_views(objects):
                 self._optimizer_state[label] = np.asarray(view[:], dtype=np.float64).copy()
-        spikes = sum(float(np.sum(group.spikes_total[:])) for group in objects.layers)
+        layer_spikes = [float(np.sum(group.spikes_total[:])) for group in objects.layers]
         events = sum(float(np.sum(group.events_total[:])) for group in objects.layers)
         per_sample_neuron = n_samples * net.n_neurons
+        free_tau = float(self.protocol.free_phase.duration / net.tau)
         return ChunkStatistics(
             n_samples=n_samples,
             wall_time_s=time.perf_counter() - start,
-            forward_rate=spikes
-            / per_sample_neuron
-            / float(self.protocol.free_phase.duration / net.tau),
+            forward_rate=sum(layer_spikes) / per_sample_neuron / free_tau,
             backward_rate=events / per_sample_neuron / float(self.perturbed.duration / net.tau),
+            layer_forward_rates=tuple(
+                spikes / (n_samples * size) / free_tau
+                for spikes, size in zip(layer_spikes, net.layer_sizes, strict=True)
+            ),
         )

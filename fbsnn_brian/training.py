@@ -27,7 +27,7 @@ from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.devices import check_device
 from fbsnn_brian.errors import NumericalError, ValidationError
-from fbsnn_brian.learning_build import TrainingSimulation
+from fbsnn_brian.learning_build import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice, check_positive_int, describe
@@ -37,6 +37,10 @@ __all__ = ["SCHEDULES", "Trainer"]
 logger = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "cosine")
+
+# a layer whose mean free-phase rate reaches this fraction of one spike per refractory period
+# fires at the clamp everywhere
+SATURATED_FRACTION = 0.999
 
 _RECORDS = (
     "train_accuracy",
@@ -327,7 +331,7 @@ class Trainer:
                     partial["spikes"] += stats.forward_rate * len(chosen)
                     partial["events"] += stats.backward_rate * len(chosen)
                     partial["elapsed_s"] += time.perf_counter() - start
-                    self._check_health(epoch)
+                    self._check_health(epoch, stats)
                     bar.update(1)
                     position = first + len(chosen)
                     if position < n_samples and (position // self.chunk_size) % checkpoint_every:
@@ -381,18 +385,39 @@ class Trainer:
             "data_sha256": digest.hexdigest(),
         }
 
-    def _check_health(self, epoch: int) -> None:
-        weights = [
-            self.network.input_weights,
-            self.network.feedback_weights,
-            self.network.readout_weights,
-        ]
-        weights += list(self.network.forward_weights)
-        if not all(np.all(np.isfinite(w)) for w in weights):
+    def _check_health(self, epoch: int, stats: ChunkStatistics) -> None:
+        """Stop on NaN/inf weights, a silent or saturated layer, or a loop gain >= 1.
+
+        Raised before the chunk's checkpoint is written, so the checkpoint on disk is the
+        last good state.
+        """
+        where = f"during epoch {epoch + 1}"
+        if not all(np.all(np.isfinite(w)) for w in self.network.weight_arrays().values()):
             raise NumericalError(
-                f"Trainer: weights became NaN or infinite during epoch {epoch + 1}; lower the "
-                f"learning rate ({self.plasticity.learning_rate}) or the scale "
-                f"({self.plasticity.scale})."
+                f"Trainer: weights became NaN or infinite {where}; lower the learning rate "
+                f"({self.plasticity.learning_rate}) or the scale ({self.plasticity.scale})."
+            )
+        refractory = float(self.network.refractory / self.network.tau)
+        ceiling = 1.0 / refractory if refractory > 0 else math.inf  # spikes per tau
+        for k, rate in enumerate(stats.layer_forward_rates):
+            if rate == 0:
+                raise NumericalError(
+                    f"Trainer: layer {k + 1} did not spike for a whole chunk of "
+                    f"{stats.n_samples} samples {where}; no error can reach its synapses. "
+                    "Lower the learning rate or the weight decay, or initialise with larger "
+                    "input weights or positive biases."
+                )
+            if rate >= SATURATED_FRACTION * ceiling:
+                raise NumericalError(
+                    f"Trainer: every neuron of layer {k + 1} fired at the maximum rate for a "
+                    f"whole chunk {where} (mean rate {rate:.3f} per tau); the gate 1[0 < a < 1] "
+                    "is closed everywhere. Lower the learning rate or the input weights."
+                )
+        gain = self.network.loop_gain()
+        if not gain < 1:
+            raise NumericalError(
+                f"Trainer: the feedback loop gain is {gain:.3f} {where}, so the loop is no longer "
+                "a contraction; lower max_feedback_gain or the learning rate."
             )
 
     def _history(self, records: dict[str, list[float]]) -> xr.Dataset:

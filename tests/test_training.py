@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from brian2 import ms
 
-from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
+from fbsnn_brian import FeedbackNetwork, FreePhase, NumericalError, Protocol, ValidationError
 from fbsnn_brian import reference as ref
 from fbsnn_brian.checks import check_gradient
 from fbsnn_brian.cli import main
@@ -166,3 +166,19 @@ def test_evaluate_refuses_a_directory_that_is_not_a_run(
 ) -> None:
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory (no metrics.json)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("bias", "message"),
+    [(-5.0, "layer 1 did not spike for a whole chunk"), (5.0, "every neuron of layer 1 fired")],
+)
+def test_a_silent_or_saturated_layer_stops_training_before_its_checkpoint(
+    tmp_path: Path, bias: float, message: str
+) -> None:
+    digits = load_digits()
+    net = FeedbackNetwork(n_inputs=64, layer_sizes=[8], n_classes=10, seed=0)
+    net.biases = [np.full(8, bias)]
+    trainer = Trainer(net, spide_protocol(), device="numpy", chunk_size=4, progress=False)
+    with pytest.raises(NumericalError, match=message):
+        trainer.fit(digits.inputs[:8], digits.labels[:8], epochs=1, checkpoint=tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()  # the failed chunk was not checkpointed
