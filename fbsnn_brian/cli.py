@@ -67,48 +67,53 @@ def _add_check_parsers(commands: Any) -> None:
     gradient.add_argument("--json", action="store_true", help="print JSON only")
 
 
+# flag, setting, type, help; every default is None so that a --config file can set it
+_TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--dataset", "dataset", str, "digits, idx:DIR or npz:FILE"),
+    ("--train-size", "train_size", int, "first N samples train"),
+    ("--test-size", "test_size", int, "last M samples test"),
+    ("--split-seed", "split_seed", int, "seed of the stratified split"),
+    ("--layers", "layers", _layer_sizes, "hidden layer sizes, comma-separated"),
+    ("--neuron", "neuron", str, "if or lif"),
+    ("--epochs", "epochs", int, "passes over the training set"),
+    ("--lr", "learning_rate", float, "learning rate"),
+    ("--scale", "scale", float, "error scale s"),
+    ("--weight-decay", "weight_decay", float, "L2 weight decay"),
+    ("--momentum", "momentum", float, "SGD momentum"),
+    ("--batch-size", "batch_size", int, "samples per applied update"),
+    ("--max-feedback-gain", "max_feedback_gain", float, "cap on the loop gain, in (0, 1)"),
+    ("--input-dropout", "input_dropout", float, "probability of silencing an input component"),
+    ("--shift", "shift", int, "shift training images by up to this many pixels (0: never)"),
+    ("--schedule", "schedule", str, "constant or cosine"),
+    ("--free", "free_tau", float, "free phase, in tau"),
+    ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
+    ("--device", "device", str, "runtime, numpy, cython or cpp_standalone"),
+    ("--chunk-size", "chunk_size", int, "samples per Brian2 run"),
+    ("--seed", "seed", int, "seed of the network and of the shuffling"),
+]
+
+
 def _add_run_parsers(commands: Any) -> None:
     from fbsnn_brian.runs import DEFAULTS
 
     train = commands.add_parser("train", help="train with SPIDE inside the simulation")
-    train.add_argument("--dataset", default=DEFAULTS["dataset"], help="digits, idx:DIR or npz:FILE")
     train.add_argument(
-        "--train-size", type=int, help="first N samples train (default: seeded split)"
+        "--config",
+        metavar="FILE",
+        help="TOML file of settings (see fbsnn_brian.run_file); options given here override it",
     )
-    train.add_argument("--test-size", type=int, help="last M samples test")
-    train.add_argument("--split-seed", type=int, default=DEFAULTS["split_seed"])
-    train.add_argument("--layers", type=_layer_sizes, default=DEFAULTS["layers"])
-    train.add_argument("--neuron", default=DEFAULTS["neuron"])
-    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    train.add_argument("--lr", type=float, default=DEFAULTS["learning_rate"], help="learning rate")
-    train.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="error scale s")
-    train.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
-    train.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
-    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    train.add_argument(
-        "--max-feedback-gain",
-        type=float,
-        default=DEFAULTS["max_feedback_gain"],
-        help="cap on the loop gain, in (0, 1)",
-    )
-    train.add_argument(
-        "--input-dropout",
-        type=float,
-        default=DEFAULTS["input_dropout"],
-        help="probability of silencing an input component per training sample",
-    )
-    train.add_argument(
-        "--shift",
-        type=int,
-        default=DEFAULTS["shift"],
-        help="shift training images by up to this many pixels (0: no augmentation)",
-    )
-    train.add_argument("--schedule", default=DEFAULTS["schedule"], help="constant or cosine")
-    train.add_argument("--free", type=float, default=DEFAULTS["free_tau"], help="in tau")
-    train.add_argument("--perturbed", type=float, default=DEFAULTS["perturbed_tau"], help="in tau")
-    train.add_argument("--device", default=DEFAULTS["device"])
-    train.add_argument("--chunk-size", type=int, default=DEFAULTS["chunk_size"])
-    train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    for flag, key, kind, text in _TRAIN_OPTIONS:
+        default = DEFAULTS[key]
+        shown = (
+            "seeded split"
+            if default is None
+            else ",".join(map(str, default))
+            if isinstance(default, list)
+            else default
+        )
+        train.add_argument(
+            flag, dest=key, type=kind, default=None, help=f"{text} (default: {shown})"
+        )
     train.add_argument("--out", help="run directory (default runs/<timestamp>)")
     train.add_argument(
         "--resume",
@@ -187,6 +192,7 @@ def _print_evaluation(result: dict[str, Any]) -> None:
 
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.checks import check_equilibrium, check_gradient
+    from fbsnn_brian.run_file import load_run_file
     from fbsnn_brian.runs import evaluate_run, train_run
 
     if args.command == "check" and args.check == "equilibrium":
@@ -210,29 +216,10 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             device=args.device,
         )
     if args.command == "train":
-        config = {
-            "dataset": args.dataset,
-            "train_size": args.train_size,
-            "test_size": args.test_size,
-            "split_seed": args.split_seed,
-            "layers": args.layers,
-            "neuron": args.neuron,
-            "epochs": args.epochs,
-            "learning_rate": args.lr,
-            "scale": args.scale,
-            "weight_decay": args.weight_decay,
-            "momentum": args.momentum,
-            "batch_size": args.batch_size,
-            "max_feedback_gain": args.max_feedback_gain,
-            "input_dropout": args.input_dropout,
-            "shift": args.shift,
-            "schedule": args.schedule,
-            "free_tau": args.free,
-            "perturbed_tau": args.perturbed,
-            "device": args.device,
-            "chunk_size": args.chunk_size,
-            "seed": args.seed,
-        }
+        config = load_run_file(args.config) if args.config else {}
+        for _, key, _, _ in _TRAIN_OPTIONS:
+            if getattr(args, key) is not None:
+                config[key] = getattr(args, key)
         return train_run(
             config,
             args.resume or args.out,

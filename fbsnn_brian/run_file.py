@@ -1,0 +1,162 @@
+"""Training configurations in TOML files (``fbsnn train --config FILE``).
+
+A file sets any of the settings of :data:`fbsnn_brian.runs.DEFAULTS`, grouped in four tables::
+
+    [data]
+    dataset = "digits"          # or "idx:DIR", "npz:FILE"
+    train_size = 8000           # optional: first N samples train
+    test_size = 2000            # optional: last M samples test
+    split_seed = 0
+
+    [network]
+    layers = [128]
+    neuron = "if"
+    seed = 0
+    max_feedback_gain = 0.9
+
+    [protocol]
+    free_tau = 30.0             # phase lengths in units of tau
+    perturbed_tau = 100.0
+
+    [training]
+    epochs = 30
+    learning_rate = 0.04
+    schedule = "cosine"
+    ...
+
+Every problem is reported with its key path (``[training].epochs``), the value found and
+what is allowed: an unknown table or key (with the closest known name), a value of the wrong
+type, or a file that is not valid TOML. Values are checked for type here; ranges are checked
+by the objects that use them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.validation import describe
+
+__all__ = ["SECTIONS", "load_run_file"]
+
+# table -> key -> expected type: "int", "float", "str", "int_list", "optional_int"
+SECTIONS: dict[str, dict[str, str]] = {
+    "data": {
+        "dataset": "str",
+        "train_size": "optional_int",
+        "test_size": "optional_int",
+        "split_seed": "int",
+    },
+    "network": {
+        "layers": "int_list",
+        "neuron": "str",
+        "seed": "int",
+        "max_feedback_gain": "float",
+    },
+    "protocol": {"free_tau": "float", "perturbed_tau": "float"},
+    "training": {
+        "epochs": "int",
+        "learning_rate": "float",
+        "scale": "float",
+        "weight_decay": "float",
+        "momentum": "float",
+        "batch_size": "int",
+        "schedule": "str",
+        "device": "str",
+        "chunk_size": "int",
+        "input_dropout": "float",
+        "shift": "int",
+    },
+}
+
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "int_list": "a list of integers",
+    "optional_int": "an integer",
+}
+
+
+def _suggest(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_type(where: str, value: Any, kind: str) -> Any:
+    if kind in ("int", "optional_int"):
+        ok = _is_int(value)
+    elif kind == "float":
+        ok = _is_int(value) or isinstance(value, float)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, list) and bool(value) and all(_is_int(v) for v in value)
+    if not ok:
+        raise ValidationError(f"{where} must be {_TYPE_NAMES[kind]}, got {describe(value)}.")
+    return float(value) if kind == "float" else value
+
+
+def load_run_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML training configuration; return the flat settings it sets.
+
+    Parameters
+    ----------
+    path : path
+        The TOML file.
+
+    Returns
+    -------
+    dict
+        Setting name -> value, for the keys the file sets (see :data:`SECTIONS`).
+
+    Raises
+    ------
+    ValidationError
+        If the file is missing or not TOML, or a table, key or value is not allowed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+    >>> _ = file.write_text('[training]\\nepochs = 3\\n[network]\\nlayers = [64, 32]\\n')
+    >>> sorted(load_run_file(file).items())
+    [('epochs', 3), ('layers', [64, 32])]
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise ValidationError(f"run file: no file at {str(path)!r}.")
+    try:
+        document = tomllib.loads(source.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValidationError(f"run file {str(path)!r} is not valid TOML: {error}.") from None
+    settings: dict[str, Any] = {}
+    for table, entries in document.items():
+        if table not in SECTIONS:
+            raise ValidationError(
+                f"run file {str(path)!r}: unknown table [{table}]; allowed: "
+                f"{', '.join(f'[{name}]' for name in SECTIONS)}.{_suggest(table, list(SECTIONS))}"
+            )
+        if not isinstance(entries, dict):
+            raise ValidationError(
+                f"run file {str(path)!r}: [{table}] must be a table of settings, got "
+                f"{describe(entries)}."
+            )
+        allowed = SECTIONS[table]
+        for key, value in entries.items():
+            where = f"run file {str(path)!r}: [{table}].{key}"
+            if key not in allowed:
+                raise ValidationError(
+                    f"{where} is not a known setting; allowed in [{table}]: "
+                    f"{', '.join(allowed)}.{_suggest(key, list(allowed))}"
+                )
+            settings[key] = _check_type(where, value, allowed[key])
+    return settings
