@@ -20,6 +20,7 @@ rates are in spikes per ``tau`` so that a rate of 1 is the maximum rate ``1/tau`
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,17 @@ def _check_time(owner: str, name: str, value: Any, *, allow_zero: bool = False) 
         bound = ">= 0" if allow_zero else "> 0"
         raise ValidationError(f"{owner}: {name} must be a finite time {bound}, got {value!r}.")
     return value
+
+
+def _is_list_of(value: Any, length: int) -> bool:
+    """Whether ``value`` is a list, tuple or array of ``length`` entries (one per layer)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1 and len(value) == length
+    return isinstance(value, (list, tuple)) and len(value) == length
+
+
+# largest number of weights a network may have (8 bytes each, a few copies while training)
+MAX_WEIGHTS = 200_000_000
 
 
 class FeedbackNetwork:
@@ -152,6 +164,15 @@ class FeedbackNetwork:
             for k, size in enumerate(layer_sizes)
         )
         self.n_classes = check_positive_int(owner, "n_classes", n_classes)
+        sizes = (self.n_inputs, *self.layer_sizes, self.n_classes)
+        n_weights = sum(a * b for a, b in itertools.pairwise(sizes))
+        n_weights += self.layer_sizes[0] * self.layer_sizes[-1]
+        if n_weights > MAX_WEIGHTS:
+            raise ValidationError(
+                f"{owner}: the network {'-'.join(str(n) for n in sizes)} would have "
+                f"{n_weights:.3g} weights; at most {MAX_WEIGHTS:.0e} are allowed (8 bytes each, "
+                "several copies during training)."
+            )
         self.neuron = check_choice(owner, "neuron", neuron, NEURON_MODELS)
         self.input_coding = check_choice(owner, "input_coding", input_coding, INPUT_CODINGS)
         self.v_threshold = check_positive_float(owner, "v_threshold", v_threshold)
@@ -273,10 +294,10 @@ class FeedbackNetwork:
 
     @forward_weights.setter
     def forward_weights(self, value: Sequence[Any]) -> None:
-        if len(value) != self.n_layers - 1:
+        if not _is_list_of(value, self.n_layers - 1):
             raise ValidationError(
-                f"FeedbackNetwork: forward_weights must hold {self.n_layers - 1} matrices, "
-                f"got {len(value)}."
+                f"FeedbackNetwork: forward_weights must be a list of {self.n_layers - 1} "
+                f"matrices, got {describe(value)}."
             )
         sizes = self.layer_sizes
         self._forward_weights = [
@@ -311,9 +332,10 @@ class FeedbackNetwork:
 
     @biases.setter
     def biases(self, value: Sequence[Any]) -> None:
-        if len(value) != self.n_layers:
+        if not _is_list_of(value, self.n_layers):
             raise ValidationError(
-                f"FeedbackNetwork: biases must hold {self.n_layers} vectors, got {len(value)}."
+                f"FeedbackNetwork: biases must be a list of {self.n_layers} vectors, got "
+                f"{describe(value)}."
             )
         self._biases = [
             self._set(f"biases[{k}]", b, (n,))

@@ -38,10 +38,10 @@ DEFAULTS: TrainingConfig = {
     "split_seed": 0,
     "layers": [128],
     "neuron": "if",
-    # digits, 64-128-10, seeded split: 96.96 % after 15 epochs with these settings (see the
-    # closing note of the SPIDE learning issue for the sweep); MNIST calibrations use lr 0.01,
-    # constant, no weight decay
-    "epochs": 15,
+    # digits, 64-128-10, seeded split, these settings: 97.47 / 96.46 / 97.97 % test accuracy
+    # for seeds 0 / 1 / 2 (without the shifts, 15 epochs: 96.96 / 96.46 / 95.70 %); the MNIST
+    # calibration uses lr 0.01, constant, no weight decay and no shifts
+    "epochs": 30,
     "learning_rate": 0.04,
     "scale": 4.0,
     "weight_decay": 0.001,
@@ -55,7 +55,7 @@ DEFAULTS: TrainingConfig = {
     "seed": 0,
     "max_feedback_gain": 0.9,
     "input_dropout": 0.0,
-    "shift": 0,
+    "shift": 1,
 }
 
 

@@ -6,7 +6,9 @@ with a message that names the owner, the parameter, the value given and what is 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,16 +57,14 @@ def check_positive_int(owner: str, name: str, value: Any) -> int:
 
 def check_positive_float(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> float:
     """Check that ``value`` is a finite real number > 0 (or >= 0 with ``allow_zero``)."""
-    ok = (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, bool)
-        and np.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
+    number = math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # an int beyond the float range
+            number = float(value)
+    if not (math.isfinite(number) and (number >= 0 if allow_zero else number > 0)):
         bound = "a finite number >= 0" if allow_zero else "a finite number > 0"
         raise ValidationError(f"{owner}: {name} must be {bound}, got {describe(value)}.")
-    return float(value)
+    return number
 
 
 def check_finite_array(
@@ -89,8 +89,16 @@ def check_finite_array(
         Required shape; ``None`` entries accept any length.
     """
     try:
+        is_complex = bool(np.iscomplexobj(value))
+    except (TypeError, ValueError):  # ragged nested lists; refused below
+        is_complex = False
+    if is_complex:
+        raise ValidationError(
+            f"{owner}: {name} must be a real-valued array, got {describe(value)}."
+        )
+    try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError(
             f"{owner}: {name} must be a numeric array, got {describe(value)}."
         ) from None

@@ -112,3 +112,15 @@ def test_inputs_are_validated() -> None:
         net.check_inputs(bad)
     with pytest.raises(ValidationError, match=r"inputs must lie in \[0, 1\]"):
         net.check_inputs(np.full((2, 8), 3.0))
+
+
+def test_absurd_sizes_and_malformed_layer_lists_are_named() -> None:
+    with pytest.raises(ValidationError, match=r"would have 2e\+12 weights; at most 2e\+08"):
+        FeedbackNetwork(n_inputs=10**6, layer_sizes=[10**6], n_classes=10)
+    net = FeedbackNetwork(n_inputs=4, layer_sizes=[3, 2], n_classes=2)
+    with pytest.raises(ValidationError, match="biases must be a list of 2 vectors, got None"):
+        net.biases = None  # type: ignore[assignment]
+    with pytest.raises(ValidationError, match="forward_weights must be a list of 1 matrices"):
+        net.forward_weights = np.float64(3.0)  # type: ignore[assignment]
+    with pytest.raises(ValidationError, match="must be a real-valued array"):
+        net.input_weights = np.ones((3, 4)) * 1j
