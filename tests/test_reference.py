@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fbsnn_brian.errors import ValidationError
@@ -459,3 +459,32 @@ def test_gradients_of_different_architectures_do_not_compare(
     second = ide_gradients(test_vector_model, TEST_VECTOR_X, 0)
     with pytest.raises(ValidationError, match="same architecture"):
         cosine_similarity(first, second)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    layer_sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+    loop_gain=st.floats(0.0, 0.9),
+    kind=st.sampled_from(["cross_entropy", "mse"]),
+)
+def test_ide_gradients_property(
+    seed: int, layer_sizes: tuple[int, ...], loop_gain: float, kind: LossKind
+) -> None:
+    # For random small networks, every gradient entry of one parameter (chosen by the seed)
+    # matches central finite differences wherever the loss is smooth (no preactivation within
+    # 1e-2 of a kink of phi).
+    model, x = random_model(
+        seed, n_inputs=3, layer_sizes=layer_sizes, n_classes=2, loop_gain=loop_gain
+    )
+    rates = fixed_point(model, x)
+    currents = np.concatenate(preactivations(model, x, rates))
+    margin = np.min(np.minimum(np.abs(currents), np.abs(currents - model.theta)))
+    assume(margin > 1e-2)
+    gradients = ide_gradients(model, x, 1, kind=kind)
+    fields = _parameter_fields(model)
+    name, index = fields[seed % len(fields)]
+    exact = _get(gradients, name, index)
+    numeric = _finite_difference(model, x, 1, kind, name, index)
+    scale = max(float(np.linalg.norm(exact)), 1e-3)
+    assert float(np.linalg.norm(numeric - exact)) / scale < 1e-5, (name, index)
