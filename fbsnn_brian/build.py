@@ -238,7 +238,7 @@ class FreeRunSimulation:
         stimulus = group_of(template, net.n_inputs, "stimulus")
         stimulus.run_regularly(
             template.sample_start,
-            dt=self.sample_duration,
+            clock=sample_clock,  # named: a rebuild in the same process finds the cached binary
             when="start",
             order=-2,
             name="stimulus_sample_start",
@@ -257,7 +257,7 @@ class FreeRunSimulation:
             group.t_last_spike = -net.refractory
             group.run_regularly(
                 template.sample_start,
-                dt=self.sample_duration,
+                clock=sample_clock,
                 when="start",
                 order=-1,
                 name=f"layer_{k + 1}_sample_start",

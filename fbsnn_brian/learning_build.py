@@ -289,11 +289,14 @@ class TrainingSimulation:
             ),
         }
         namespace = self._namespace(tables)
-        every_sample = {"dt": self.sample_duration, "when": "start"}
+        # One explicitly named clock for everything done once per sample: every object of the
+        # build has a fixed name, so a second build of the same configuration in the same
+        # process generates the same code and finds its compiled binary in the build cache.
+        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
+        every_sample = {"clock": sample_clock, "when": "start"}
 
         # The input path runs once per sample: the stimulus group and its synapses tick on a
         # clock of one sample's length, so nothing of it is evaluated at the other steps.
-        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
         stimulus = NeuronGroup(
             net.n_inputs,
             "x : 1",
