@@ -206,7 +206,7 @@ class FreeRunSimulation:
     def _define(self, n_samples: int, inputs: NDArray[np.float64]) -> _Objects:
         """Create the Brian2 objects for a chunk of ``n_samples`` samples."""
         net = self.network
-        clock = Clock(dt=net.dt, name="step_clock")
+        clock = standalone.step_clock(net.dt)
         sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
         sample_inputs = TimedArray(inputs, dt=self.sample_duration, name="sample_inputs")
         namespace: dict[str, Any] = {

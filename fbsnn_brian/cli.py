@@ -143,6 +143,23 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_check_parsers(commands)
     _add_run_parsers(commands)
+    build = commands.add_parser(
+        "build", help="generate and compile the training simulation without running it"
+    )
+    build.add_argument(
+        "--device", default="cpp_standalone", help="cpp_standalone or cuda_standalone"
+    )
+    build.add_argument("--out", required=True, help="project directory")
+    build.add_argument("--inputs", type=int, default=784, help="number of inputs")
+    build.add_argument("--layers", type=_layer_sizes, default=[256])
+    build.add_argument("--classes", type=int, default=10)
+    build.add_argument("--free", type=float, default=30.0, help="in tau")
+    build.add_argument("--perturbed", type=float, default=100.0, help="in tau")
+    build.add_argument("--chunk-size", type=int, default=200)
+    build.add_argument(
+        "--compute-capability", type=float, default=8.0, help="cuda_standalone: target GPU"
+    )
+    build.add_argument("--json", action="store_true", help="print JSON only")
     return parser
 
 
@@ -190,6 +207,37 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         print("  " + " ".join(f"{count:5d}" for count in row))
 
 
+def _build(args: argparse.Namespace) -> dict[str, Any]:
+    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.learning_build import TrainingSimulation
+    from fbsnn_brian.model import FeedbackNetwork
+    from fbsnn_brian.protocol import FreePhase, Protocol
+    from fbsnn_brian.standalone import TARGETS, configure_cuda
+    from fbsnn_brian.validation import check_choice
+
+    target = check_choice("fbsnn build", "--device", args.device, TARGETS)
+    network = FeedbackNetwork(
+        n_inputs=args.inputs, layer_sizes=args.layers, n_classes=args.classes, seed=0
+    )
+    protocol = Protocol(
+        [
+            FreePhase(duration=args.free * network.tau),
+            PerturbedPhase(duration=args.perturbed * network.tau),
+        ],
+        plasticity=SPIDEPlasticity(),
+    )
+    if target == "cuda_standalone":
+        configure_cuda(args.compute_capability)
+    simulation = TrainingSimulation(network, protocol, chunk_size=args.chunk_size)
+    build = simulation.generate(args.out, target=target)
+    return {
+        "device": target,
+        "directory": build.directory,
+        "compile_time_s": build.compile_time_s,
+        "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
+    }
+
+
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.checks import check_equilibrium, check_gradient
     from fbsnn_brian.run_file import load_run_file
@@ -215,6 +263,8 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             device=args.device,
         )
+    if args.command == "build":
+        return _build(args)
     if args.command == "train":
         config = load_run_file(args.config) if args.config else {}
         for _, key, _, _ in _TRAIN_OPTIONS:
@@ -253,6 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
     elif args.command == "train":
         _print_training(result)
+    elif args.command == "build":
+        print(
+            f"{result['device']} project of {result['network']} compiled in {result['directory']}"
+        )
+        print(f"  in {result['compile_time_s']:.1f} s")
     else:
         _print_evaluation(result)
     return 0

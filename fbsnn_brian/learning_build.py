@@ -276,7 +276,7 @@ class TrainingSimulation:
     ) -> _Objects:
         net = self.network
         n_samples = len(inputs)
-        clock = Clock(dt=net.dt, name="step_clock")
+        clock = standalone.step_clock(net.dt)
         tables = {
             "sample_inputs": TimedArray(inputs, dt=self.sample_duration, name="sample_inputs"),
             "sample_labels": TimedArray(labels, dt=self.sample_duration, name="sample_labels"),
@@ -614,22 +614,45 @@ class TrainingSimulation:
                     "chunk_size": size,
                 },
             )
-            build, objects = standalone.compile_standalone(
-                lambda: self._define(
-                    np.zeros((size, net.n_inputs)),
-                    np.zeros((size, net.n_classes)),
-                    np.zeros(size + 1),
-                    np.zeros(size),
-                    np.zeros(size + 1),
-                ),
-                network_of=lambda objects: objects.network,
-                key=key,
-                directory=self.directory,
-                owner=self,
-            )
+            build, objects = self._build(key=key, directory=self.directory)
             self.compile_time_s = build.compile_time_s
             self._compiled = (build, objects)
         return self._compiled
+
+    def _build(
+        self, *, key: str | None, directory: str | None, target: str = "cpp_standalone"
+    ) -> tuple[standalone.StandaloneBuild, _Objects]:
+        size, net = self.chunk_size, self.network
+        return standalone.compile_standalone(
+            lambda: self._define(
+                np.zeros((size, net.n_inputs)),
+                np.zeros((size, net.n_classes)),
+                np.zeros(size + 1),
+                np.zeros(size),
+                np.zeros(size + 1),
+            ),
+            network_of=lambda objects: objects.network,
+            key=key,
+            directory=directory,
+            owner=self,
+            target=target,
+        )
+
+    def generate(
+        self, directory: str, *, target: str = "cpp_standalone"
+    ) -> standalone.StandaloneBuild:
+        """Generate and compile the training project in ``directory`` without running it.
+
+        Parameters
+        ----------
+        directory : str
+            Project directory (kept).
+        target : {'cpp_standalone', 'cuda_standalone'}
+            cuda_standalone needs brian2cuda and nvcc (no GPU: see
+            :func:`fbsnn_brian.standalone.configure_cuda`).
+        """
+        build, _ = self._build(key=None, directory=directory, target=target)
+        return build
 
     @property
     def optimizer_state(self) -> dict[str, FloatArray]:

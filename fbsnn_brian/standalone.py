@@ -47,14 +47,23 @@ from typing import Any, TypeVar
 
 import brian2
 import numpy as np
-from brian2 import Network
+from brian2 import Clock, Network
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
-from brian2.devices.device import all_devices, set_device
+from brian2.devices.device import all_devices, get_device, set_device
 
 from fbsnn_brian.devices import check_no_network_operation
 from fbsnn_brian.errors import DeviceError
 
-__all__ = ["StandaloneBuild", "build_key", "cache_root", "clear_cache", "compile_standalone"]
+__all__ = [
+    "TARGETS",
+    "StandaloneBuild",
+    "build_key",
+    "cache_root",
+    "clear_cache",
+    "compile_standalone",
+    "configure_cuda",
+    "step_clock",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +96,101 @@ class _FbsnnStandaloneDevice(CPPStandaloneDevice):  # type: ignore[misc]
             source = source.replace(_AFTER_LOOP, clock_read.lstrip("\n") + _AFTER_LOOP, 1)
         writer.write("network.cpp", source)
         writer.write("network.h", network.h_file)
+
+
+TARGETS = ("cpp_standalone", "cuda_standalone")
+
+
+def _import_brian2cuda() -> Any:
+    """Import brian2cuda (registering its device and preferences); return its device class."""
+    try:
+        import brian2cuda  # noqa: F401
+        from brian2cuda.device import CUDAStandaloneDevice
+    except ImportError as error:
+        raise DeviceError(
+            "cuda_standalone needs brian2cuda, which needs Python >= 3.12 and brian2 == 2.10.1: "
+            f"pip install -e '.[cuda]' in such an environment ({error})."
+        ) from None
+    return CUDAStandaloneDevice
+
+
+def _cuda_device_class() -> Any:
+    """A brian2cuda device class that compiles with C++17 and finds cuRAND (imported lazily).
+
+    brian2cuda 1.0b1 writes ``-std=c++11`` into its makefile, which the CUDA 13 headers
+    refuse; the makefile is switched to C++17 (supported by nvcc 11 and later) before make
+    runs. Where the CUDA toolkit lacks cuRAND's headers, those of the ``nvidia-curand`` wheel
+    are used.
+    """
+    CUDAStandaloneDevice = _import_brian2cuda()
+
+    class _FbsnnCudaDevice(CUDAStandaloneDevice):  # type: ignore[misc, valid-type]
+        def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
+            makefile = Path(directory) / "makefile"
+            text = makefile.read_text()
+            if "-std=c++11" in text:
+                makefile.write_text(text.replace("-std=c++11", "-std=c++17"))
+            return super().compile_source(directory, compiler, debug, clean)
+
+    return _FbsnnCudaDevice
+
+
+def configure_cuda(compute_capability: float = 8.0) -> None:
+    """Set brian2cuda's preferences to generate and compile without a GPU.
+
+    Parameters
+    ----------
+    compute_capability : float
+        Compute capability the code is compiled for (e.g. 8.0 for an A100, 9.0 for an H100).
+    """
+    _import_brian2cuda()
+    prefs = brian2.prefs
+    backend = "devices.cuda_standalone.cuda_backend"
+    prefs[f"{backend}.detect_gpus"] = False
+    prefs[f"{backend}.gpu_id"] = 0
+    prefs[f"{backend}.compute_capability"] = float(compute_capability)
+    cuda_include = Path(shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc").parent.parent
+    if not (cuda_include / "include" / "curand.h").is_file():
+        try:
+            import nvidia  # the nvidia-curand wheel
+        except ImportError:
+            raise DeviceError(
+                "cuda_standalone: the CUDA toolkit has no cuRAND headers (curand.h); install "
+                "them or the nvidia-curand wheel (part of the [cuda] extra)."
+            ) from None
+        for root in (Path(p) for p in nvidia.__path__):
+            for candidate in sorted(root.glob("*/include/curand.h")) + sorted(
+                root.glob("curand/include/curand.h")
+            ):
+                library = candidate.parent.parent / "lib"
+                if str(candidate.parent) not in prefs["codegen.cpp.include_dirs"]:
+                    prefs["codegen.cpp.include_dirs"] += [str(candidate.parent)]
+                # the wheel ships libcurand.so.N only; -lcurand needs the plain name
+                links = cache_root() / "cuda_libraries"
+                links.mkdir(parents=True, exist_ok=True)
+                for versioned in library.glob("libcurand.so.*"):
+                    plain = links / "libcurand.so"
+                    if not plain.exists():
+                        plain.symlink_to(versioned)
+                for directory in (str(library), str(links)):
+                    if directory not in prefs["codegen.cpp.library_dirs"]:
+                        prefs["codegen.cpp.library_dirs"] += [directory]
+                    if directory not in prefs["codegen.cpp.runtime_library_dirs"]:
+                        prefs["codegen.cpp.runtime_library_dirs"] += [directory]
+                return
+
+
+def step_clock(dt: Any) -> Clock:
+    """The clock of the per-step updates of a build.
+
+    A named clock of its own, except under brian2cuda, whose synapse code reads the
+    device's ``defaultclock`` by name: there the device's defaultclock (set to ``dt``) is it.
+    """
+    device = get_device()
+    if any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__):
+        device.defaultclock.dt = dt
+        return device.defaultclock
+    return Clock(dt=dt, name="step_clock")
 
 
 def cache_root() -> Path:
@@ -146,10 +250,10 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _standalone_device(directory: str) -> Iterator[Any]:
-    """Make a fresh cpp_standalone device the active one while the model is defined."""
-    device = _FbsnnStandaloneDevice()
-    name = f"fbsnn_cpp_standalone_{next(_instance_counter)}"
+def _standalone_device(directory: str, target: str = "cpp_standalone") -> Iterator[Any]:
+    """Make a fresh standalone device the active one while the model is defined."""
+    device = (_FbsnnStandaloneDevice if target == "cpp_standalone" else _cuda_device_class())()
+    name = f"fbsnn_{target}_{next(_instance_counter)}"
     all_devices[name] = device
     set_device(name, directory=directory, build_on_run=False)
     try:
@@ -215,6 +319,7 @@ def compile_standalone(
     key: str | None = None,
     directory: str | None = None,
     owner: object | None = None,
+    target: str = "cpp_standalone",
 ) -> tuple[StandaloneBuild, T]:
     """Define a model on a fresh cpp_standalone device and compile it without running it.
 
@@ -231,11 +336,18 @@ def compile_standalone(
         Build and run in this directory instead (no cache, kept afterwards).
     owner : object, optional
         The private working directory is deleted when this object is garbage collected.
+    target : {'cpp_standalone', 'cuda_standalone'}
+        The device; cuda_standalone builds (brian2cuda, see :func:`configure_cuda`) need an
+        explicit ``directory`` and are generated and compiled only.
 
     Returns
     -------
     (StandaloneBuild, defined objects)
     """
+    if target not in TARGETS:
+        raise DeviceError(f"compile_standalone: target must be one of {TARGETS}, got {target!r}.")
+    if target == "cuda_standalone" and directory is None:
+        raise DeviceError("compile_standalone: a cuda_standalone build needs a directory.")
     if directory is not None:
         project, cached = Path(directory), False
     elif key is not None:
@@ -244,15 +356,16 @@ def compile_standalone(
         project, cached = Path(tempfile.mkdtemp(prefix="fbsnn_cpp_")), False
     start = time.perf_counter()
     lock = _exclusive(project.with_name(project.name + ".lock")) if cached else None
-    with lock or contextlib.nullcontext(), _standalone_device(str(project)) as device:
+    with lock or contextlib.nullcontext(), _standalone_device(str(project), target) as device:
         objects = define()
         check_no_network_operation(network_of(objects))
         try:
             device.build(directory=str(project), compile=True, run=False, with_output=False)
         except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
+            tools = "nvcc (CUDA)" if target == "cuda_standalone" else "a C++ compiler (g++)"
             raise DeviceError(
-                f"cpp_standalone: compiling the simulation in {project} failed ({error}); a C++ "
-                "compiler (g++) and the Python headers must be installed."
+                f"{target}: compiling the simulation in {project} failed ({error}); {tools} and "
+                "the Python headers must be installed."
             ) from error
         work = _private_copy(project) if cached else str(project)
     if directory is None:
