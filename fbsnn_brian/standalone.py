@@ -138,6 +138,9 @@ def _cuda_device_class() -> Any:
 def configure_cuda(compute_capability: float = 8.0) -> None:
     """Set brian2cuda's preferences to generate and compile without a GPU.
 
+    Also switches Brian2's loop-invariant optimisation off for the rest of the process (see
+    the comment in the code), so call it in a process dedicated to the CUDA build.
+
     Parameters
     ----------
     compute_capability : float
@@ -145,6 +148,9 @@ def configure_cuda(compute_capability: float = 8.0) -> None:
     """
     _import_brian2cuda()
     prefs = brian2.prefs
+    # brian2cuda 1.0b1 declares `t` twice in an event's reset code when a scalar expression
+    # of t (such as real_samples(t)) is lifted out of the loop; generate without lifting
+    prefs["codegen.loop_invariant_optimisations"] = False
     backend = "devices.cuda_standalone.cuda_backend"
     prefs[f"{backend}.detect_gpus"] = False
     prefs[f"{backend}.gpu_id"] = 0
