@@ -4,7 +4,9 @@ A run directory holds
 
 * ``config.json``: the settings, written first (``fbsnn train --resume`` reads them);
 * ``checkpoint.npz``: the last checkpoint (:mod:`fbsnn_brian.checkpoint`);
-* ``weights.npz``: the trained network (:meth:`FeedbackNetwork.save`);
+* ``weights.npz``: the trained network (:meth:`FeedbackNetwork.save`), and the same weights as
+  an xarray Dataset with named post/pre dimensions in ``weights.nc``
+  (:mod:`fbsnn_brian.weights`);
 * ``metrics.json``: per-epoch train and test accuracy, the final ``test_accuracy``, training
   ``samples_per_s``, ``wall_time_s``, mean forward and backward firing rates, the data split
   and the whole configuration;
@@ -93,6 +95,7 @@ def train_run(
     from fbsnn_brian.model import FeedbackNetwork
     from fbsnn_brian.protocol import FreePhase, Protocol
     from fbsnn_brian.training import Trainer
+    from fbsnn_brian.weights import weights_to_xarray
 
     if resume:
         if out is None or not (Path(out) / "config.json").is_file():
@@ -163,6 +166,7 @@ def train_run(
     )
     wall = time.perf_counter() - start
     network.save(directory / "weights.npz")
+    write_dataset(weights_to_xarray(network), directory / "weights.nc")
     write_dataset(history, directory / "history.nc")
     recording = Protocol([FreePhase(duration=settings["free_tau"] * network.tau)]).run(
         network, inputs=test.inputs[:5], device="numpy"

@@ -142,7 +142,7 @@ def test_trainer_learns_digits_and_the_commands_write_and_read_a_run(
     # chance is 10%: two online epochs over 800 digits must lift held-out accuracy far above it
     assert metrics["test_accuracy_per_epoch"][-1] > 0.7
     assert metrics["loop_gain"] <= 0.9 + 1e-9  # the norm restriction keeps the loop a contraction
-    for name in ("weights.npz", "history.nc", "recording.nc"):
+    for name in ("weights.npz", "weights.nc", "history.nc", "recording.nc"):
         assert (out / name).is_file()
     # evaluate reads the run back and reproduces the final test accuracy exactly
     status = main(["evaluate", str(out), "--json"])
