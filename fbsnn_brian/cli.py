@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_check_parsers(commands)
     _add_run_parsers(commands)
+    report = commands.add_parser("report", help="figures and a Markdown report of a run")
+    report.add_argument("run_dir", help="directory written by fbsnn train")
+    report.add_argument("--json", action="store_true", help="print the numbers as JSON")
     build = commands.add_parser(
         "build", help="generate and compile the training simulation without running it"
     )
@@ -265,6 +268,10 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.command == "build":
         return _build(args)
+    if args.command == "report":
+        from fbsnn_brian.report import write_report
+
+        return write_report(args.run_dir)
     if args.command == "train":
         config = load_run_file(args.config) if args.config else {}
         for _, key, _, _ in _TRAIN_OPTIONS:
@@ -303,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
     elif args.command == "train":
         _print_training(result)
+    elif args.command == "report":
+        print(f"report written to {result['report_dir']}/report.md")
+        print(f"  test accuracy {100 * result['test_accuracy']:.2f} %")
     elif args.command == "build":
         print(
             f"{result['device']} project of {result['network']} compiled in {result['directory']}"

@@ -165,8 +165,7 @@ class FeedbackNetwork:
         )
         self.n_classes = check_positive_int(owner, "n_classes", n_classes)
         sizes = (self.n_inputs, *self.layer_sizes, self.n_classes)
-        n_weights = sum(a * b for a, b in itertools.pairwise(sizes))
-        n_weights += self.layer_sizes[0] * self.layer_sizes[-1]
+        n_weights = self.n_weights
         if n_weights > MAX_WEIGHTS:
             raise ValidationError(
                 f"{owner}: the network {'-'.join(str(n) for n in sizes)} would have "
@@ -215,6 +214,13 @@ class FeedbackNetwork:
     def n_layers(self) -> int:
         """Number of spiking layers."""
         return len(self.layer_sizes)
+
+    @property
+    def n_weights(self) -> int:
+        """Number of weights: F, the forward matrices, W^fb and the readout C (not biases)."""
+        sizes = (self.n_inputs, *self.layer_sizes, self.n_classes)
+        chain = sum(a * b for a, b in itertools.pairwise(sizes))
+        return int(chain + self.layer_sizes[0] * self.layer_sizes[-1])
 
     @property
     def n_neurons(self) -> int:
