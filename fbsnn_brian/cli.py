@@ -85,6 +85,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--input-dropout", "input_dropout", float, "probability of silencing an input component"),
     ("--shift", "shift", int, "shift training images by up to this many pixels (0: never)"),
     ("--schedule", "schedule", str, "constant or cosine"),
+    ("--feedback", "feedback", str, "backward weights: transpose or random (no weight transport)"),
     ("--free", "free_tau", float, "free phase, in tau"),
     ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
     ("--device", "device", str, "runtime, numpy, cython or cpp_standalone"),
@@ -143,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_check_parsers(commands)
     _add_run_parsers(commands)
+    sweep = commands.add_parser("sweep", help="run conditions x seeds of a sweep file on Dask")
+    sweep.add_argument("file", help="sweep TOML file (see fbsnn_brian.sweep)")
+    sweep.add_argument("--scheduler", help="address of a dask scheduler (default: LocalCluster)")
+    sweep.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    sweep.add_argument("--out", default="sweep.nc", help="result file, .nc or .zarr")
+    sweep.add_argument("--json", action="store_true", help="print a JSON summary")
     report = commands.add_parser("report", help="figures and a Markdown report of a run")
     report.add_argument("run_dir", help="directory written by fbsnn train")
     report.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -268,6 +275,23 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.command == "build":
         return _build(args)
+    if args.command == "sweep":
+        from fbsnn_brian.export import write_dataset
+        from fbsnn_brian.sweep import load_sweep_file, run_sweep
+
+        spec = load_sweep_file(args.file)
+        result = run_sweep(spec, scheduler=args.scheduler, n_workers=args.workers)
+        path = write_dataset(result, args.out)
+        return {
+            "out": str(path),
+            "conditions": list(spec["conditions"]),
+            "seeds": spec["seeds"],
+            "test_accuracy": {
+                str(c): [float(v) for v in result["test_accuracy"].sel(condition=c).values]
+                for c in result["condition"].values
+            },
+            "failed": int((result["status"] == "failed").sum()),
+        }
     if args.command == "report":
         from fbsnn_brian.report import write_report
 
@@ -310,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
     elif args.command == "train":
         _print_training(result)
+    elif args.command == "sweep":
+        print(f"sweep written to {result['out']} ({result['failed']} failed runs)")
+        for name, accuracies in result["test_accuracy"].items():
+            print(f"  {name:24s} " + " ".join(f"{100 * a:.2f}" for a in accuracies))
     elif args.command == "report":
         print(f"report written to {result['report_dir']}/report.md")
         print(f"  test accuracy {100 * result['test_accuracy']:.2f} %")

@@ -41,7 +41,7 @@ from typing import Any
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.validation import describe
 
-__all__ = ["SECTIONS", "load_run_file"]
+__all__ = ["SECTIONS", "load_run_file", "settings_from_tables"]
 
 # table -> key -> expected type: "int", "float", "str", "int_list", "optional_int"
 SECTIONS: dict[str, dict[str, str]] = {
@@ -70,6 +70,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "chunk_size": "int",
         "input_dropout": "float",
         "shift": "int",
+        "feedback": "str",
     },
 }
 
@@ -138,25 +139,32 @@ def load_run_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         document = tomllib.loads(source.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ValidationError(f"run file {str(path)!r} is not valid TOML: {error}.") from None
+    return settings_from_tables(document, f"run file {str(path)!r}")
+
+
+def settings_from_tables(document: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check the tables of a parsed run file; return the flat settings they set.
+
+    ``where`` starts every message (e.g. ``"run file 'x.toml'"``).
+    """
     settings: dict[str, Any] = {}
     for table, entries in document.items():
         if table not in SECTIONS:
             raise ValidationError(
-                f"run file {str(path)!r}: unknown table [{table}]; allowed: "
+                f"{where}: unknown table [{table}]; allowed: "
                 f"{', '.join(f'[{name}]' for name in SECTIONS)}.{_suggest(table, list(SECTIONS))}"
             )
         if not isinstance(entries, dict):
             raise ValidationError(
-                f"run file {str(path)!r}: [{table}] must be a table of settings, got "
-                f"{describe(entries)}."
+                f"{where}: [{table}] must be a table of settings, got {describe(entries)}."
             )
         allowed = SECTIONS[table]
         for key, value in entries.items():
-            where = f"run file {str(path)!r}: [{table}].{key}"
+            location = f"{where}: [{table}].{key}"
             if key not in allowed:
                 raise ValidationError(
-                    f"{where} is not a known setting; allowed in [{table}]: "
+                    f"{location} is not a known setting; allowed in [{table}]: "
                     f"{', '.join(allowed)}.{_suggest(key, list(allowed))}"
                 )
-            settings[key] = _check_type(where, value, allowed[key])
+            settings[key] = _check_type(location, value, allowed[key])
     return settings

@@ -58,6 +58,7 @@ DEFAULTS: TrainingConfig = {
     "max_feedback_gain": 0.9,
     "input_dropout": 0.0,
     "shift": 1,
+    "feedback": "transpose",
 }
 
 
@@ -142,6 +143,7 @@ def train_run(
             batch_size=settings["batch_size"],
             max_feedback_gain=settings["max_feedback_gain"],
             input_dropout=settings["input_dropout"],
+            feedback=settings["feedback"],
         ),
     )
     trainer = Trainer(
