@@ -181,6 +181,18 @@ class SpikeRecording:
         bounds = np.cumsum(self.phase_durations_s)[:-1]
         return np.searchsorted(bounds, offset, side="right").astype(np.int8)
 
+    def to_neo(self) -> Any:
+        """This recording as a ``neo.Block`` (see :func:`fbsnn_brian.interop.to_neo`)."""
+        from fbsnn_brian.interop import to_neo
+
+        return to_neo(self.to_xarray())
+
+    def to_nwb(self, path: str | os.PathLike[str]) -> Path:
+        """Write this recording to an NWB file (see :func:`fbsnn_brian.interop.to_nwb`)."""
+        from fbsnn_brian.interop import to_nwb
+
+        return to_nwb(self.to_xarray(), path)
+
     def to_xarray(self) -> xr.Dataset:
         """Export spikes, rates, inputs and readout as one :class:`xarray.Dataset`."""
         pop_names = [p.name for p in self.populations]
