@@ -145,3 +145,23 @@ def test_the_shipped_plausibility_sweep_loads() -> None:
         "weak_feedback_loop",
     ]
     assert spec["seeds"] == [0, 1, 2] and spec["base"]["epochs"] == 30
+
+
+def test_the_claims_table_reports_the_sweep(local_result: xr.Dataset, tmp_path: Path) -> None:
+    from fbsnn_brian.claims import claims_table
+
+    table = claims_table(local_result)
+    lines = table.splitlines()
+    assert lines[0] == "| claim | ideal | no_weight_transport | broken |"
+    accuracy = local_result["test_accuracy"].sel(condition="ideal").values * 100
+    expected = f"{accuracy.mean():.2f} ± {accuracy.std(ddof=1):.2f}"
+    assert f"| spike-only computation: test accuracy (%) | {expected} |" in table
+    assert "| locality: backward weights | transpose | random, fixed | transpose |" in table
+    assert "| 20 tau = 80 steps |" in table  # T_f + T_b of the sweep file, dt = tau/4
+    assert "failed |" in table and "2 failed runs" in table
+    # the script writes the same table
+    path = write_dataset(local_result, tmp_path / "sweep.nc")
+    script = Path(__file__).parents[1] / "analysis" / "claims_table.py"
+    out = tmp_path / "claims.md"
+    subprocess.run([sys.executable, str(script), str(path), "--out", str(out)], check=True)
+    assert out.read_text() == table

@@ -1,0 +1,30 @@
+"""Claims table of a plausibility sweep: the SPIDE paper's claims against measured evidence.
+
+    fbsnn sweep protocols/plausibility.toml --out plausibility.nc
+    python analysis/claims_table.py plausibility.nc [--out claims.md]
+
+See :mod:`fbsnn_brian.claims` for what each row measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fbsnn_brian.claims import claims_table
+from fbsnn_brian.export import read_dataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="sweep result (.nc or .zarr) written by fbsnn sweep")
+    parser.add_argument("--out", help="also write the table to this Markdown file")
+    args = parser.parse_args()
+    table = claims_table(read_dataset(args.sweep))
+    if args.out:
+        Path(args.out).write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
