@@ -17,7 +17,7 @@ from fbsnn_brian import reference as ref
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model import FeedbackNetwork
 
-__all__ = ["plot_learning_curves", "plot_raster", "plot_rate_convergence"]
+__all__ = ["plot_conditions", "plot_learning_curves", "plot_raster", "plot_rate_convergence"]
 
 
 def _pyplot() -> Any:
@@ -100,4 +100,41 @@ def plot_learning_curves(history: xr.Dataset, path: str | os.PathLike[str]) -> A
     right.set_xlabel("epoch")
     right.set_ylabel("mean rate (1/tau)")
     right.legend()
+    return _save(figure, path)
+
+
+def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
+    """Accuracy and sparsity per condition of a sweep (mean and standard deviation over seeds)."""
+    plt = _pyplot()
+    conditions = [str(c) for c in sweep["condition"].values]
+    positions = np.arange(len(conditions))
+
+    def stats(measure: str) -> tuple[Any, Any]:
+        values = sweep[measure].values
+        counts = np.sum(np.isfinite(values), axis=1)
+        means = np.array(
+            [np.nanmean(v) if n else np.nan for v, n in zip(values, counts, strict=True)]
+        )
+        spreads = np.array([np.nanstd(v, ddof=1) if n > 1 else 0.0 for v, n in pairs])
+        return means, spreads
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    accuracy, spread = stats("test_accuracy")
+    left.bar(positions, 100 * accuracy, yerr=100 * spread, capsize=3)
+    left.set_ylabel("test accuracy (%)")
+    finite = accuracy[np.isfinite(accuracy)]
+    if finite.size:
+        left.set_ylim(max(0.0, 100 * finite.min() - 10), 100)
+    width = 0.4
+    forward, forward_spread = stats("mean_forward_rate")
+    backward, backward_spread = stats("mean_backward_rate")
+    right.bar(positions - width / 2, forward, width, yerr=forward_spread, capsize=3, label="free")
+    right.bar(
+        positions + width / 2, backward, width, yerr=backward_spread, capsize=3, label="perturbed"
+    )
+    right.set_ylabel("mean rate (events / neuron / tau)")
+    right.legend()
+    for axes in (left, right):
+        axes.set_xticks(positions)
+        axes.set_xticklabels(conditions, rotation=20, ha="right")
     return _save(figure, path)

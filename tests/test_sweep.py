@@ -163,5 +163,10 @@ def test_the_claims_table_reports_the_sweep(local_result: xr.Dataset, tmp_path: 
     path = write_dataset(local_result, tmp_path / "sweep.nc")
     script = Path(__file__).parents[1] / "analysis" / "claims_table.py"
     out = tmp_path / "claims.md"
-    subprocess.run([sys.executable, str(script), str(path), "--out", str(out)], check=True)
+    figure = tmp_path / "conditions.png"
+    subprocess.run(
+        [sys.executable, str(script), str(path), "--out", str(out), "--figure", str(figure)],
+        check=True,
+    )
     assert out.read_text() == table
+    assert figure.stat().st_size > 1000
