@@ -110,7 +110,7 @@ def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
     rate = spike_count / free_tau : 1
     gate = int(spike_count > 0) * int(spike_count < free_tau) : 1
     beta = error_count * delta / backward_tau : 1
-    in_backward = int({_STEP_IN_SAMPLE} >= free_steps) : 1
+    in_backward : 1
     """
     if first:
         model += "I_input : 1\n"
@@ -309,6 +309,11 @@ class TrainingSimulation:
         stimulus.thresholder["spike"].when = "before_groups"
         stimulus.run_regularly("x = sample_inputs(t, i)", order=-5, name="stimulus_load")
 
+        # The phase flag and the readout change only at phase boundaries; this clock ticks at
+        # every common multiple of the two phase lengths, so both boundaries are ticks.
+        readout_steps = math.gcd(self.free_steps, self.sample_steps)
+        readout_clock = Clock(dt=readout_steps * net.dt, name="readout_clock")
+
         layers: list[NeuronGroup] = []
         n_layers = net.n_layers
         for k, size in enumerate(net.layer_sizes):
@@ -332,7 +337,10 @@ class TrainingSimulation:
                     "error_up": f"u_err >= v_b and in_backward > 0.5 and {not_refractory_error}",
                     "error_down": f"u_err <= -v_b and in_backward > 0.5 and {not_refractory_error}",
                 },
-                method="exact" if net.neuron == "lif" else "euler",
+                # exponential Euler is exact here: v is linear with constant coefficients within
+                # a step and u_err has a constant derivative (Brian2's 'exact' refuses the
+                # latter); for IF both are constant-derivative and Euler is exact too
+                method="exponential_euler" if net.neuron == "lif" else "euler",
                 clock=clock,
                 namespace=namespace,
                 name=f"layer_{k + 1}",
@@ -353,6 +361,14 @@ class TrainingSimulation:
             if first:
                 reset += "\nI_input = 0"
             group.run_regularly(reset, order=-5, name=f"layer_{k + 1}_sample_start", **every_sample)
+            # a stored flag, not a function of t: the LIF layers integrate exactly
+            group.run_regularly(
+                f"in_backward = int({_STEP_IN_SAMPLE} >= free_steps)",
+                clock=readout_clock,
+                when="start",
+                order=-20,
+                name=f"layer_{k + 1}_phase",
+            )
             group.b = net.biases[k]
             group.t_last_spike = -net.refractory
             group.t_last_error = -net.tau
@@ -437,8 +453,6 @@ class TrainingSimulation:
         )
         # The readout is needed only once the free phase is over; its clock ticks at every
         # common multiple of the two phase lengths, so the free/perturbed boundary is a tick.
-        readout_steps = math.gcd(self.free_steps, self.sample_steps)
-        readout_clock = Clock(dt=readout_steps * net.dt, name="readout_clock")
         readout = NeuronGroup(
             net.n_classes,
             """

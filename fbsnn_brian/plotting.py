@@ -112,9 +112,8 @@ def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
     def stats(measure: str) -> tuple[Any, Any]:
         values = sweep[measure].values
         counts = np.sum(np.isfinite(values), axis=1)
-        means = np.array(
-            [np.nanmean(v) if n else np.nan for v, n in zip(values, counts, strict=True)]
-        )
+        pairs = list(zip(values, counts, strict=True))
+        means = np.array([np.nanmean(v) if n else np.nan for v, n in pairs])
         spreads = np.array([np.nanstd(v, ddof=1) if n > 1 else 0.0 for v, n in pairs])
         return means, spreads
 

@@ -219,3 +219,24 @@ def test_input_dropout_silences_a_fraction_and_keeps_the_mean_input() -> None:
     assert abs(float(dropped.mean()) - 0.6) < 0.01
     with pytest.raises(ValidationError, match=r"input_dropout must be in \[0, 1\), got 1.0"):
         SPIDEPlasticity(input_dropout=1.0)
+
+
+def test_lif_layers_train_inside_the_simulation() -> None:
+    # LIF integrates exactly (method 'exact'); the phase flag is a stored variable, so the
+    # error units' equation is constant over a step and training runs and learns.
+    from fbsnn_brian import Trainer
+
+    digits = load_digits()
+    net = FeedbackNetwork(
+        n_inputs=64, layer_sizes=[24], n_classes=10, seed=0, neuron="lif", tau_m=20 * ms
+    )
+    protocol = Protocol(
+        [FreePhase(duration=20 * ms), PerturbedPhase(duration=40 * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=0.05, scale=4.0),
+    )
+    trainer = Trainer(net, protocol, device="numpy", chunk_size=100, progress=False)
+    inputs, labels = digits.inputs[:100], digits.labels[:100]
+    before = trainer.evaluate(inputs, labels)["accuracy"]
+    history = trainer.fit(inputs, labels, epochs=3)
+    assert before < 0.3  # chance is 0.1
+    assert float(history["train_accuracy"].values[-1]) > 0.6
