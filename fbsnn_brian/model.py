@@ -443,23 +443,39 @@ class FeedbackNetwork:
                 f"FeedbackNetwork.load: {str(path)!r} is not a weights file written by "
                 f"FeedbackNetwork.save ({error})."
             ) from None
-        network = cls(
-            n_inputs=config["n_inputs"],
-            layer_sizes=config["layer_sizes"],
-            n_classes=config["n_classes"],
-            neuron=config["neuron"],
-            tau_m=config["tau_m_s"] * second,
-            v_threshold=config["v_threshold"],
-            theta=config["theta"],
-            tau=config["tau_s"] * second,
-            dt=config["dt_s"] * second,
-            refractory=config["refractory_s"] * second,
-            input_coding=config["input_coding"],
-            feedback_gain=config["feedback_gain"],
-            seed=config["seed"],
-        )
+        network = cls.from_config(config)
         network.set_weight_arrays(data)
         return network
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FeedbackNetwork:
+        """A network (freshly initialised weights) of the configuration :meth:`config` gave.
+
+        Raises
+        ------
+        ValidationError
+            If a key is missing or a value is not allowed.
+        """
+        try:
+            return cls(
+                n_inputs=config["n_inputs"],
+                layer_sizes=config["layer_sizes"],
+                n_classes=config["n_classes"],
+                neuron=config["neuron"],
+                tau_m=config["tau_m_s"] * second,
+                v_threshold=config["v_threshold"],
+                theta=config["theta"],
+                tau=config["tau_s"] * second,
+                dt=config["dt_s"] * second,
+                refractory=config["refractory_s"] * second,
+                input_coding=config["input_coding"],
+                feedback_gain=config["feedback_gain"],
+                seed=config["seed"],
+            )
+        except (KeyError, TypeError) as error:
+            raise ValidationError(
+                f"FeedbackNetwork.from_config: incomplete or malformed configuration ({error!r})."
+            ) from None
 
     def weight_arrays(self) -> dict[str, FloatArray]:
         """Every weight and bias by name (``forward_weights_k``, ``biases_k`` per layer)."""

@@ -19,7 +19,6 @@ import json
 
 import numpy as np
 import xarray as xr
-from brian2 import second
 
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model import FeedbackNetwork
@@ -69,27 +68,11 @@ def weights_from_xarray(dataset: xr.Dataset) -> FeedbackNetwork:
     """
     try:
         config = json.loads(str(dataset.attrs["network"]))
-        network = FeedbackNetwork(
-            n_inputs=config["n_inputs"],
-            layer_sizes=config["layer_sizes"],
-            n_classes=config["n_classes"],
-            neuron=config["neuron"],
-            tau_m=config["tau_m_s"] * second,
-            v_threshold=config["v_threshold"],
-            theta=config["theta"],
-            tau=config["tau_s"] * second,
-            dt=config["dt_s"] * second,
-            refractory=config["refractory_s"] * second,
-            input_coding=config["input_coding"],
-            feedback_gain=config["feedback_gain"],
-            seed=config["seed"],
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        if isinstance(error, ValidationError):
-            raise
+    except (KeyError, ValueError) as error:
         raise ValidationError(
             f"weights_from_xarray: the Dataset is not a weights export (attribute 'network' "
-            f"missing or incomplete: {error})."
+            f"missing or not JSON: {error!r})."
         ) from None
+    network = FeedbackNetwork.from_config(config)
     network.set_weight_arrays({str(name): dataset[name].values for name in dataset.data_vars})
     return network
