@@ -42,6 +42,13 @@ def _mean_sd(values: Any, scale: float = 1.0, digits: int = 2) -> str:
     return f"{finite.mean():.{digits}f} ± {finite.std(ddof=1):.{digits}f}"
 
 
+def _mean(sweep: xr.Dataset, condition: str) -> float:
+    """Mean test accuracy over the finished seeds of a condition (NaN if none finished)."""
+    values = np.asarray(sweep["test_accuracy"].sel(condition=condition).values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def claims_table(sweep: xr.Dataset) -> str:
     """Markdown table of the claims (rows) against the sweep's conditions (columns)."""
     base = {**DEFAULTS, **json.loads(str(sweep.attrs["base"]))}
@@ -61,14 +68,7 @@ def claims_table(sweep: xr.Dataset) -> str:
             for c in conditions
         ],
         f"locality: accuracy change vs {reference} (points)": [
-            _mean_sd(
-                100
-                * (
-                    np.nanmean(sweep["test_accuracy"].sel(condition=c).values)
-                    - np.nanmean(sweep["test_accuracy"].sel(condition=reference).values)
-                )
-            )
-            for c in conditions
+            _mean_sd(100 * (_mean(sweep, c) - _mean(sweep, reference))) for c in conditions
         ],
     }
     memory, steps = [], []
