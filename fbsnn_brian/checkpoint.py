@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.files import write_npz_atomically
+from fbsnn_brian.files import read_npz, write_npz_atomically
 from fbsnn_brian.model import FeedbackNetwork
 
 __all__ = ["TrainingState", "load_checkpoint", "save_checkpoint"]
@@ -104,17 +104,13 @@ def load_checkpoint(
         If the file is missing or unreadable, or its fingerprint differs from ``fingerprint``
         (the message names the differing entries).
     """
-    source = Path(path)
-    if not source.is_file():
-        raise ValidationError(f"load_checkpoint: no checkpoint at {str(path)!r}.")
-    try:
-        with np.load(source, allow_pickle=False) as stored:
-            data = {key: stored[key] for key in stored.files}
-        meta = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError) as error:
-        raise ValidationError(
-            f"load_checkpoint: {str(path)!r} is not a checkpoint written by fbsnn_brian ({error})."
-        ) from None
+    data, meta = read_npz(
+        path,
+        owner="load_checkpoint",
+        noun="checkpoint",
+        what="a checkpoint written by fbsnn_brian",
+        json_key="meta",
+    )
     stored_fingerprint = meta["fingerprint"]
     if stored_fingerprint != fingerprint:
         keys = sorted(set(stored_fingerprint) | set(fingerprint))

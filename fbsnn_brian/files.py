@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_json_atomically", "write_npz_atomically"]
+from fbsnn_brian.errors import ValidationError
+
+__all__ = ["read_npz", "write_json_atomically", "write_npz_atomically"]
 
 
 def _replace_with(target: Path, suffix: str, write: Any) -> Path:
@@ -37,3 +39,24 @@ def write_json_atomically(path: str | os.PathLike[str], payload: Any) -> Path:
     """Write ``payload`` as indented JSON atomically; return the path."""
     text = json.dumps(payload, indent=2).encode()
     return _replace_with(Path(path), ".json", lambda stream: stream.write(text))
+
+
+def read_npz(
+    path: str | os.PathLike[str], *, owner: str, noun: str, what: str, json_key: str
+) -> tuple[dict[str, Any], Any]:
+    """Read every array of an ``.npz`` file and parse its JSON entry ``json_key``.
+
+    Returns ``(arrays, parsed JSON)``. A missing file, an unreadable one or one without the
+    JSON entry raises :class:`ValidationError` naming ``owner`` and the file expected:
+    ``noun`` for a missing one (``"weights file"``), ``what`` for a malformed one
+    (``"a weights file written by FeedbackNetwork.save"``).
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise ValidationError(f"{owner}: no {noun} at {str(path)!r}.")
+    try:
+        with np.load(source, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        return arrays, json.loads(str(arrays[json_key]))
+    except (OSError, ValueError, KeyError) as error:
+        raise ValidationError(f"{owner}: {str(path)!r} is not {what} ({error}).") from None

@@ -32,7 +32,7 @@ from brian2 import Quantity, ms, second
 from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.files import write_npz_atomically
+from fbsnn_brian.files import read_npz, write_npz_atomically
 from fbsnn_brian.reference import RateModel
 from fbsnn_brian.validation import (
     check_choice,
@@ -431,18 +431,13 @@ class FeedbackNetwork:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FeedbackNetwork:
         """Read a network written by :meth:`save`."""
-        source = Path(path)
-        if not source.is_file():
-            raise ValidationError(f"FeedbackNetwork.load: no weights file at {str(path)!r}.")
-        try:
-            with np.load(source, allow_pickle=False) as stored:
-                data = {key: stored[key] for key in stored.files}
-            config = json.loads(str(data["config"]))
-        except (OSError, ValueError, KeyError) as error:
-            raise ValidationError(
-                f"FeedbackNetwork.load: {str(path)!r} is not a weights file written by "
-                f"FeedbackNetwork.save ({error})."
-            ) from None
+        data, config = read_npz(
+            path,
+            owner="FeedbackNetwork.load",
+            noun="weights file",
+            what="a weights file written by FeedbackNetwork.save",
+            json_key="config",
+        )
         network = cls.from_config(config)
         network.set_weight_arrays(data)
         return network
