@@ -41,7 +41,7 @@ from typing import Any
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.validation import describe
 
-__all__ = ["SECTIONS", "load_run_file", "settings_from_tables"]
+__all__ = ["SECTIONS", "load_run_file", "read_toml", "settings_from_tables"]
 
 # table -> key -> expected type: "int", "float", "str", "int_list", "optional_int"
 SECTIONS: dict[str, dict[str, str]] = {
@@ -132,14 +132,19 @@ def load_run_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> sorted(load_run_file(file).items())
     [('epochs', 3), ('layers', [64, 32])]
     """
+    document = read_toml(path, "run file")
+    return settings_from_tables(document, f"run file {str(path)!r}")
+
+
+def read_toml(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing or invalid one raises ValidationError naming ``kind``."""
     source = Path(path)
     if not source.is_file():
-        raise ValidationError(f"run file: no file at {str(path)!r}.")
+        raise ValidationError(f"{kind}: no file at {str(path)!r}.")
     try:
-        document = tomllib.loads(source.read_text())
+        return tomllib.loads(source.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValidationError(f"run file {str(path)!r} is not valid TOML: {error}.") from None
-    return settings_from_tables(document, f"run file {str(path)!r}")
+        raise ValidationError(f"{kind} {str(path)!r} is not valid TOML: {error}.") from None
 
 
 def settings_from_tables(document: dict[str, Any], where: str) -> dict[str, Any]:

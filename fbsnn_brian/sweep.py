@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.run_file import SECTIONS, settings_from_tables
+from fbsnn_brian.run_file import SECTIONS, read_toml, settings_from_tables
 from fbsnn_brian.validation import describe
 
 __all__ = ["MEASURES", "load_sweep_file", "run_sweep"]
@@ -69,13 +68,7 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         For any problem of the run-file part, a missing or malformed ``[sweep]`` table, an
         unknown setting in a condition or a duplicated condition name (each with its key path).
     """
-    source = Path(path)
-    if not source.is_file():
-        raise ValidationError(f"sweep file: no file at {str(path)!r}.")
-    try:
-        document = tomllib.loads(source.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValidationError(f"sweep file {str(path)!r} is not valid TOML: {error}.") from None
+    document = read_toml(path, "sweep file")
     where = f"sweep file {str(path)!r}"
     sweep = document.pop("sweep", None)
     if not isinstance(sweep, dict):
