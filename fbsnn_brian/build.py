@@ -48,15 +48,19 @@ from fbsnn_brian.export import Population, SpikeRecording
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.neurons import (
     NeuronTemplate,
+    biophysics_namespace,
     drive_group_equations,
     forward_neuron,
     input_neuron,
+    refractory_argument,
+    synaptic_on_pre,
 )
 from fbsnn_brian.protocol import Protocol
 
 __all__ = [
     "FreeRunSimulation",
     "RunArg",
+    "SynapticDelays",
     "all_to_all",
     "matrix_to_synapses",
     "synapses_to_matrix",
@@ -97,6 +101,38 @@ def all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.i
 
 
 RunArg = tuple[Any, str, NDArray[np.float64], tuple[int, ...]]
+
+
+class SynapticDelays:
+    """Transmission delays of a network's connections between layers (its Biophysics).
+
+    Homogeneous delays are passed to the Synapses constructor (one scalar per pathway);
+    heterogeneous ones are drawn once per synapse from a generator seeded by the network's
+    seed, in the order the connections are built, so every build of a network gets the same
+    delays.
+    """
+
+    def __init__(self, network: FeedbackNetwork) -> None:
+        self.biophysics = network.biophysics
+        self.dt = network.dt
+        self._rng = np.random.default_rng([network.seed, 11])
+
+    def homogeneous(self, pathways: list[str]) -> Any:
+        """``delay=`` argument of a Synapses with these pathways (None without delays)."""
+        if not self.biophysics.has_delays or self.biophysics.delay_spread > 0 * second:
+            return None  # no delay, or per-synapse delays set after connect()
+        if pathways == ["pre"]:
+            return self.biophysics.delay
+        return {pathway: self.biophysics.delay for pathway in pathways}
+
+    def set_heterogeneous(self, synapses: Synapses, pathways: list[str]) -> None:
+        """Draw and set per-synapse delays, rounded to dt (no-op without a spread)."""
+        if self.biophysics.delay_spread <= 0 * second:
+            return
+        draw = self.biophysics.synapse_delays(len(synapses), self._rng)
+        steps = np.rint(np.asarray(draw / self.dt))
+        for pathway in pathways:
+            getattr(synapses, pathway).delay = steps * self.dt
 
 
 def weight_run_args(
@@ -218,17 +254,21 @@ class FreeRunSimulation:
             "sample_steps": self.sample_steps,
             "free_steps": self.free_steps,
             "sample_inputs": sample_inputs,
+            **biophysics_namespace(net.biophysics),
         }
         gated = self.sample_steps != self.free_steps
         spiking_input = net.input_coding == "spikes"
 
-        def group_of(template: NeuronTemplate, size: int, name: str) -> NeuronGroup:
+        def group_of(
+            template: NeuronTemplate, size: int, name: str, refractory: Any = False
+        ) -> NeuronGroup:
             return NeuronGroup(
                 size,
                 template.model,
                 threshold=template.threshold,
                 reset=template.reset,
                 method=template.method,
+                refractory=refractory,
                 clock=clock,
                 namespace=namespace,
                 name=name,
@@ -251,8 +291,14 @@ class FreeRunSimulation:
                 neuron=net.neuron,
                 current_input=(k == 0 and not spiking_input),
                 gated_by_phase=gated,
+                biophysics=net.biophysics,
             )
-            group = group_of(template, size, f"layer_{k + 1}")
+            group = group_of(
+                template,
+                size,
+                f"layer_{k + 1}",
+                refractory_argument(net.biophysics, net.refractory),
+            )
             group.b = net.biases[k]
             group.t_last_spike = -net.refractory
             group.run_regularly(
@@ -291,26 +337,32 @@ class FreeRunSimulation:
         input_synapses.w = matrix_to_synapses(net.input_weights)
         objects.append(input_synapses)
 
-        forward: list[Synapses] = []
-        for k, weights in enumerate(net.forward_weights):
+        on_pre = synaptic_on_pre(net.biophysics)
+        delays = SynapticDelays(net)
+
+        def loop_synapses(
+            source: NeuronGroup, target: NeuronGroup, weights: NDArray[np.float64], name: str
+        ) -> Synapses:
             synapses = Synapses(
-                layers[k],
-                layers[k + 1],
+                source,
+                target,
                 "w : 1",
-                on_pre="v_post += w",
+                on_pre=on_pre,
+                delay=delays.homogeneous(["pre"]),
                 clock=clock,
-                name=f"forward_{k + 1}",
+                name=name,
             )
-            pre, post = all_to_all(net.layer_sizes[k], net.layer_sizes[k + 1])
+            pre, post = all_to_all(len(source), len(target))
             synapses.connect(i=pre, j=post)
             synapses.w = matrix_to_synapses(weights)
-            forward.append(synapses)
-        feedback = Synapses(
-            layers[-1], layers[0], "w : 1", on_pre="v_post += w", clock=clock, name="feedback"
-        )
-        pre, post = all_to_all(net.layer_sizes[-1], n_first)
-        feedback.connect(i=pre, j=post)
-        feedback.w = matrix_to_synapses(net.feedback_weights)
+            delays.set_heterogeneous(synapses, ["pre"])
+            return synapses
+
+        forward = [
+            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}")
+            for k, weights in enumerate(net.forward_weights)
+        ]
+        feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
         objects.extend(forward)
         objects.append(feedback)
 

@@ -34,12 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from brian2 import Clock, Network, NeuronGroup, Synapses, TimedArray
+from brian2 import Clock, Network, NeuronGroup, Synapses, TimedArray, second
 from numpy.typing import NDArray
 
 from fbsnn_brian import devices, standalone
+from fbsnn_brian.biophysics import Biophysics
 from fbsnn_brian.build import (
     RunArg,
+    SynapticDelays,
     all_to_all,
     matrix_to_synapses,
     synapses_to_matrix,
@@ -48,6 +50,16 @@ from fbsnn_brian.build import (
 )
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model import FeedbackNetwork
+from fbsnn_brian.neurons import (
+    biophysics_namespace,
+    integration_method,
+    membrane_equations,
+    refractory_argument,
+    refractory_start,
+    spike_reset,
+    synaptic_on_pre,
+    synaptic_state_reset,
+)
 from fbsnn_brian.protocol import Protocol
 
 __all__ = ["ChunkStatistics", "TrainingSimulation"]
@@ -93,11 +105,10 @@ class _Objects:
     readout_synapses: Synapses
 
 
-def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
-    leak = "-v / tau_m + " if neuron == "lif" else ""
+def _layer_model(*, neuron: str, first: bool, last: bool, biophysics: Biophysics) -> str:
     drive = "(I_input + b)" if first else "b"
-    model = f"""
-    dv/dt = {leak}{drive} / tau : 1
+    model = membrane_equations(neuron=neuron, drive=drive, biophysics=biophysics)
+    model += """
     b : 1
     spike_count : 1
     error_count : 1
@@ -108,7 +119,7 @@ def _layer_model(*, neuron: str, first: bool, last: bool) -> str:
     b_velocity : 1
     b_accum : 1
     rate = spike_count / free_tau : 1
-    gate = int(spike_count > 0) * int(spike_count < free_tau) : 1
+    gate = int(spike_count > 0) * int(spike_count < max_count) : 1
     beta = error_count * delta / backward_tau : 1
     in_backward : 1
     """
@@ -256,6 +267,13 @@ class TrainingSimulation:
             "sample_steps": self.sample_steps,
             "free_steps": self.free_steps,
             "free_tau": float(self.protocol.free_phase.duration / net.tau),
+            # spike count of a neuron firing at the clamp (one spike per refractory period)
+            "max_count": (
+                float(self.protocol.free_phase.duration / net.refractory)
+                if net.refractory > 0 * second
+                else float(self.free_steps + 1)
+            ),
+            **biophysics_namespace(net.biophysics),
             "backward_tau": float(self.perturbed.duration / net.tau),
             "v_b": self.perturbed.threshold,
             "delta": self.perturbed.event_size,
@@ -324,23 +342,25 @@ class TrainingSimulation:
             not_refractory_error = "gate > 0.5 and t - t_last_error >= tau - 0.5 * dt"
             group = NeuronGroup(
                 size,
-                _layer_model(neuron=net.neuron, first=first, last=last),
+                _layer_model(neuron=net.neuron, first=first, last=last, biophysics=net.biophysics),
                 threshold=(
                     "v >= v_threshold and t - t_last_spike >= refractory - 0.5 * dt "
                     "and in_backward < 0.5"
                 ),
                 reset=(
-                    "v -= theta\nt_last_spike = t\nspike_count += 1\n"
+                    f"{spike_reset(net.biophysics)}\nt_last_spike = t\nspike_count += 1\n"
                     "spikes_total += real_samples(t)"
                 ),
+                refractory=refractory_argument(net.biophysics, net.refractory),
                 events={
                     "error_up": f"u_err >= v_b and in_backward > 0.5 and {not_refractory_error}",
                     "error_down": f"u_err <= -v_b and in_backward > 0.5 and {not_refractory_error}",
                 },
-                # exponential Euler is exact here: v is linear with constant coefficients within
-                # a step and u_err has a constant derivative (Brian2's 'exact' refuses the
-                # latter); for IF both are constant-derivative and Euler is exact too
-                method="exponential_euler" if net.neuron == "lif" else "euler",
+                # ideal network: exponential Euler is exact here (v is linear with constant
+                # coefficients within a step and u_err has a constant derivative, which
+                # Brian2's 'exact' refuses); for IF both are constant-derivative and Euler is
+                # exact too (see neurons.integration_method for the other switches)
+                method=integration_method(net.neuron, net.biophysics),
                 clock=clock,
                 namespace=namespace,
                 name=f"layer_{k + 1}",
@@ -360,6 +380,10 @@ class TrainingSimulation:
             )
             if first:
                 reset += "\nI_input = 0"
+            synaptic = synaptic_state_reset(net.biophysics)
+            if synaptic:
+                reset += "\n" + synaptic
+            reset += refractory_start(net.biophysics)
             group.run_regularly(reset, order=-5, name=f"layer_{k + 1}_sample_start", **every_sample)
             # a stored flag, not a function of t: the LIF layers integrate exactly
             group.run_regularly(
@@ -403,15 +427,25 @@ class TrainingSimulation:
             # fixed random backward weights with the forward matrix's shape and spread
             return rng.standard_normal(weights.shape) * float(np.std(weights))
 
+        on_pre = synaptic_on_pre(net.biophysics)
+        delays = SynapticDelays(net)
+        pathways = ["forward", "backward_up", "backward_down"]
+        dale = net.biophysics.excitatory_fraction is not None
+
         def loop_synapses(
-            source: NeuronGroup, target: NeuronGroup, weights: FloatArray, name: str
+            source: NeuronGroup,
+            target: NeuronGroup,
+            weights: FloatArray,
+            name: str,
+            pre_layer: int,
         ) -> Synapses:
             synapses = Synapses(
                 source,
                 target,
                 "w : 1\nw_velocity : 1\nw_accum : 1"
-                + ("" if transport else "\nw_back : 1 (constant)"),
-                on_pre={"forward": "v_post += w"},
+                + ("" if transport else "\nw_back : 1 (constant)")
+                + ("\nw_sign : 1 (constant)" if dale else ""),
+                on_pre={"forward": on_pre},
                 on_post={
                     "backward_up": f"u_err_pre += {back} * delta / theta",
                     "backward_down": f"u_err_pre -= {back} * delta / theta",
@@ -421,6 +455,7 @@ class TrainingSimulation:
                     "backward_up": "error_up",
                     "backward_down": "error_down",
                 },
+                delay=delays.homogeneous(pathways),
                 clock=clock,
                 namespace=namespace,
                 name=name,
@@ -428,23 +463,26 @@ class TrainingSimulation:
             pre, post = all_to_all(len(source), len(target))
             synapses.connect(i=pre, j=post)
             synapses.w = matrix_to_synapses(weights)
+            delays.set_heterogeneous(synapses, pathways)
             if not transport:
                 synapses.w_back = matrix_to_synapses(random_feedback(weights))
-            synapses.run_regularly(
-                self._update(
-                    "w", "gate_post * beta_post * rate_pre / (scale * theta) + weight_decay * w"
-                ),
-                order=-10,
-                name=f"{name}_plasticity",
-                **every_sample,
+            update = self._update(
+                "w", "gate_post * beta_post * rate_pre / (scale * theta) + weight_decay * w"
             )
+            if dale:
+                # projected gradient descent: a weight that would change sign stops at zero
+                synapses.w_sign = net.presynaptic_signs(pre_layer)[pre]
+                update += "\nw = w_sign * clip(w_sign * w, 0, inf)"
+            synapses.run_regularly(update, order=-10, name=f"{name}_plasticity", **every_sample)
             return synapses
 
         forward = [
-            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}")
+            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}", k)
             for k, weights in enumerate(net.forward_weights)
         ]
-        feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
+        feedback = loop_synapses(
+            layers[-1], layers[0], net.feedback_weights, "feedback", n_layers - 1
+        )
 
         error_code = (
             "output_error = exp(o + d) / partition - label"

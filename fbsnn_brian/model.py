@@ -31,6 +31,7 @@ import numpy as np
 from brian2 import Quantity, ms, second
 from numpy.typing import NDArray
 
+from fbsnn_brian.biophysics import Biophysics
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.files import read_npz, write_npz_atomically
 from fbsnn_brian.reference import RateModel
@@ -120,6 +121,9 @@ class FeedbackNetwork:
         Loop gain the feedback weights are initialised to (default 0.5, must be in (0, 1)).
     seed : int
         Seed of the weight initialisation.
+    biophysics : Biophysics, optional
+        Synapse model, reset, delays, membrane noise and Dale's law
+        (:mod:`fbsnn_brian.biophysics`); default: the ideal network.
 
     Examples
     --------
@@ -149,6 +153,7 @@ class FeedbackNetwork:
         input_coding: str = "current",
         feedback_gain: float = 0.5,
         seed: int = 0,
+        biophysics: Biophysics | None = None,
     ) -> None:
         owner = "FeedbackNetwork"
         self.n_inputs = check_positive_int(owner, "n_inputs", n_inputs)
@@ -188,13 +193,35 @@ class FeedbackNetwork:
                 f"{owner}: dt must be at most tau/4 = {self.tau / 4!r} so that the model stays "
                 f"continuous-time relative to tau, got dt = {self.dt!r}."
             )
-        for name, value in (("tau", self.tau), ("refractory", self.refractory)):
+        if biophysics is None:
+            biophysics = Biophysics()
+        if not isinstance(biophysics, Biophysics):
+            raise ValidationError(
+                f"{owner}: biophysics must be a Biophysics or None, got {describe(biophysics)}."
+            )
+        self.biophysics = biophysics
+        for name, value in (
+            ("tau", self.tau),
+            ("refractory", self.refractory),
+            ("biophysics.delay", biophysics.delay),
+            ("biophysics.delay_spread", biophysics.delay_spread),
+        ):
             ratio = float(value / self.dt)
             if abs(ratio - round(ratio)) > 1e-9:
                 raise ValidationError(
                     f"{owner}: dt = {self.dt!r} must divide {name} = {value!r} into a whole "
                     f"number of steps (got {ratio:.6g} steps)."
                 )
+        if biophysics.synapse != "instantaneous" and biophysics.tau_syn < self.dt:
+            raise ValidationError(
+                f"{owner}: biophysics.tau_syn must be at least dt = {self.dt!r} so that the "
+                f"synaptic current is resolved, got {biophysics.tau_syn!r}."
+            )
+        if biophysics.reset == "rest" and self.refractory < self.dt:
+            raise ValidationError(
+                f"{owner}: reset='rest' clamps the membrane during the refractory period, "
+                f"which must then be at least dt = {self.dt!r}, got {self.refractory!r}."
+            )
         gain = check_positive_float(owner, "feedback_gain", feedback_gain)
         if gain >= 1:
             raise ValidationError(
@@ -243,6 +270,7 @@ class FeedbackNetwork:
             "input_coding": self.input_coding,
             "feedback_gain": self.feedback_gain,
             "seed": self.seed,
+            "biophysics": self.biophysics.config(),
         }
 
     def config_json(self) -> str:
@@ -268,14 +296,53 @@ class FeedbackNetwork:
             return rng.uniform(-bound, bound, size=(n_post, n_pre))
 
         self._input_weights = uniform(sizes[0], self.n_inputs)
-        self._forward_weights = [uniform(sizes[k + 1], sizes[k]) for k in range(self.n_layers - 1)]
+        forward = [uniform(sizes[k + 1], sizes[k]) for k in range(self.n_layers - 1)]
+        self._forward_weights = [
+            self._dale_initial(weights, k) for k, weights in enumerate(forward)
+        ]
         feedback = rng.standard_normal((sizes[0], sizes[-1]))
-        self._feedback_weights = feedback
+        self._feedback_weights = self._dale_initial(feedback, self.n_layers - 1)
         self._biases = [np.zeros(n) for n in sizes]
         bound = 1.0 / np.sqrt(sizes[-1])
         self._readout_weights = rng.uniform(-bound, bound, size=(self.n_classes, sizes[-1]))
         self._readout_bias = np.zeros(self.n_classes)
         self.restrict_feedback(max_gain=self.feedback_gain, exact=True)
+
+    def presynaptic_signs(self, layer: int) -> FloatArray:
+        """Sign every weight leaving layer ``layer`` (0-based) must have: +1, -1, or 0 (free).
+
+        Without Dale's law every entry is 0 (no constraint); with it, +1 for the layer's
+        excitatory neurons and -1 for its inhibitory ones (:mod:`fbsnn_brian.biophysics`).
+        """
+        size = self.layer_sizes[layer]
+        if self.biophysics.excitatory_fraction is None:
+            return np.zeros(size)
+        signs: FloatArray = np.where(self.biophysics.excitatory_mask(size), 1.0, -1.0)
+        return signs
+
+    def _dale_initial(self, weights: FloatArray, pre_layer: int) -> FloatArray:
+        """Initial weights with Dale's signs: magnitudes kept, inhibition scaled to balance."""
+        signs = self.presynaptic_signs(pre_layer)
+        if not signs.any():
+            return weights
+        n_excitatory = int(np.sum(signs > 0))
+        n_inhibitory = len(signs) - n_excitatory
+        # expected input zero: the fewer inhibitory columns carry as much total weight
+        balance = n_excitatory / n_inhibitory if n_inhibitory else 1.0
+        column_scale: FloatArray = np.where(signs > 0, 1.0, balance)
+        return np.abs(weights) * (column_scale * signs)[None, :]
+
+    def _check_signs(self, name: str, weights: FloatArray, pre_layer: int) -> FloatArray:
+        signs = self.presynaptic_signs(pre_layer)
+        wrong = int(np.sum(weights * signs[None, :] < 0))
+        if wrong:
+            raise ValidationError(
+                f"FeedbackNetwork: {name} breaks Dale's law in {wrong} entries: every weight "
+                f"leaving an excitatory neuron of layer {pre_layer + 1} must be >= 0 and every "
+                "weight leaving an inhibitory one <= 0 (biophysics.excitatory_fraction = "
+                f"{self.biophysics.excitatory_fraction})."
+            )
+        return weights
 
     def _set(self, name: str, value: Any, shape: tuple[int, ...]) -> FloatArray:
         return check_finite_array(
@@ -307,7 +374,11 @@ class FeedbackNetwork:
             )
         sizes = self.layer_sizes
         self._forward_weights = [
-            self._set(f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k]))
+            self._check_signs(
+                f"forward_weights[{k}]",
+                self._set(f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k])),
+                k,
+            )
             for k, w in enumerate(value)
         ]
 
@@ -318,8 +389,10 @@ class FeedbackNetwork:
 
     @feedback_weights.setter
     def feedback_weights(self, value: Any) -> None:
-        candidate = self._set(
-            "feedback_weights", value, (self.layer_sizes[0], self.layer_sizes[-1])
+        candidate = self._check_signs(
+            "feedback_weights",
+            self._set("feedback_weights", value, (self.layer_sizes[0], self.layer_sizes[-1])),
+            self.n_layers - 1,
         )
         gain = self._loop_gain(candidate)
         if gain >= 1:
@@ -466,6 +539,10 @@ class FeedbackNetwork:
                 input_coding=config["input_coding"],
                 feedback_gain=config["feedback_gain"],
                 seed=config["seed"],
+                # configurations written before the switches existed describe the ideal net
+                biophysics=(
+                    Biophysics.from_config(config["biophysics"]) if "biophysics" in config else None
+                ),
             )
         except (KeyError, TypeError) as error:
             raise ValidationError(
