@@ -1,5 +1,7 @@
 """Numerical self-checks of the Brian2 simulations against the numpy reference.
 
+``gradient_alignment``: the same comparison for any network and protocol (any biophysics,
+either backward path), as a training run measures it on its trained network.
 ``check_equilibrium``: distance of simulated free-phase rates to the reference fixed point.
 ``check_gradient``: the SPIDE update computed by spikes inside the simulation, compared with the
 exact IDE gradient at the same simulated rates, with the exact IDE gradient at the equilibrium,
@@ -19,9 +21,13 @@ from numpy.typing import NDArray
 from fbsnn_brian import reference
 from fbsnn_brian.errors import ValidationError
 
-__all__ = ["check_equilibrium", "check_gradient"]
+__all__ = ["check_equilibrium", "check_gradient", "gradient_alignment"]
 
 FloatArray = NDArray[np.float64]
+
+# learning rate of a gradient estimate: weights of order 0.1-1 keep ~12 significant digits
+# of an update of 1e-3 times the gradient
+_ESTIMATE_STEP = 1e-3
 
 
 def _digits(owner: str, n_inputs: int, n_samples: int) -> tuple[FloatArray, NDArray[np.int64]]:
@@ -166,6 +172,98 @@ def _parameters(model: reference.RateModel) -> list[FloatArray]:
     ]
 
 
+def spike_computed_updates(
+    network: Any, protocol: Any, inputs: FloatArray, labels: NDArray[np.int64], device: str
+) -> list[FloatArray]:
+    """Minus the weight change of one training sample, per sample, on fresh network copies.
+
+    The protocol's rule is applied with a small learning rate (divided out again), no weight
+    decay and no momentum or batching, so the change is the rule's gradient estimate itself;
+    the step is small so that the sign projection of Dale's law (if on) only acts on weights
+    at zero.
+    """
+    from dataclasses import replace
+
+    from fbsnn_brian.learning_build import TrainingSimulation
+    from fbsnn_brian.protocol import Protocol
+
+    plasticity = replace(
+        protocol.plasticity,
+        learning_rate=_ESTIMATE_STEP,
+        weight_decay=0.0,
+        momentum=0.0,
+        batch_size=1,
+        input_dropout=0.0,
+        max_feedback_gain=0.999,
+    )
+    single = Protocol(list(protocol.phases), plasticity=plasticity)
+    before = _parameters(network.rate_model())
+    updates = []
+    for k in range(len(inputs)):
+        trained = copy.deepcopy(network)
+        TrainingSimulation(trained, single, device=device, chunk_size=1).train_chunk(
+            inputs[k : k + 1], labels[k : k + 1], _ESTIMATE_STEP
+        )
+        after = _parameters(trained.rate_model())
+        change = [np.ravel(old - new) for old, new in zip(before, after, strict=True)]
+        updates.append(np.concatenate(change) / _ESTIMATE_STEP)
+    return updates
+
+
+def gradient_alignment(
+    network: Any,
+    protocol: Any,
+    inputs: Any,
+    labels: Any,
+    *,
+    device: str = "numpy",
+) -> dict[str, Any]:
+    """Cosine between the spike-computed update and the exact IDE gradient, per sample.
+
+    The network's own free phase (with its biophysics) gives the rates; the exact IDE
+    gradient of the ideal rate model (ALGORITHM.md, section 3) is evaluated at those rates.
+    The cosine is taken over the hidden parameters (F, W, W_fb, b), the part the perturbed
+    phase computes. A LIF leak, noise or a backward path without weight transport lowers it:
+    this is how a plausibility condition's learning signal is compared with the exact one.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        Not changed (each sample trains a copy).
+    protocol : Protocol
+        ``[FreePhase, PerturbedPhase]`` with a SPIDEPlasticity.
+    inputs : array_like, shape (n_samples, n_inputs)
+    labels : array_like of int, shape (n_samples,)
+    device : str
+        Brian2 device of the simulations (runtime targets are fastest for a few samples).
+
+    Returns
+    -------
+    dict
+        ``cosine_vs_ide`` (mean), ``per_sample_cosine_vs_ide``, ``n_samples``.
+    """
+    from fbsnn_brian.protocol import FreePhase, Protocol
+
+    batch = network.check_inputs(inputs, owner="gradient_alignment")
+    targets = np.asarray(labels, dtype=np.int64)
+    updates = spike_computed_updates(network, protocol, batch, targets, device)
+    free = Protocol([FreePhase(duration=protocol.free_phase.duration)]).run(
+        network, inputs=batch, device=device
+    )
+    model = network.rate_model()
+    n_hidden = sum(part.size for part in _parameters(model)[: 2 * model.n_layers + 1])
+    cosines = []
+    for k, update in enumerate(updates):
+        rates = tuple(layer[k] for layer in free.layer_rates())
+        exact = reference.ide_gradients_at_rates(model, batch[k], rates, int(targets[k]))
+        cosines.append(_cosine(update[:n_hidden], exact.parameter_vector()[:n_hidden]))
+    return {
+        "cosine_vs_ide": float(np.mean(cosines)),
+        "per_sample_cosine_vs_ide": [float(c) for c in cosines],
+        "n_samples": len(cosines),
+    }
+
+
 def check_gradient(
     *,
     layer_sizes: Sequence[int] = (64,),
@@ -195,7 +293,6 @@ def check_gradient(
     are means over samples.
     """
     from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.learning_build import TrainingSimulation
     from fbsnn_brian.model import FeedbackNetwork
     from fbsnn_brian.protocol import FreePhase, Protocol
 
@@ -229,15 +326,8 @@ def check_gradient(
         "all": [],
     }
     start = time.perf_counter()
-    for k in range(n_samples):
-        network = copy.deepcopy(template)
-        TrainingSimulation(network, protocol, device=device, chunk_size=1).train_chunk(
-            inputs[k : k + 1], labels[k : k + 1], 1.0
-        )
-        after = _parameters(network.rate_model())
-        estimate = np.concatenate(
-            [np.ravel(old - new) for old, new in zip(_parameters(before), after, strict=True)]
-        )
+    updates = spike_computed_updates(template, protocol, inputs, labels, device)
+    for k, estimate in enumerate(updates):
         simulated = tuple(layer[k] for layer in free_rates.layer_rates())
         label = int(labels[k])
         at_rates = reference.ide_gradients_at_rates(before, inputs[k], simulated, label)

@@ -26,8 +26,7 @@ import xarray as xr
 
 from fbsnn_brian.analysis import rule_memory
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.model import FeedbackNetwork
-from fbsnn_brian.runs import DEFAULTS
+from fbsnn_brian.runs import DEFAULTS, network_from_settings
 
 __all__ = ["claims_table"]
 
@@ -71,14 +70,16 @@ def claims_table(sweep: xr.Dataset) -> str:
             _mean_sd(100 * (_mean(sweep, c) - _mean(sweep, reference))) for c in conditions
         ],
     }
+    if "gradient_cosine_vs_ide" in sweep:
+        rows["locality: cosine of the spike-computed update with the exact IDE gradient"] = [
+            cell(c, "gradient_cosine_vs_ide", digits=3) for c in conditions
+        ]
     memory, steps = [], []
     for c in conditions:
         settings = {**base, **overrides[c]}
         # bytes per synapse and per neuron do not depend on the input and class counts
         try:
-            network = FeedbackNetwork(
-                n_inputs=64, layer_sizes=settings["layers"], n_classes=10, neuron=settings["neuron"]
-            )
+            network = network_from_settings(settings, 64, 10)
         except ValidationError:
             memory.append("failed")  # the condition's settings are invalid
         else:

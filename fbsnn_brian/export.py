@@ -123,7 +123,7 @@ class SpikeRecording:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
         names = [pop.name for pop in populations]
-        last = rates[names[-1]][:, 0, :]
+        last = rates[[pop.name for pop in populations if pop.role == "forward"][-1]][:, 0, :]
         readout = last @ network.readout_weights.T + network.readout_bias
         attrs: dict[str, str | int | float] = {
             "title": "fbsnn_brian spike recording",

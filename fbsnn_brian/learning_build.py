@@ -34,7 +34,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from brian2 import Clock, Network, NeuronGroup, Synapses, TimedArray, second
+from brian2 import (
+    Clock,
+    EventMonitor,
+    Network,
+    NeuronGroup,
+    SpikeMonitor,
+    Synapses,
+    TimedArray,
+    second,
+)
 from numpy.typing import NDArray
 
 from fbsnn_brian import devices, standalone
@@ -49,6 +58,7 @@ from fbsnn_brian.build import (
     whole_steps,
 )
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.export import SpikeRecording
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.neurons import (
     biophysics_namespace,
@@ -103,6 +113,7 @@ class _Objects:
     forward_synapses: list[Synapses]
     feedback_synapses: Synapses
     readout_synapses: Synapses
+    monitors: dict[str, Any] | None = None
 
 
 def _layer_model(*, neuron: str, first: bool, last: bool, biophysics: Biophysics) -> str:
@@ -193,6 +204,7 @@ class TrainingSimulation:
         # result does not depend on the device's random number generator
         self._dropout_rng = np.random.default_rng([network.seed, 7])
         self.compile_time_s = 0.0
+        self._record = False
 
     # ------------------------------------------------------------------ definition
     def _update(self, variable: str, gradient: str) -> str:
@@ -569,6 +581,15 @@ class TrainingSimulation:
             **every_sample,
         )
 
+        monitors: dict[str, Any] = {}
+        if self._record:
+            for k, group in enumerate(layers):
+                name = f"layer_{k + 1}"
+                monitors[name] = SpikeMonitor(group, record=True, name=f"spikes_{name}")
+                for event in ("error_up", "error_down"):
+                    monitors[f"{name}_{event}"] = EventMonitor(
+                        group, event, record=True, name=f"{event}_{name}"
+                    )
         network = Network(
             stimulus,
             *layers,
@@ -578,6 +599,7 @@ class TrainingSimulation:
             readout,
             normaliser_synapses,
             readout_synapses,
+            *monitors.values(),
             name="spide_training",
         )
         objects = _Objects(
@@ -594,6 +616,7 @@ class TrainingSimulation:
             forward_synapses=forward,
             feedback_synapses=feedback,
             readout_synapses=readout_synapses,
+            monitors=monitors,
         )
         # optimizer state carried over from the previous chunk (cpp_standalone: run_args)
         for label, view, _ in self._state_views(objects):
@@ -809,4 +832,74 @@ class TrainingSimulation:
                 spikes / (n_samples * size) / free_tau
                 for spikes, size in zip(layer_spikes, net.layer_sizes, strict=True)
             ),
+        )
+
+    def record(self, inputs: FloatArray, labels: NDArray[np.int64]) -> SpikeRecording:
+        """Both phases of some samples, every spike and error event, without learning.
+
+        The samples run through the training network (runtime mode with the numpy target,
+        whatever the simulation's device) with a learning rate of zero, so the network is
+        not changed. Populations: ``layer_l`` (forward spikes) and ``layer_l_error_up`` /
+        ``layer_l_error_down`` (the error units' +delta and -delta events); phases ``free``
+        and ``perturbed``, with rates per phase in events per tau.
+        """
+        from fbsnn_brian.export import Population
+
+        net = self.network
+        batch = net.check_inputs(inputs, owner="TrainingSimulation.record")
+        n_samples = len(batch)
+        onehot = np.zeros((n_samples, net.n_classes))
+        onehot[np.arange(n_samples), np.asarray(labels, dtype=np.int64)] = 1.0
+        start = time.perf_counter()
+        self._record = True
+        try:
+            with devices.runtime_target("numpy"):
+                objects = self._define(
+                    batch,
+                    onehot,
+                    np.zeros(n_samples + 1),
+                    np.ones(n_samples),
+                    np.zeros(n_samples + 1),
+                )
+        finally:
+            self._record = False
+        assert objects.monitors is not None
+        populations = []
+        for k, size in enumerate(net.layer_sizes):
+            name = f"layer_{k + 1}"
+            populations.append(Population(name=name, size=size, layer=k + 1, role="forward"))
+            for event in ("error_up", "error_down"):
+                populations.append(
+                    Population(name=f"{name}_{event}", size=size, layer=k + 1, role=event)
+                )
+        dt_s = float(net.dt / second)
+        sample_s = float(self.sample_duration / second)
+        phase_s = (self.free_steps * dt_s, (self.sample_steps - self.free_steps) * dt_s)
+        tau_s = float(net.tau / second)
+        events = {}
+        rates = {}
+        for population in populations:
+            monitor = objects.monitors[population.name]
+            times = np.asarray(monitor.t[:] / second, dtype=np.float64)
+            indices = np.asarray(monitor.i[:], dtype=np.int64)
+            keep = times < n_samples * sample_s - 0.25 * dt_s  # the run's extra update step
+            times, indices = times[keep], indices[keep]
+            steps = np.rint(times / dt_s).astype(np.int64)
+            samples = steps // self.sample_steps
+            phases = (steps % self.sample_steps >= self.free_steps).astype(np.int64)
+            counts = np.zeros((n_samples, 2, population.size))
+            np.add.at(counts, (samples, phases, indices), 1.0)
+            rates[population.name] = counts / (np.array(phase_s) / tau_s)[None, :, None]
+            events[population.name] = [(indices, times, samples)]
+        return SpikeRecording.from_chunks(
+            network=net,
+            protocol=self.protocol,
+            populations=populations,
+            events=events,
+            rates=rates,
+            inputs=batch,
+            phase_durations_s=phase_s,
+            sample_duration_s=sample_s,
+            device="numpy",
+            wall_time_s=time.perf_counter() - start,
         )

@@ -6,6 +6,7 @@ the suffix) and returns the Figure, so that a notebook can restyle it.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -40,19 +41,36 @@ def _save(figure: Any, path: str | os.PathLike[str]) -> Any:
 
 
 def plot_raster(recording: xr.Dataset, path: str | os.PathLike[str], *, sample: int = 0) -> Any:
-    """Raster of every population's spikes in one sample (time in tau since its start)."""
+    """Raster of every population's spikes in one sample (time in tau since its start).
+
+    A recording of both phases (:meth:`TrainingSimulation.record
+    <fbsnn_brian.learning_build.TrainingSimulation.record>`) shows the forward spikes of the
+    free phase and the error units' +delta and -delta events of the perturbed phase, with the
+    phase boundary marked.
+    """
     plt = _pyplot()
     names = recording["population"].attrs["flag_meanings"].split()
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure, axes = plt.subplots(figsize=(8, 4.5))
     offset = 0
     for name in names:
         neurons, times = analysis.population_spikes(recording, sample, name)
         axes.scatter(times, neurons + offset, s=2, label=name)
         offset += int(np.sum(recording["unit_population"].values == name))
+    phases = [str(p) for p in recording["phase_name"].values]
+    if len(phases) > 1:
+        tau_s = float(recording.attrs["tau_s"])
+        durations = json.loads(str(recording.attrs["protocol"]))["phases"]
+        bounds = np.cumsum([phase["duration_s"] / tau_s for phase in durations])
+        starts = np.concatenate([[0.0], bounds[:-1]])
+        for start, end, phase in zip(starts, bounds, phases, strict=True):
+            if start > 0:
+                axes.axvline(start, color="black", linestyle="--", linewidth=0.8)
+            axes.text((start + end) / 2, offset * 1.02, f"{phase} phase", ha="center")
     axes.set_xlabel("time since sample onset (tau)")
     axes.set_ylabel("neuron")
-    axes.set_title(f"spikes of sample {sample}")
-    axes.legend(loc="upper right", markerscale=4)
+    axes.set_title(f"spikes and events of sample {sample}", pad=18)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=4)
+    figure.tight_layout()
     return _save(figure, path)
 
 
@@ -104,7 +122,12 @@ def plot_learning_curves(history: xr.Dataset, path: str | os.PathLike[str]) -> A
 
 
 def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
-    """Accuracy and sparsity per condition of a sweep (mean and standard deviation over seeds)."""
+    """Accuracy, sparsity and gradient alignment per condition of a sweep.
+
+    Bars are means over seeds with their standard deviation. The alignment panel (the cosine
+    of each condition's spike-computed update with the exact IDE gradient) is drawn when the
+    sweep measured it.
+    """
     plt = _pyplot()
     conditions = [str(c) for c in sweep["condition"].values]
     positions = np.arange(len(conditions))
@@ -117,7 +140,9 @@ def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
         spreads = np.array([np.nanstd(v, ddof=1) if n > 1 else 0.0 for v, n in pairs])
         return means, spreads
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    aligned = "gradient_cosine_vs_ide" in sweep
+    figure, panels = plt.subplots(1, 3 if aligned else 2, figsize=(15 if aligned else 10, 3.8))
+    left, right = panels[0], panels[1]
     accuracy, spread = stats("test_accuracy")
     left.bar(positions, 100 * accuracy, yerr=100 * spread, capsize=3)
     left.set_ylabel("test accuracy (%)")
@@ -133,7 +158,14 @@ def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
     )
     right.set_ylabel("mean rate (events / neuron / tau)")
     right.legend()
-    for axes in (left, right):
+    if aligned:
+        cosine, cosine_spread = stats("gradient_cosine_vs_ide")
+        panels[2].bar(positions, cosine, yerr=cosine_spread, capsize=3, color="tab:green")
+        panels[2].set_ylabel("cosine(update, exact IDE gradient)")
+        panels[2].set_ylim(
+            min(0.0, float(np.nanmin(cosine)) - 0.05) if np.isfinite(cosine).any() else 0.0, 1.0
+        )
+    for axes in panels:
         axes.set_xticks(positions)
         axes.set_xticklabels(conditions, rotation=20, ha="right")
     return _save(figure, path)

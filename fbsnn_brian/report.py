@@ -2,7 +2,9 @@
 
 Reads the files ``fbsnn train`` wrote (metrics.json, history.nc, recording.nc, weights.nc) and
 writes into ``RUN_DIR/report/``: ``learning_curves.png``, ``raster.png`` (first recorded test
-sample), ``convergence.png`` (its running rates against the exact fixed point) and
+sample), ``raster_both_phases.png`` (forward spikes and error events of a test sample across
+the free and perturbed phases, when the run recorded them), ``convergence.png`` (its running
+rates against the exact fixed point) and
 ``report.md`` (configuration, accuracy, firing rates, equilibrium error and time to
 equilibrium, synaptic operations and the energy estimate, the memory the rule needs, the loop
 gain).
@@ -47,6 +49,17 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     plotting.plot_learning_curves(history, out / "learning_curves.png")
     plotting.plot_raster(recording, out / "raster.png", sample=0)
     plotting.plot_rate_convergence(recording, network, out / "convergence.png", sample=0)
+    both_phases = directory / "learning_recording.nc"
+    perturbed_rates: dict[str, float] = {}
+    if both_phases.is_file():
+        learning = read_dataset(both_phases)
+        plotting.plot_raster(learning, out / "raster_both_phases.png", sample=0)
+        learning_rates = analysis.firing_rates(learning)
+        perturbed_rates = {
+            str(p): float(learning_rates.sel(population=p, phase_name="perturbed"))
+            for p in learning_rates["population"].values
+            if "error" in str(p)
+        }
 
     errors = analysis.equilibrium_error(recording, network).values
     times = [
@@ -74,6 +87,8 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         **operations,
         **{f"memory_{k}": v for k, v in memory.items()},
         "loop_gain": network.loop_gain(),
+        "perturbed_phase_event_rate_per_population": perturbed_rates,
+        "gradient_cosine_vs_ide": metrics.get("gradient_cosine_vs_ide", math.nan),
     }
     (out / "report.md").write_text(_markdown(metrics, numbers))
     numbers["report_dir"] = str(out)
@@ -85,6 +100,18 @@ def _markdown(metrics: dict[str, Any], numbers: dict[str, Any]) -> str:
     rows = "\n".join(f"| {key} | {value} |" for key, value in sorted(config.items()))
     population_rates = ", ".join(
         f"{name} {rate:.3f}" for name, rate in numbers["free_phase_rate_per_population"].items()
+    )
+    perturbed = (
+        ", ".join(
+            f"{name} {rate:.3f}"
+            for name, rate in numbers["perturbed_phase_event_rate_per_population"].items()
+        )
+        or "not recorded"
+    )
+    both_phases = (
+        "\n![both phases](raster_both_phases.png)\n"
+        if numbers["perturbed_phase_event_rate_per_population"]
+        else ""
     )
     return f"""# Training run report
 
@@ -114,6 +141,13 @@ def _markdown(metrics: dict[str, Any], numbers: dict[str, Any]) -> str:
 
 ![raster](raster.png)
 ![convergence](convergence.png)
+
+## Learning signal
+
+- cosine of the spike-computed update with the exact IDE gradient at the same rates (hidden
+  parameters, mean over test samples): {numbers["gradient_cosine_vs_ide"]:.4f}
+- error events in the perturbed phase per population: {perturbed} per tau
+{both_phases}
 
 ## Cost
 

@@ -13,6 +13,10 @@ A file sets any of the settings of :data:`fbsnn_brian.runs.DEFAULTS`, grouped in
     neuron = "if"
     seed = 0
     max_feedback_gain = 0.9
+    # biophysics (fbsnn_brian.biophysics), times in units of tau:
+    # tau_m, refractory, synapse ("instantaneous" | "exponential" | "conductance"), tau_syn,
+    # e_excitatory, e_inhibitory, reset ("subtract" | "rest"), delay, delay_spread,
+    # noise_sigma, noise_tau (0: white noise), excitatory_fraction (0: no Dale's law)
 
     [protocol]
     free_tau = 30.0             # phase lengths in units of tau
@@ -56,6 +60,18 @@ SECTIONS: dict[str, dict[str, str]] = {
         "neuron": "str",
         "seed": "int",
         "max_feedback_gain": "float",
+        "tau_m": "float",
+        "refractory": "float",
+        "synapse": "str",
+        "tau_syn": "float",
+        "e_excitatory": "float",
+        "e_inhibitory": "float",
+        "reset": "str",
+        "delay": "float",
+        "delay_spread": "float",
+        "noise_sigma": "float",
+        "noise_tau": "float",
+        "excitatory_fraction": "float",
     },
     "protocol": {"free_tau": "float", "perturbed_tau": "float"},
     "training": {

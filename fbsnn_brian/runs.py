@@ -8,10 +8,13 @@ A run directory holds
   an xarray Dataset with named post/pre dimensions in ``weights.nc``
   (:mod:`fbsnn_brian.weights`);
 * ``metrics.json``: per-epoch train and test accuracy, the final ``test_accuracy``, training
-  ``samples_per_s``, ``wall_time_s``, mean forward and backward firing rates, the data split
-  and the whole configuration;
+  ``samples_per_s``, ``wall_time_s``, mean forward and backward firing rates, the cosine of the
+  rule's update with the exact IDE gradient on a few test samples at the trained state
+  (``gradient_cosine_vs_ide``), the data split and the whole configuration;
 * ``history.nc``: the training history Dataset (:meth:`Trainer.fit`);
-* ``recording.nc``: every spike and rate of the free phase of a few test samples.
+* ``recording.nc``: every spike and rate of the free phase of a few test samples;
+* ``learning_recording.nc``: both phases of two test samples (forward spikes, and the error
+  units' +delta / -delta events of the perturbed phase), without learning.
 """
 
 from __future__ import annotations
@@ -29,9 +32,18 @@ from fbsnn_brian.datasets import Dataset, load_dataset, train_test_split
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.files import write_json_atomically
 
-__all__ = ["TrainingConfig", "evaluate_run", "split_dataset", "train_run"]
+__all__ = [
+    "TrainingConfig",
+    "evaluate_run",
+    "network_from_settings",
+    "split_dataset",
+    "train_run",
+]
 
 TrainingConfig = dict[str, Any]
+
+# test samples on which a run measures the cosine of its rule's update with the IDE gradient
+ALIGNMENT_SAMPLES = 5
 
 DEFAULTS: TrainingConfig = {
     "dataset": "digits",
@@ -59,7 +71,54 @@ DEFAULTS: TrainingConfig = {
     "input_dropout": 0.0,
     "shift": 1,
     "feedback": "transpose",
+    # biophysics (fbsnn_brian.biophysics); times in units of tau, 0 switches noise_tau
+    # (white noise) and excitatory_fraction (Dale's law) off
+    "tau_m": 20.0,
+    "refractory": 1.0,
+    "synapse": "instantaneous",
+    "tau_syn": 1.0,
+    "e_excitatory": 4.0,
+    "e_inhibitory": -2.0,
+    "reset": "subtract",
+    "delay": 0.0,
+    "delay_spread": 0.0,
+    "noise_sigma": 0.0,
+    "noise_tau": 0.0,
+    "excitatory_fraction": 0.0,
 }
+
+
+def network_from_settings(settings: TrainingConfig, n_inputs: int, n_classes: int) -> Any:
+    """The FeedbackNetwork a run's settings describe (times given in units of tau = 1 ms)."""
+    from brian2 import ms
+
+    from fbsnn_brian.biophysics import Biophysics
+    from fbsnn_brian.model import FeedbackNetwork
+
+    tau = 1 * ms
+    biophysics = Biophysics(
+        synapse=settings["synapse"],
+        tau_syn=settings["tau_syn"] * tau,
+        e_excitatory=settings["e_excitatory"],
+        e_inhibitory=settings["e_inhibitory"],
+        reset=settings["reset"],
+        delay=settings["delay"] * tau,
+        delay_spread=settings["delay_spread"] * tau,
+        noise_sigma=settings["noise_sigma"],
+        noise_tau=settings["noise_tau"] * tau if settings["noise_tau"] else None,
+        excitatory_fraction=settings["excitatory_fraction"] or None,
+    )
+    return FeedbackNetwork(
+        n_inputs=n_inputs,
+        layer_sizes=settings["layers"],
+        n_classes=n_classes,
+        neuron=settings["neuron"],
+        tau_m=settings["tau_m"] * tau,
+        tau=tau,
+        refractory=settings["refractory"] * tau,
+        seed=settings["seed"],
+        biophysics=biophysics,
+    )
 
 
 def split_dataset(
@@ -91,8 +150,10 @@ def train_run(
     checkpoint (from the start if none was written yet).
     """
     from fbsnn_brian.augmentation import RandomShift
+    from fbsnn_brian.checks import gradient_alignment
     from fbsnn_brian.export import write_dataset
     from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.learning_build import TrainingSimulation
     from fbsnn_brian.model import FeedbackNetwork
     from fbsnn_brian.protocol import FreePhase, Protocol
     from fbsnn_brian.training import Trainer
@@ -123,13 +184,7 @@ def train_run(
         test_size=settings["test_size"],
         split_seed=settings["split_seed"],
     )
-    network = FeedbackNetwork(
-        n_inputs=train.n_features,
-        layer_sizes=settings["layers"],
-        n_classes=train.n_classes,
-        neuron=settings["neuron"],
-        seed=settings["seed"],
-    )
+    network: FeedbackNetwork = network_from_settings(settings, train.n_features, train.n_classes)
     protocol = Protocol(
         [
             FreePhase(duration=settings["free_tau"] * network.tau),
@@ -174,6 +229,15 @@ def train_run(
         network, inputs=test.inputs[:5], device="numpy"
     )
     write_dataset(recording.to_xarray(), directory / "recording.nc")
+    # both phases of two test samples: forward spikes and the error units' events
+    learning_recording = TrainingSimulation(network, protocol, device="numpy").record(
+        test.inputs[:2], test.labels[:2]
+    )
+    write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
+    # the learning signal of this condition against the exact gradient, at the trained state
+    alignment = gradient_alignment(
+        network, protocol, test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES]
+    )
     training_time = float(history["wall_time_s"].sum())
     metrics = {
         "test_accuracy": float(history["test_accuracy"].values[-1]),
@@ -186,6 +250,8 @@ def train_run(
         "mean_forward_rate": float(history["forward_rate"].mean()),
         "mean_backward_rate": float(history["backward_rate"].mean()),
         "loop_gain": network.loop_gain(),
+        "gradient_cosine_vs_ide": alignment["cosine_vs_ide"],
+        "per_sample_gradient_cosine_vs_ide": alignment["per_sample_cosine_vs_ide"],
         "n_train": train.n_samples,
         "n_test": test.n_samples,
         "config": settings,

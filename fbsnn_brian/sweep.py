@@ -53,6 +53,7 @@ MEASURES = (
     "mean_forward_rate",
     "mean_backward_rate",
     "loop_gain",
+    "gradient_cosine_vs_ide",
     "wall_time_s",
 )
 
@@ -113,7 +114,7 @@ def _train_task(config: dict[str, Any]) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="fbsnn_sweep_run_") as directory:
         metrics = train_run(config, Path(directory) / "run", progress=False)
-    return {key: metrics[key] for key in MEASURES}
+    return {key: metrics[key] for key in MEASURES if key in metrics}
 
 
 def run_sweep(
