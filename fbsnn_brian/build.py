@@ -458,7 +458,6 @@ class FreeRunSimulation:
         populations = self._populations()
         dt_s = float(net.dt / second)
         sample_s = float(self.sample_duration / second)
-        tau_s = float(net.tau / second)
         counts = {pop.name: np.zeros((n_samples, pop.size)) for pop in populations}
         events: dict[
             str, list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]
@@ -471,12 +470,14 @@ class FreeRunSimulation:
             for name, (indices, times) in spikes.items():
                 steps = np.rint(times / dt_s).astype(np.int64)
                 local_sample = steps // self.sample_steps
-                np.add.at(counts[name], (first + local_sample, indices), 1.0)
+                in_sample = (steps - local_sample * self.sample_steps) * dt_s * second
+                weights = net.spike_weights(in_sample, self.free_steps * net.dt)
+                np.add.at(counts[name], (first + local_sample, indices), weights)
                 if self.record_spikes:
                     events[name].append((indices, times + first * sample_s, first + local_sample))
         wall = time.perf_counter() - start
-        free_tau = self.free_steps * dt_s / tau_s
-        rates = {name: counts[name][:, None, :] / free_tau for name in counts}
+        normaliser = net.rate_normaliser(self.free_steps * net.dt)
+        rates = {name: counts[name][:, None, :] / normaliser for name in counts}
         return SpikeRecording.from_chunks(
             network=net,
             protocol=self.protocol,

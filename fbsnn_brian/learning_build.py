@@ -129,7 +129,8 @@ def _layer_model(*, neuron: str, first: bool, last: bool, biophysics: Biophysics
     events_total : 1
     b_velocity : 1
     b_accum : 1
-    rate = spike_count / free_tau : 1
+    weighted_count : 1
+    rate = weighted_count / rate_normaliser : 1
     gate = int(spike_count > 0) * int(spike_count < max_count) : 1
     beta = error_count * delta / backward_tau : 1
     in_backward : 1
@@ -279,6 +280,7 @@ class TrainingSimulation:
             "sample_steps": self.sample_steps,
             "free_steps": self.free_steps,
             "free_tau": float(self.protocol.free_phase.duration / net.tau),
+            "rate_normaliser": net.rate_normaliser(self.protocol.free_phase.duration),
             # spike count of a neuron firing at the clamp (one spike per refractory period)
             "max_count": (
                 float(self.protocol.free_phase.duration / net.refractory)
@@ -346,6 +348,12 @@ class TrainingSimulation:
 
         layers: list[NeuronGroup] = []
         n_layers = net.n_layers
+        # weight of a spike in the rate estimate (FeedbackNetwork.rate_estimate)
+        spike_weight = (
+            "1"
+            if net.rate_estimate == "average"
+            else f"exp(-(free_steps - {_STEP_IN_SAMPLE}) * dt / tau_m)"
+        )
         for k, size in enumerate(net.layer_sizes):
             first, last = k == 0, k == n_layers - 1
             # an error unit is silent while its forward partner's gate m is 0: its events
@@ -361,6 +369,7 @@ class TrainingSimulation:
                 ),
                 reset=(
                     f"{spike_reset(net.biophysics)}\nt_last_spike = t\nspike_count += 1\n"
+                    f"weighted_count += {spike_weight}\n"
                     "spikes_total += real_samples(t)"
                 ),
                 refractory=refractory_argument(net.biophysics, net.refractory),
@@ -387,7 +396,7 @@ class TrainingSimulation:
                 **every_sample,
             )
             reset = (
-                "v = 0\nu_err = 0\nspike_count = 0\nerror_count = 0\n"
+                "v = 0\nu_err = 0\nspike_count = 0\nweighted_count = 0\nerror_count = 0\n"
                 "t_last_spike = t - refractory\nt_last_error = t - tau"
             )
             if first:

@@ -43,9 +43,10 @@ from fbsnn_brian.validation import (
     describe,
 )
 
-__all__ = ["INPUT_CODINGS", "NEURON_MODELS", "FeedbackNetwork"]
+__all__ = ["INPUT_CODINGS", "NEURON_MODELS", "RATE_ESTIMATES", "FeedbackNetwork"]
 
 NEURON_MODELS = ("if", "lif")
+RATE_ESTIMATES = ("average", "exponential")
 INPUT_CODINGS = ("current", "spikes")
 
 FloatArray = NDArray[np.float64]
@@ -124,6 +125,13 @@ class FeedbackNetwork:
     biophysics : Biophysics, optional
         Synapse model, reset, delays, membrane noise and Dale's law
         (:mod:`fbsnn_brian.biophysics`); default: the ideal network.
+    rate_estimate : {'average', 'exponential'}
+        How a neuron's rate is read from its spikes in a phase of length T (used by the
+        readout, the plasticity and evaluation). ``'average'`` (default): count / (T / tau).
+        ``'exponential'``: the papers' weighted average for LIF neurons, each spike at time t
+        weighted by ``exp(-(T - t) / tau_m)`` and the sum divided by
+        ``(tau_m / tau) (1 - exp(-T / tau_m))``, so that recent spikes count more and a
+        regular train still reads its rate.
 
     Examples
     --------
@@ -154,6 +162,7 @@ class FeedbackNetwork:
         feedback_gain: float = 0.5,
         seed: int = 0,
         biophysics: Biophysics | None = None,
+        rate_estimate: str = "average",
     ) -> None:
         owner = "FeedbackNetwork"
         self.n_inputs = check_positive_int(owner, "n_inputs", n_inputs)
@@ -178,6 +187,7 @@ class FeedbackNetwork:
                 "several copies during training)."
             )
         self.neuron = check_choice(owner, "neuron", neuron, NEURON_MODELS)
+        self.rate_estimate = check_choice(owner, "rate_estimate", rate_estimate, RATE_ESTIMATES)
         self.input_coding = check_choice(owner, "input_coding", input_coding, INPUT_CODINGS)
         self.v_threshold = check_positive_float(owner, "v_threshold", v_threshold)
         self.theta = check_positive_float(owner, "theta", theta)
@@ -271,6 +281,7 @@ class FeedbackNetwork:
             "feedback_gain": self.feedback_gain,
             "seed": self.seed,
             "biophysics": self.biophysics.config(),
+            "rate_estimate": self.rate_estimate,
         }
 
     def config_json(self) -> str:
@@ -283,6 +294,22 @@ class FeedbackNetwork:
             f"FeedbackNetwork({sizes}, neuron={self.neuron!r}, theta={self.theta}, "
             f"tau={self.tau!r}, dt={self.dt!r}, input_coding={self.input_coding!r})"
         )
+
+    def rate_normaliser(self, duration: Quantity) -> float:
+        """Divisor of the (weighted) spike count that gives a rate per tau over ``duration``."""
+        if self.rate_estimate == "average":
+            return float(duration / self.tau)
+        decay = float(duration / self.tau_m)
+        return float(self.tau_m / self.tau) * float(-np.expm1(-decay))
+
+    def spike_weights(self, times_in_phase: Quantity, duration: Quantity) -> FloatArray:
+        """Weight of each spike in the rate estimate (1, or ``exp(-(T - t) / tau_m)``)."""
+        times = np.asarray(times_in_phase / second, dtype=np.float64)
+        if self.rate_estimate == "average":
+            return np.ones_like(times)
+        end = float(duration / second)
+        weights: FloatArray = np.exp(-(end - times) / float(self.tau_m / second))
+        return weights
 
     # ------------------------------------------------------------------ weights
     def _initialise_weights(self) -> None:
@@ -543,6 +570,7 @@ class FeedbackNetwork:
                 biophysics=(
                     Biophysics.from_config(config["biophysics"]) if "biophysics" in config else None
                 ),
+                rate_estimate=config.get("rate_estimate", "average"),
             )
         except (KeyError, TypeError) as error:
             raise ValidationError(

@@ -16,7 +16,8 @@ A file sets any of the settings of :data:`fbsnn_brian.runs.DEFAULTS`, grouped in
     # biophysics (fbsnn_brian.biophysics), times in units of tau:
     # tau_m, refractory, synapse ("instantaneous" | "exponential" | "conductance"), tau_syn,
     # e_excitatory, e_inhibitory, reset ("subtract" | "rest"), delay, delay_spread,
-    # noise_sigma, noise_tau (0: white noise), excitatory_fraction (0: no Dale's law)
+    # noise_sigma, noise_tau (0: white noise), excitatory_fraction (0: no Dale's law),
+    # rate_estimate ("average" | "exponential")
 
     [protocol]
     free_tau = 30.0             # phase lengths in units of tau
@@ -72,6 +73,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "noise_sigma": "float",
         "noise_tau": "float",
         "excitatory_fraction": "float",
+        "rate_estimate": "str",
     },
     "protocol": {"free_tau": "float", "perturbed_tau": "float"},
     "training": {

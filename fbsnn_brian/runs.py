@@ -85,6 +85,7 @@ DEFAULTS: TrainingConfig = {
     "noise_sigma": 0.0,
     "noise_tau": 0.0,
     "excitatory_fraction": 0.0,
+    "rate_estimate": "average",
 }
 
 
@@ -118,6 +119,7 @@ def network_from_settings(settings: TrainingConfig, n_inputs: int, n_classes: in
         refractory=settings["refractory"] * tau,
         seed=settings["seed"],
         biophysics=biophysics,
+        rate_estimate=settings["rate_estimate"],
     )
 
 

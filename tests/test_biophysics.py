@@ -45,7 +45,9 @@ def first_spike(recording: SpikeRecording, population: str) -> float:
 
 def isolated_neurons(size: int, bias: float, biophysics: Biophysics) -> FeedbackNetwork:
     """A layer of identical, unconnected neurons driven by the bias alone."""
-    net = FeedbackNetwork(n_inputs=1, layer_sizes=[size], n_classes=2, seed=0, biophysics=biophysics)
+    net = FeedbackNetwork(
+        n_inputs=1, layer_sizes=[size], n_classes=2, seed=0, biophysics=biophysics
+    )
     net.input_weights = np.zeros((size, 1))
     net.feedback_weights = np.zeros((size, size))
     net.biases = [np.full(size, bias)]
@@ -314,3 +316,48 @@ def test_cpp_standalone_runs_the_switches_as_runtime_does(tmp_path: object) -> N
     (rates,) = protocol.run(noisy, inputs=np.zeros((1, 1)), device="cpp_standalone").layer_rates()
     # expected spread 0.05 (see the white-noise test); a quarter of it rules out "no noise"
     assert rates.std() > 0.0125
+
+
+def test_exponential_rate_estimate_weights_recent_spikes(digits_inputs: np.ndarray) -> None:
+    # A regular train reads its rate under both estimates (the weights' normaliser is the
+    # integral of the kernel): an isolated IF neuron with z = 0.5 fires every 4 tau.
+    duration, tau_m = 40, 10.0
+    regular = isolated_neurons(3, 0.5, Biophysics())
+    weighted = FeedbackNetwork.from_config(
+        {**regular.config(), "rate_estimate": "exponential", "tau_m_s": tau_m * 1e-3}
+    )
+    weighted.set_weight_arrays(regular.weight_arrays())
+    (average,) = run(regular, np.zeros((1, 1)), duration).layer_rates()
+    (exponential,) = run(weighted, np.zeros((1, 1)), duration).layer_rates()
+    np.testing.assert_allclose(average, 0.25, atol=1 / (2 * duration))
+    # a spike train sampled every 4 tau against the kernel's integral: the discrete sum of
+    # exp(-(T - t_k)/tau_m) over the 10 spikes, computed here from their times
+    recording = run(weighted, np.zeros((1, 1)), duration)
+    times = recording.spike_times["layer_1"][recording.spike_neurons["layer_1"] == 0] / 1e-3
+    expected = np.exp(-(duration - times) / tau_m).sum() / (tau_m * -np.expm1(-duration / tau_m))
+    np.testing.assert_allclose(exponential[0, 0], expected, rtol=1e-12)
+    assert abs(exponential[0, 0] - 0.25) < 0.05  # still the rate, within the phase of the train
+    # the estimate decides the readout and the learning signal too: a LIF network trains
+    lif = FeedbackNetwork(
+        n_inputs=64,
+        layer_sizes=[16],
+        n_classes=10,
+        neuron="lif",
+        tau_m=10 * ms,
+        rate_estimate="exponential",
+        seed=0,
+    )
+    with pytest.raises(ValidationError, match="rate_estimate must be one of 'average'"):
+        FeedbackNetwork(n_inputs=4, layer_sizes=[4], n_classes=2, rate_estimate="ema")
+    from fbsnn_brian.datasets import load_digits
+
+    data = load_digits()
+    before = lif.input_weights.copy()
+    protocol = Protocol(
+        [FreePhase(duration=20 * ms), PerturbedPhase(duration=40 * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=0.05, scale=4),
+    )
+    Trainer(lif, protocol, device="numpy", progress=False).fit(
+        data.inputs[:10], data.labels[:10], epochs=1
+    )
+    assert np.abs(lif.input_weights - before).max() > 1e-4

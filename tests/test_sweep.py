@@ -136,15 +136,33 @@ def test_bad_sweep_files_are_reported(tmp_path: Path, text: str, message: str) -
     assert message in str(info.value)
 
 
-def test_the_shipped_plausibility_sweep_loads() -> None:
+def test_the_shipped_plausibility_sweep_loads_and_its_conditions_build() -> None:
+    from fbsnn_brian.runs import DEFAULTS, network_from_settings
+
     spec = load_sweep_file(Path(__file__).parents[1] / "protocols" / "plausibility.toml")
     assert list(spec["conditions"]) == [
         "ideal_if",
         "lif_leak",
+        "lif_weighted_rate",
+        "exponential_synapse",
+        "conductance_synapse",
+        "delays",
+        "long_refractory",
+        "reset_to_rest",
+        "membrane_noise",
+        "dale_law",
         "no_weight_transport",
         "weak_feedback_loop",
     ]
-    assert spec["seeds"] == [0, 1, 2] and spec["base"]["epochs"] == 30
+    assert spec["seeds"] == [0, 1, 2] and spec["base"]["epochs"] == 15
+    # every condition describes a valid network (a typo would only fail inside the sweep)
+    networks = {
+        name: network_from_settings({**DEFAULTS, **spec["base"], **overrides}, 64, 10)
+        for name, overrides in spec["conditions"].items()
+    }
+    assert networks["dale_law"].biophysics.excitatory_fraction == 0.8
+    assert networks["delays"].biophysics.has_delays
+    assert not networks["ideal_if"].biophysics.has_delays
 
 
 def test_the_claims_table_reports_the_sweep(local_result: xr.Dataset, tmp_path: Path) -> None:
