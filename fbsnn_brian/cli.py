@@ -89,7 +89,8 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--free", "free_tau", float, "free phase, in tau"),
     ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
     ("--device", "device", str, "runtime, numpy, cython or cpp_standalone"),
-    ("--chunk-size", "chunk_size", int, "samples per Brian2 run"),
+    ("--chunk-size", "chunk_size", int, "samples per Brian2 run (a recorded rule's mini-batch)"),
+    ("--rule", "rule", str, "spide, ide, st_rsbp, na or spike_bp (fbsnn_brian.rules)"),
     ("--seed", "seed", int, "seed of the network and of the shuffling"),
 ]
 
@@ -97,7 +98,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
 def _add_run_parsers(commands: Any) -> None:
     from fbsnn_brian.runs import DEFAULTS
 
-    train = commands.add_parser("train", help="train with SPIDE inside the simulation")
+    train = commands.add_parser("train", help="train with SPIDE (or another --rule)")
     train.add_argument(
         "--config",
         metavar="FILE",
@@ -106,7 +107,7 @@ def _add_run_parsers(commands: Any) -> None:
     for flag, key, kind, text in _TRAIN_OPTIONS:
         default = DEFAULTS[key]
         shown = (
-            "seeded split"
+            ("200 for spide, 16 for the other rules" if key == "chunk_size" else "seeded split")
             if default is None
             else ",".join(map(str, default))
             if isinstance(default, list)
@@ -125,6 +126,36 @@ def _add_run_parsers(commands: Any) -> None:
     train.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    compare = commands.add_parser(
+        "compare", help="train every learning rule on the same network and data; one table"
+    )
+    compare.add_argument("--dataset", default="digits", help="digits, idx:DIR or npz:FILE")
+    compare.add_argument("--train-size", type=int, help="first N samples train")
+    compare.add_argument("--test-size", type=int, help="last M samples test")
+    compare.add_argument("--layers", type=_layer_sizes, default=[128])
+    compare.add_argument("--epochs", type=int, default=10)
+    compare.add_argument(
+        "--rules",
+        default=",".join(["spide", "ide", "st_rsbp", "na", "spike_bp"]),
+        help="comma-separated rule names",
+    )
+    compare.add_argument("--lr", type=float, default=0.04, help="SPIDE's online learning rate")
+    compare.add_argument(
+        "--batch-lr", type=float, default=0.1, help="learning rate of the mini-batch rules"
+    )
+    compare.add_argument(
+        "--batch-momentum", type=float, default=0.9, help="momentum of the mini-batch rules"
+    )
+    compare.add_argument(
+        "--chunk-size", type=int, default=16, help="mini-batch of the recorded rules"
+    )
+    compare.add_argument("--na-free", type=float, default=10.0, help="NA's free phase, in tau")
+    compare.add_argument("--device", default="cpp_standalone")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.add_argument("--json", action="store_true", help="print JSON only")
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of a trained run")
     evaluate.add_argument("run_dir", help="directory written by fbsnn train")
@@ -248,6 +279,72 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from fbsnn_brian.comparison import compare_rules, comparison_table
+    from fbsnn_brian.export import write_dataset
+    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.model import FeedbackNetwork
+    from fbsnn_brian.protocol import FreePhase, Protocol
+    from fbsnn_brian.runs import DEFAULTS, split_dataset
+
+    train, test = split_dataset(
+        args.dataset, train_size=args.train_size, test_size=args.test_size, split_seed=0
+    )
+    network = FeedbackNetwork(
+        n_inputs=train.n_features,
+        layer_sizes=args.layers,
+        n_classes=train.n_classes,
+        seed=args.seed,
+    )
+    plasticity = SPIDEPlasticity(
+        learning_rate=args.lr,
+        scale=DEFAULTS["scale"],
+        weight_decay=DEFAULTS["weight_decay"],
+        max_feedback_gain=DEFAULTS["max_feedback_gain"],
+    )
+    protocol = Protocol(
+        [
+            FreePhase(duration=DEFAULTS["free_tau"] * network.tau),
+            PerturbedPhase(duration=DEFAULTS["perturbed_tau"] * network.tau),
+        ],
+        plasticity=plasticity,
+    )
+    result = compare_rules(
+        network,
+        protocol,
+        (train.inputs, train.labels),
+        (test.inputs, test.labels),
+        epochs=args.epochs,
+        rules=[name.strip() for name in args.rules.split(",") if name.strip()],
+        free_tau={"na": args.na_free},
+        device=args.device,
+        chunk_size=args.chunk_size,
+        recorded_plasticity=replace(
+            plasticity, learning_rate=args.batch_lr, momentum=args.batch_momentum
+        ),
+        progress=not args.no_progress,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_dataset(result, out / "compare.nc")
+    table = comparison_table(result)
+    (out / "compare.md").write_text(table)
+    return {
+        "out": str(out),
+        "table": table,
+        "test_accuracy": {
+            str(r): float(result["test_accuracy"].sel(rule=r)) for r in result["rule"].values
+        },
+        "cosine_vs_ide": {
+            str(r): float(result["cosine_vs_ide"].sel(rule=r)) for r in result["rule"].values
+        },
+    }
+
+
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.checks import check_equilibrium, check_gradient
     from fbsnn_brian.run_file import load_run_file
@@ -292,6 +389,8 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             },
             "failed": int((result["status"] == "failed").sum()),
         }
+    if args.command == "compare":
+        return _compare(args)
     if args.command == "report":
         from fbsnn_brian.report import write_report
 
@@ -338,6 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweep written to {result['out']} ({result['failed']} failed runs)")
         for name, accuracies in result["test_accuracy"].items():
             print(f"  {name:24s} " + " ".join(f"{100 * a:.2f}" for a in accuracies))
+    elif args.command == "compare":
+        print(result["table"])
+        print(f"written to {result['out']}/compare.nc and compare.md")
     elif args.command == "report":
         print(f"report written to {result['report_dir']}/report.md")
         print(f"  test accuracy {100 * result['test_accuracy']:.2f} %")

@@ -86,6 +86,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "schedule": "str",
         "device": "str",
         "chunk_size": "int",
+        "rule": "str",
         "input_dropout": "float",
         "shift": "int",
         "feedback": "str",

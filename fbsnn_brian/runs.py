@@ -65,7 +65,9 @@ DEFAULTS: TrainingConfig = {
     "free_tau": 30.0,
     "perturbed_tau": 100.0,
     "device": "cpp_standalone",
-    "chunk_size": 200,
+    # samples per Brian2 run; None: 200 for SPIDE, 16 for a recorded rule (its mini-batch)
+    "chunk_size": None,
+    "rule": "spide",
     "seed": 0,
     "max_feedback_gain": 0.9,
     "input_dropout": 0.0,
@@ -152,12 +154,13 @@ def train_run(
     checkpoint (from the start if none was written yet).
     """
     from fbsnn_brian.augmentation import RandomShift
-    from fbsnn_brian.checks import gradient_alignment
+    from fbsnn_brian.comparison import rule_alignment
     from fbsnn_brian.export import write_dataset
     from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
     from fbsnn_brian.learning_build import TrainingSimulation
     from fbsnn_brian.model import FeedbackNetwork
     from fbsnn_brian.protocol import FreePhase, Protocol
+    from fbsnn_brian.rules import rule_from_name
     from fbsnn_brian.training import Trainer
     from fbsnn_brian.weights import weights_to_xarray
 
@@ -203,11 +206,14 @@ def train_run(
             feedback=settings["feedback"],
         ),
     )
+    rule = rule_from_name(settings["rule"])
+    chunk_size = settings["chunk_size"] or (200 if rule.in_simulation else 16)
     trainer = Trainer(
         network,
         protocol,
+        rule=rule,
         device=settings["device"],
-        chunk_size=settings["chunk_size"],
+        chunk_size=chunk_size,
         schedule=settings["schedule"],
         seed=settings["seed"],
         progress=progress,
@@ -237,8 +243,8 @@ def train_run(
     )
     write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
     # the learning signal of this condition against the exact gradient, at the trained state
-    alignment = gradient_alignment(
-        network, protocol, test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES]
+    alignment = rule_alignment(
+        rule, network, protocol, test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES]
     )
     training_time = float(history["wall_time_s"].sum())
     metrics = {

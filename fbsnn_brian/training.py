@@ -30,6 +30,8 @@ from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.learning_build import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
+from fbsnn_brian.rule_training import RecordedRuleSimulation
+from fbsnn_brian.rules import SPIDE, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, check_positive_int, describe
 
 __all__ = ["SCHEDULES", "Trainer"]
@@ -72,7 +74,7 @@ def _check_labels(owner: str, labels: Any, n_samples: int, n_classes: int) -> ND
 
 
 class Trainer:
-    """Train a FeedbackNetwork with the SPIDE rule inside the simulation.
+    """Train a FeedbackNetwork with a learning rule (SPIDE by default, inside the simulation).
 
     Parameters
     ----------
@@ -97,6 +99,12 @@ class Trainer:
         draw each epoch, seeded by ``seed``); evaluation always sees the inputs unchanged.
     directory : str, optional
         Parent directory of the cpp_standalone projects (default: temporary directories).
+    rule : LearningRule or str, optional
+        The learning rule (:mod:`fbsnn_brian.rules`): ``'spide'`` (default) learns inside the
+        simulation, one update per sample; ``'ide'``, ``'st_rsbp'``, ``'na'`` and
+        ``'spike_bp'`` record a free-phase chunk and apply its mean gradient once per chunk
+        (:mod:`fbsnn_brian.rule_training`). The protocol's SPIDEPlasticity supplies the
+        learning rate, weight decay, momentum and feedback gain cap for every rule.
 
     Examples
     --------
@@ -122,8 +130,19 @@ class Trainer:
         progress: bool = True,
         augmentation: RandomShift | None = None,
         directory: str | None = None,
+        rule: LearningRule | str | None = None,
     ) -> None:
         owner = "Trainer"
+        if rule is None:
+            rule = SPIDE()
+        elif isinstance(rule, str):
+            rule = rule_from_name(rule)
+        elif not isinstance(rule, LearningRule):
+            raise ValidationError(
+                f"{owner}: rule must be a LearningRule or a rule name such as 'spide', got "
+                f"{describe(rule)}."
+            )
+        self.rule = rule
         if augmentation is not None and not isinstance(augmentation, RandomShift):
             raise ValidationError(
                 f"{owner}: augmentation must be a RandomShift or None, got "
@@ -151,13 +170,25 @@ class Trainer:
         self.protocol = protocol
         self.plasticity = protocol.plasticity
         self.progress = progress
-        self._train = TrainingSimulation(
-            network,
-            protocol,
-            device=self.device,
-            chunk_size=self.chunk_size,
-            directory=None if directory is None else f"{directory}/train",
-        )
+        train_directory = None if directory is None else f"{directory}/train"
+        self._train: TrainingSimulation | RecordedRuleSimulation
+        if rule.in_simulation:
+            self._train = TrainingSimulation(
+                network,
+                protocol,
+                device=self.device,
+                chunk_size=self.chunk_size,
+                directory=train_directory,
+            )
+        else:
+            self._train = RecordedRuleSimulation(
+                network,
+                protocol,
+                rule,
+                device=self.device,
+                chunk_size=self.chunk_size,
+                directory=train_directory,
+            )
         self._directory = directory
         self._evaluation: FreeRunSimulation | None = None
 
@@ -299,7 +330,7 @@ class Trainer:
             total=epochs * n_chunks,
             initial=done,
             disable=not self.progress,
-            desc="SPIDE",
+            desc=self.rule.name,
             unit="chunk",
         )
         try:
@@ -375,6 +406,7 @@ class Trainer:
         return {
             "network": self.network.config(),
             "protocol": self.protocol.describe(),
+            "rule": self.rule.describe(),
             "device": self.device,
             "chunk_size": self.chunk_size,
             "schedule": self.schedule,
@@ -448,6 +480,7 @@ class Trainer:
                 "network": self.network.config_json(),
                 "protocol": self.protocol.to_json(),
                 "schedule": self.schedule,
+                "rule": self.rule.name,
                 "seed": self.seed,
                 "chunk_size": self.chunk_size,
                 "compile_time_s": float(self._train.compile_time_s),
