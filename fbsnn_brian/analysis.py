@@ -147,25 +147,51 @@ def firing_rates(recording: xr.Dataset) -> xr.DataArray:
     )
 
 
-def synaptic_operations(recording: xr.Dataset, network: FeedbackNetwork) -> dict[str, float]:
-    """Synaptic operations per sample in the free phase and their energy estimate.
+def synaptic_operations(recording: xr.Dataset, network: FeedbackNetwork) -> dict[str, Any]:
+    """Synaptic operations per sample in each phase and their energy estimate.
 
     Every spike of a layer is delivered to all its outgoing synapses: the next layer's (or,
     from the last layer, the feedback matrix's) and, for the current input of layer 1, one
-    event per nonzero input component to its ``n_1`` synapses.
+    event per nonzero input component to its ``n_1`` synapses (counted in the first phase).
+    An error event of layer l (populations ``layer_l_error_up`` / ``_down`` of a recording of
+    both phases) travels backward through the transposed weights to every synapse arriving at
+    layer l from a spiking layer: ``n_(l-1)`` synapses, plus ``n_N`` feedback synapses for
+    layer 1.
+
+    Returns
+    -------
+    dict
+        ``synaptic_operations_per_sample`` (all phases), ``operations_per_sample_by_phase``
+        (phase name -> operations), ``energy_per_sample_nj`` and ``energy_per_operation_pj``.
     """
     _check_network(recording, network)
     names = recording["population"].attrs["flag_meanings"].split()
     codes = recording["population"].values
+    phase_codes = recording["phase"].values
+    phases = [str(p) for p in recording["phase_name"].values]
     n_samples = recording.sizes["sample_index"]
-    fan_out = {f"layer_{k + 1}": network.layer_sizes[k + 1] for k in range(network.n_layers - 1)}
+    sizes = network.layer_sizes
+    fan_out = {f"layer_{k + 1}": sizes[k + 1] for k in range(network.n_layers - 1)}
     last = f"layer_{network.n_layers}"
-    fan_out[last] = fan_out.get(last, 0) + network.layer_sizes[0]
-    spikes = sum(float(np.sum(codes == names.index(name))) * fan_out.get(name, 0) for name in names)
-    inputs = float(np.count_nonzero(recording["inputs"].values)) * network.layer_sizes[0]
-    operations = (spikes + inputs) / n_samples
+    fan_out[last] = fan_out.get(last, 0) + sizes[0]
+    for k in range(network.n_layers):
+        fan_in = (sizes[k - 1] if k > 0 else 0) + (sizes[-1] if k == 0 else 0)
+        for event in ("error_up", "error_down"):
+            fan_out[f"layer_{k + 1}_{event}"] = fan_in
+    by_phase = {}
+    for index, phase in enumerate(phases):
+        in_phase = phase_codes == index
+        spikes = sum(
+            float(np.sum(in_phase & (codes == names.index(name)))) * fan_out.get(name, 0)
+            for name in names
+        )
+        if index == 0:
+            spikes += float(np.count_nonzero(recording["inputs"].values)) * sizes[0]
+        by_phase[phase] = spikes / n_samples
+    operations = float(sum(by_phase.values()))
     return {
         "synaptic_operations_per_sample": operations,
+        "operations_per_sample_by_phase": by_phase,
         "energy_per_sample_nj": operations * ENERGY_PER_SYNAPTIC_OPERATION_PJ / 1000.0,
         "energy_per_operation_pj": ENERGY_PER_SYNAPTIC_OPERATION_PJ,
     }

@@ -51,6 +51,7 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     plotting.plot_rate_convergence(recording, network, out / "convergence.png", sample=0)
     both_phases = directory / "learning_recording.nc"
     perturbed_rates: dict[str, float] = {}
+    perturbed_operations = math.nan
     if both_phases.is_file():
         learning = read_dataset(both_phases)
         plotting.plot_raster(learning, out / "raster_both_phases.png", sample=0)
@@ -60,6 +61,8 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             for p in learning_rates["population"].values
             if "error" in str(p)
         }
+        by_phase = analysis.synaptic_operations(learning, network)["operations_per_sample_by_phase"]
+        perturbed_operations = by_phase["perturbed"]
 
     errors = analysis.equilibrium_error(recording, network).values
     times = [
@@ -88,6 +91,7 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         **{f"memory_{k}": v for k, v in memory.items()},
         "loop_gain": network.loop_gain(),
         "perturbed_phase_event_rate_per_population": perturbed_rates,
+        "perturbed_phase_operations_per_sample": perturbed_operations,
         "gradient_cosine_vs_ide": metrics.get("gradient_cosine_vs_ide", math.nan),
     }
     (out / "report.md").write_text(_markdown(metrics, numbers))
@@ -151,7 +155,9 @@ def _markdown(metrics: dict[str, Any], numbers: dict[str, Any]) -> str:
 
 ## Cost
 
-- synaptic operations per sample, free phase: {numbers["synaptic_operations_per_sample"]:.0f}
+- synaptic operations per sample, free phase: {numbers["synaptic_operations_per_sample"]:.0f};
+  perturbed phase (error events through the transposed weights, recorded test samples):
+  {numbers["perturbed_phase_operations_per_sample"]:.0f}
 - energy estimate: {numbers["energy_per_sample_nj"]:.2f} nJ per sample at
   {numbers["energy_per_operation_pj"]} pJ per operation (32-bit add, 45 nm; Horowitz, ISSCC 2014)
 - memory the rule needs: {numbers["memory_bytes_per_synapse"]} bytes per synapse,

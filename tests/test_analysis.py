@@ -75,6 +75,38 @@ def test_firing_rates_and_synaptic_operations_agree_with_the_rates(
     assert result["energy_per_sample_nj"] == pytest.approx(expected * 0.9 / 1000)
 
 
+def test_perturbed_phase_operations_count_error_events_through_the_transpose(
+    network: FeedbackNetwork,
+) -> None:
+    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.learning_build import TrainingSimulation
+
+    digits = load_digits()
+    protocol = Protocol(
+        [FreePhase(duration=40 * ms), PerturbedPhase(duration=60 * ms)],
+        plasticity=SPIDEPlasticity(scale=4),
+    )
+    recording = (
+        TrainingSimulation(network, protocol, device="numpy")
+        .record(digits.inputs[:2], digits.labels[:2])
+        .to_xarray()
+    )
+    by_phase = analysis.synaptic_operations(recording, network)["operations_per_sample_by_phase"]
+    rate = recording["rate"].sel(phase_name="perturbed")
+    roles = recording["unit_population"].values
+    # an error event of layer 1 (30 units) reaches the 20 feedback synapses from layer 2; one
+    # of layer 2 reaches the 30 synapses from layer 1 (events = rate x 60 tau)
+    events_1 = sum(
+        rate.values[:, roles == f"layer_1_{e}"].sum() for e in ("error_up", "error_down")
+    )
+    events_2 = sum(
+        rate.values[:, roles == f"layer_2_{e}"].sum() for e in ("error_up", "error_down")
+    )
+    expected = (events_1 * 60 * 20 + events_2 * 60 * 30) / 2
+    assert expected > 0
+    assert by_phase["perturbed"] == pytest.approx(expected)
+
+
 def test_rule_memory_does_not_depend_on_time(network: FeedbackNetwork) -> None:
     memory = analysis.rule_memory(network, momentum=True)
     assert memory["bytes_per_synapse"] == 16
