@@ -63,6 +63,7 @@ __all__ = [
     "SynapticDelays",
     "all_to_all",
     "matrix_to_synapses",
+    "network_key",
     "synapses_to_matrix",
     "weight_run_args",
     "whole_steps",
@@ -133,6 +134,20 @@ class SynapticDelays:
         steps = np.rint(np.asarray(draw / self.dt))
         for pathway in pathways:
             getattr(synapses, pathway).delay = steps * self.dt
+
+
+def network_key(network: FeedbackNetwork, *, random_feedback: bool = False) -> dict[str, Any]:
+    """The part of a network's configuration its generated code depends on (a build key).
+
+    Every weight and bias reaches a compiled binary through ``run_args``, so the seed of the
+    weight initialisation does not change the code, and the runs of a sweep that differ only
+    in their seed share one compiled build. The seed stays in the key where it draws something
+    built into the code: heterogeneous delays, and fixed random backward weights.
+    """
+    config = network.config()
+    if not (random_feedback or network.biophysics.delay_spread > 0 * second):
+        config.pop("seed")
+    return config
 
 
 def weight_run_args(
@@ -407,7 +422,7 @@ class FreeRunSimulation:
             key = standalone.build_key(
                 "free_run",
                 {
-                    "network": self.network.config(),
+                    "network": network_key(self.network),
                     "protocol": self.protocol.describe(),
                     "chunk_size": self.chunk_size,
                     "record_spikes": self.record_spikes,

@@ -53,6 +53,7 @@ from fbsnn_brian.build import (
     SynapticDelays,
     all_to_all,
     matrix_to_synapses,
+    network_key,
     synapses_to_matrix,
     weight_run_args,
     whole_steps,
@@ -692,7 +693,9 @@ class TrainingSimulation:
             key = standalone.build_key(
                 "training",
                 {
-                    "network": net.config(),
+                    "network": network_key(
+                        net, random_feedback=self.plasticity.feedback == "random"
+                    ),
                     "phases": self.protocol.describe()["phases"],
                     "plasticity": plasticity,
                     "chunk_size": size,

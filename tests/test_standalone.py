@@ -72,3 +72,37 @@ def test_the_key_follows_the_configuration() -> None:
     other = FeedbackNetwork(n_inputs=64, layer_sizes=[11], n_classes=10, seed=0)
     assert key != build_key("free_run", {"network": other.config()})
     assert key != build_key("training", {"network": network.config()})
+
+
+def test_runs_that_differ_only_in_their_seed_share_one_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every weight reaches the binary through run_args, so a sweep's seeds reuse one build;
+    # the results must still be those of the seed's own weights
+    monkeypatch.setenv("FBSNN_CACHE_DIR", str(tmp_path / "cache"))
+    inputs = load_digits().inputs[:3]
+    simulation(seed=0).run(inputs)
+    second = simulation(seed=1)
+    rates = second.run(inputs).layer_rates()[0]
+    assert second._compile()[0].cached
+    reference = Protocol([FreePhase(duration=10 * ms)]).run(
+        FeedbackNetwork(n_inputs=64, layer_sizes=[10], n_classes=10, seed=1),
+        inputs=inputs,
+        device="numpy",
+    )
+    np.testing.assert_array_equal(rates, reference.layer_rates()[0])
+
+
+def test_the_seed_stays_in_the_key_where_it_is_built_into_the_code() -> None:
+    from fbsnn_brian.biophysics import Biophysics
+    from fbsnn_brian.build import network_key
+
+    def net(seed: int, biophysics: Biophysics | None = None) -> FeedbackNetwork:
+        return FeedbackNetwork(
+            n_inputs=8, layer_sizes=[4], n_classes=2, seed=seed, biophysics=biophysics
+        )
+
+    assert network_key(net(0)) == network_key(net(1))
+    assert network_key(net(0), random_feedback=True) != network_key(net(1), random_feedback=True)
+    spread = Biophysics(delay=1 * ms, delay_spread=0.5 * ms)
+    assert network_key(net(0, spread)) != network_key(net(1, spread))
