@@ -188,7 +188,10 @@ def _parser() -> argparse.ArgumentParser:
         "build", help="generate and compile the training simulation without running it"
     )
     build.add_argument(
-        "--device", default="cpp_standalone", help="cpp_standalone or cuda_standalone"
+        "--device",
+        default="cpp_standalone",
+        help="cpp_standalone or cuda_standalone (training network, compiled), or genn "
+        "(free-phase network, generated without GeNN)",
     )
     build.add_argument("--out", required=True, help="project directory")
     build.add_argument("--inputs", type=int, default=784, help="number of inputs")
@@ -256,10 +259,26 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.standalone import TARGETS, configure_cuda
     from fbsnn_brian.validation import check_choice
 
-    target = check_choice("fbsnn build", "--device", args.device, TARGETS)
+    target = check_choice("fbsnn build", "--device", args.device, (*TARGETS, "genn"))
     network = FeedbackNetwork(
         n_inputs=args.inputs, layer_sizes=args.layers, n_classes=args.classes, seed=0
     )
+    if target == "genn":
+        # the free phase (evaluation) only: the training network does not fit brian2genn yet
+        import time
+
+        from fbsnn_brian.genn import GeNNFreeRun
+
+        start = time.perf_counter()
+        free = GeNNFreeRun(network, Protocol([FreePhase(duration=args.free * network.tau)]))
+        directory = free.generate([[0.0] * args.inputs] * args.chunk_size, args.out)
+        return {
+            "device": "genn",
+            "directory": str(directory),
+            "compile_time_s": time.perf_counter() - start,
+            "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
+            "simulation": "free phase (evaluation); generated, not compiled",
+        }
     protocol = Protocol(
         [
             FreePhase(duration=args.free * network.tau),

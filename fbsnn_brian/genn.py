@@ -1,0 +1,621 @@
+"""GeNN (brian2genn) build of the free phase: evaluation of a FeedbackNetwork on GeNN.
+
+:class:`GeNNFreeRun` builds the same free-phase simulation as
+:class:`~fbsnn_brian.build.FreeRunSimulation`, restated within what brian2genn 1.7 accepts
+(ARCHITECTURE.md, "Devices"), and either writes the GeNN project without GeNN
+(:meth:`GeNNFreeRun.generate`) or builds and runs it with GeNN (:meth:`GeNNFreeRun.run`).
+
+brian2genn needs Brian2 < 2.6 and numpy < 2, so it lives in a virtual environment of its own,
+with GeNN 4.x installed by the user (``GENN_PATH``). This module imports brian2genn only
+inside the methods that need it: importing :mod:`fbsnn_brian.genn` works everywhere.
+
+How the free phase is restated for brian2genn (object names are the Brian2 names):
+
+* one Brian2 run per call, every sample back to back: the inputs live in a TimedArray
+  ``sample_inputs`` read by ``run_regularly`` string code at each sample start (brian2genn
+  runs ``run_regularly`` on the host, in the ``start`` slot, every ``sample_steps`` steps);
+* every NeuronGroup and Synapses on Brian2's ``defaultclock`` (brian2genn refuses other
+  clocks; only the ``run_regularly`` operations have the clock of one sample);
+* current coding: ``stimulus`` holds ``x`` and ``input_synapses`` computes layer 1's drive
+  ``F x`` as ONE summed variable ``I_drive`` (a summed variable may not target ``Isyn`` in
+  GeNN, and linked variables are not supported, so the per-sample ``drive`` group and the
+  linked ``I_input`` of :mod:`fbsnn_brian.build` cannot be used);
+* ``forward_l`` and ``feedback``: ``v_post += w`` Synapses, gated so that a spike emitted in
+  the last step of a sample is not delivered into the next one (see below);
+* SpikeMonitors on every group; no custom events, no linked variables, no ``seed()``.
+
+Schedules. brian2genn forces the schedule ``start, synapses, groups, thresholds, resets, end``
+(spikes of step ``n - 1`` are delivered at the beginning of step ``n``), whereas the runtime
+and cpp_standalone builds use Brian2's default ``start, groups, thresholds, synapses, resets,
+end`` (spikes of step ``n`` delivered in step ``n``). Between sample starts the two deliver a
+spike before the same membrane update, so they integrate the same values (up to the order of
+two floating-point additions, ``(v + w) - theta`` against ``(v - theta) + w``). At a sample
+start they differ: under Brian2's schedule a spike of the last step of sample ``k`` reaches
+its target and is then wiped by the sample-start reset of sample ``k + 1``; under
+brian2genn's it would arrive after that reset and leak into sample ``k + 1``. The ``on_pre``
+code therefore multiplies ``w`` by ``int((t / dt + 0.5) % sample_steps >= 1)``, which
+drops exactly those deliveries, and the GeNN build reproduces the runtime build spike for
+spike.
+
+Drive timing (the summed variable). brian2genn implements a summed variable as GeNN
+synapse-dynamics code that accumulates ``w * x_pre`` into the postsynaptic input buffer, which
+the neuron update copies into ``I_drive`` before integrating. A summed variable arrives one
+step late on GeNN when its expression reads a synaptic variable that ``on_pre`` changes: GeNN
+accumulates before it propagates the step's spikes, Brian2 after. Here the expression reads
+only ``w`` and ``x_pre``, and ``x`` is set on the host before GeNN's step, so ``I_drive`` in
+step ``n`` is ``F x`` of step ``n`` and the drive of sample ``k`` is in place from the first
+step of sample ``k``, as in :class:`~fbsnn_brian.build.FreeRunSimulation` (StateMonitors
+of ``I_drive`` on GeNN and in :meth:`GeNNFreeRun.run_on_runtime` gave identical traces, and
+the tests check that the spikes are the same). Had it
+arrived one step late, the first step of sample ``k`` would integrate ``F x_(k-1)`` (zero for
+the first sample) instead of ``F x_k``: a charge error of ``|(F (x_k - x_(k-1)))_i| dt / tau``
+on layer-1 neuron ``i`` per sample, which can move its spike count by one, and the network's
+through the loop.
+
+brian2genn traps met on the way, which the code below avoids: a ``run_regularly`` whose name
+lacks ``_run_regularly`` is silently dropped from the GeNN project, and ``int()`` in GeNN
+code takes a bool (``int(2.5)`` gives 1), so it may only wrap comparisons.
+
+Only the ideal biophysics is supported (instantaneous synapses, subtractive reset, no delays,
+no noise; IF or LIF neurons; input coding ``'current'`` or ``'spikes'``). Dale's law
+(``excitatory_fraction``) only constrains the weights' signs, which the network enforces, so
+it is accepted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from brian2 import (
+    Network,
+    NeuronGroup,
+    SpikeMonitor,
+    Synapses,
+    TimedArray,
+    defaultclock,
+    prefs,
+    second,
+)
+from brian2.devices.device import get_device, set_device
+from numpy.typing import NDArray
+
+from fbsnn_brian import devices
+from fbsnn_brian.build import all_to_all, matrix_to_synapses, whole_steps
+from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.export import Population, SpikeRecording
+from fbsnn_brian.model import FeedbackNetwork
+from fbsnn_brian.neurons import NeuronTemplate, forward_neuron, input_neuron
+from fbsnn_brian.protocol import Protocol
+from fbsnn_brian.validation import check_choice
+
+__all__ = ["GENN_SCHEDULE", "GeNNFreeRun", "check_genn_available"]
+
+logger = logging.getLogger(__name__)
+
+#: The schedule brian2genn forces on every network.
+GENN_SCHEDULE = ("start", "synapses", "groups", "thresholds", "resets", "end")
+
+#: Preferences that brian2genn's ``activate`` changes globally (restored after each build).
+_GENN_PREFERENCES = (
+    "codegen.generators.cpp.restrict_keyword",
+    "codegen.loop_invariant_optimisations",
+    "core.network.default_schedule",
+)
+
+_INSTALL_HINT = (
+    "Install brian2genn 1.7 in a virtual environment of its own with brian2<2.6 and numpy<2 "
+    "(pip install 'brian2genn==1.7.0' 'brian2<2.6' 'numpy<2'), and GeNN 4.x "
+    "(https://github.com/genn-team/genn/releases, e.g. 4.9.0; without CUDA it runs on the "
+    "CPU) with the environment variable GENN_PATH set to its directory; "
+    "GeNNFreeRun.generate() writes the project without GeNN."
+)
+
+
+def _brian2genn_problem() -> str | None:
+    """Why brian2genn cannot be imported (None if it can; importing registers 'genn')."""
+    try:
+        import brian2genn  # noqa: F401
+    except Exception as error:  # an incompatible brian2 or numpy can fail with any error
+        return f"brian2genn cannot be imported ({type(error).__name__}: {error})"
+    return None
+
+
+def _import_brian2genn(owner: str) -> None:
+    """Import brian2genn or raise a DeviceError saying what to install."""
+    problem = _brian2genn_problem()
+    if problem is not None:
+        raise DeviceError(f"{owner}: {problem}. {_INSTALL_HINT}")
+
+
+def check_genn_available(owner: str = "GeNNFreeRun.run") -> Path:
+    """Check that brian2genn imports and that GeNN is installed; return GeNN's directory.
+
+    GeNN is found as Brian2GeNN finds it: the ``devices.genn.path`` preference, else the
+    ``GENN_PATH`` environment variable (this toolkit does not search ``PATH``).
+
+    Raises
+    ------
+    DeviceError
+        With one message that says what is missing and what to install.
+    """
+    problems = []
+    problem = _brian2genn_problem()
+    location: str | None = None
+    if problem is None:
+        location = prefs["devices.genn.path"]  # registered by brian2genn
+    else:
+        problems.append(problem)
+    location = location or os.environ.get("GENN_PATH")
+    if not location:
+        problems.append("GENN_PATH is not set")
+    elif not (Path(location) / "bin" / "genn-buildmodel.sh").is_file():
+        problems.append(f"GENN_PATH = {location!r} holds no bin/genn-buildmodel.sh")
+    if problems:
+        raise DeviceError(
+            f"{owner}: cannot build with GeNN: {'; '.join(problems)}. {_INSTALL_HINT}"
+        )
+    assert location is not None
+    return Path(location)
+
+
+def _check_supported(network: FeedbackNetwork) -> None:
+    """Refuse the biophysical settings that this GeNN build does not implement."""
+    biophysics = network.biophysics
+    refused = [
+        (
+            f"synapse = {biophysics.synapse!r}",
+            "'instantaneous'",
+            biophysics.synapse != "instantaneous",
+        ),
+        (f"reset = {biophysics.reset!r}", "'subtract'", biophysics.reset != "subtract"),
+        (f"delay = {biophysics.delay!r}", "0 ms", biophysics.has_delays),
+        (f"noise_sigma = {biophysics.noise_sigma!r}", "0", biophysics.has_noise),
+    ]
+    for setting, allowed, refuse in refused:
+        if refuse:
+            raise ValidationError(
+                f"GeNNFreeRun: biophysics.{setting} is not supported on GeNN, which runs only "
+                f"the ideal biophysics (here {allowed}: instantaneous synapses, subtractive "
+                "reset, no delays, no noise); simulate this network with FreeRunSimulation "
+                "on runtime or cpp_standalone."
+            )
+
+
+@dataclass
+class _Objects:
+    """The Brian2 objects of one definition."""
+
+    network: Network
+    monitors: dict[str, SpikeMonitor] = field(default_factory=dict)
+
+
+class GeNNFreeRun:
+    """The free phase of a FeedbackNetwork on a chunk of samples, built for brian2genn.
+
+    Every call simulates all its samples in one Brian2 run (brian2genn allows one run per
+    build), so a call is one GeNN build: code generation, compilation and the run. The
+    module docstring explains how the network is restated for brian2genn and why it
+    reproduces :class:`~fbsnn_brian.build.FreeRunSimulation` spike for spike.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The network (ideal biophysics only); its weights are read at every call.
+    protocol : Protocol
+        The schedule; only its free phase is simulated.
+    record_spikes : bool
+        Keep every spike event in the returned recording (rates are always computed).
+
+    Raises
+    ------
+    ValidationError
+        If the network uses a biophysical setting other than the ideal one (the message
+        names the setting), or the free phase is not a whole number of steps.
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+    >>> net = FeedbackNetwork(n_inputs=4, layer_sizes=[3], n_classes=2, seed=0)
+    >>> free_run = GeNNFreeRun(net, Protocol([FreePhase(duration=5 * ms)]))
+    >>> free_run.sample_steps
+    20
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        record_spikes: bool = True,
+    ) -> None:
+        owner = "GeNNFreeRun"
+        if not isinstance(network, FeedbackNetwork):
+            raise ValidationError(
+                f"{owner}: network must be a FeedbackNetwork, got {type(network).__name__}."
+            )
+        if not isinstance(protocol, Protocol):
+            raise ValidationError(
+                f"{owner}: protocol must be a Protocol, got {type(protocol).__name__}."
+            )
+        _check_supported(network)
+        self.network = network
+        self.protocol = protocol
+        self.record_spikes = bool(record_spikes)
+        self.sample_steps = whole_steps(
+            owner, "FreePhase.duration", protocol.free_phase.duration, network.dt
+        )
+        self.sample_duration = self.sample_steps * network.dt
+        #: seconds the last :meth:`generate` took
+        self.generate_time_s = 0.0
+        #: seconds the last :meth:`run` took: generation, GeNN compilation and the run
+        self.build_time_s = 0.0
+        #: seconds of the last :meth:`run` spent in the simulation loop (GeNN's own timer)
+        self.simulation_time_s = 0.0
+
+    # ------------------------------------------------------------------ definition
+    def _populations(self) -> list[Population]:
+        populations = []
+        if self.network.input_coding == "spikes":
+            populations.append(
+                Population(name="input", size=self.network.n_inputs, layer=0, role="input")
+            )
+        for k, size in enumerate(self.network.layer_sizes):
+            populations.append(
+                Population(name=f"layer_{k + 1}", size=size, layer=k + 1, role="forward")
+            )
+        return populations
+
+    @staticmethod
+    def _summed_drive(template: NeuronTemplate) -> NeuronTemplate:
+        """Layer 1's template with the linked ``I_input`` replaced by a plain ``I_drive``."""
+        model = re.sub(r"\bI_input\b", "I_drive", template.model)
+        model = re.sub(r"I_drive\s*:\s*1\s*\(linked\)", "I_drive : 1", model)
+        if "I_drive : 1" not in model or "(linked)" in model:
+            raise DeviceError(
+                "GeNNFreeRun: the layer template of fbsnn_brian.neurons no longer declares "
+                "'I_input : 1 (linked)'; update GeNNFreeRun._summed_drive."
+            )
+        return replace(template, model=model)
+
+    def _define(self, inputs: NDArray[np.float64]) -> _Objects:
+        """Create the Brian2 objects for ``inputs`` on the current device (one run)."""
+        net = self.network
+        sample_steps = self.sample_steps
+        sample_inputs = TimedArray(inputs, dt=self.sample_duration, name="sample_inputs")
+        namespace: dict[str, Any] = {
+            "tau": net.tau,
+            "tau_m": net.tau_m,
+            "v_threshold": net.v_threshold,
+            "theta": net.theta,
+            "refractory": net.refractory,
+            "sample_steps": sample_steps,
+            "free_steps": sample_steps,
+            "sample_inputs": sample_inputs,
+        }
+        spiking_input = net.input_coding == "spikes"
+
+        def group_of(template: NeuronTemplate, size: int, name: str) -> NeuronGroup:
+            return NeuronGroup(
+                size,
+                template.model,
+                threshold=template.threshold,
+                reset=template.reset,
+                method=template.method,
+                namespace=namespace,
+                name=name,
+            )
+
+        # brian2genn recognises a run_regularly operation by '_run_regularly' in its name and
+        # silently drops one named otherwise: keep that word in every name below.
+        template = input_neuron(spiking=spiking_input, gated_by_phase=False)
+        stimulus = group_of(template, net.n_inputs, "stimulus")
+        stimulus.run_regularly(
+            template.sample_start,
+            dt=self.sample_duration,
+            when="start",
+            order=-2,
+            name="stimulus_run_regularly_sample_start",
+        )
+        objects: list[Any] = [stimulus]
+
+        layers: list[NeuronGroup] = []
+        for k, size in enumerate(net.layer_sizes):
+            current_input = k == 0 and not spiking_input
+            template = forward_neuron(
+                neuron=net.neuron,
+                current_input=current_input,
+                gated_by_phase=False,
+                biophysics=net.biophysics,
+            )
+            if current_input:
+                template = self._summed_drive(template)
+            group = group_of(template, size, f"layer_{k + 1}")
+            group.b = net.biases[k]
+            group.t_last_spike = -net.refractory
+            group.run_regularly(
+                template.sample_start,
+                dt=self.sample_duration,
+                when="start",
+                order=-1,
+                name=f"layer_{k + 1}_run_regularly_sample_start",
+            )
+            layers.append(group)
+        objects.extend(layers)
+
+        # brian2genn's schedule delivers a spike of step n - 1 in step n: drop the deliveries
+        # at a sample start, which Brian2's schedule makes before the reset wipes them.
+        # (t / dt + 0.5) % sample_steps is (n % sample_steps) + 1/2, half a unit away from the
+        # test's edge. Not int(t / dt + 0.5): brian2genn's int() in GeNN code takes a bool
+        # (any non-zero number gives 1), so int() may only wrap a comparison here.
+        on_pre = "v_post += w * int((t / dt + 0.5) % sample_steps >= 1)"
+
+        def connection(source: NeuronGroup, target: NeuronGroup, model: str, name: str) -> Any:
+            synapses = Synapses(
+                source,
+                target,
+                model,
+                on_pre=on_pre if "(summed)" not in model else None,
+                namespace={"sample_steps": sample_steps},
+                name=name,
+            )
+            pre, post = all_to_all(len(source), len(target))
+            synapses.connect(i=pre, j=post)
+            return synapses
+
+        if spiking_input:
+            input_synapses = connection(stimulus, layers[0], "w : 1", "input_synapses")
+        else:
+            input_synapses = connection(
+                stimulus,
+                layers[0],
+                "w : 1\nI_drive_post = w * x_pre : 1 (summed)",
+                "input_synapses",
+            )
+        input_synapses.w = matrix_to_synapses(net.input_weights)
+        objects.append(input_synapses)
+
+        for k, weights in enumerate(net.forward_weights):
+            forward = connection(layers[k], layers[k + 1], "w : 1", f"forward_{k + 1}")
+            forward.w = matrix_to_synapses(weights)
+            objects.append(forward)
+        feedback = connection(layers[-1], layers[0], "w : 1", "feedback")
+        feedback.w = matrix_to_synapses(net.feedback_weights)
+        objects.append(feedback)
+
+        monitors: dict[str, SpikeMonitor] = {}
+        groups = ([stimulus] if spiking_input else []) + layers
+        for population, group in zip(self._populations(), groups, strict=True):
+            monitors[population.name] = SpikeMonitor(
+                group, record=True, name=f"spikes_{population.name}"
+            )
+        objects.extend(monitors.values())
+        network = Network(*objects, name="free_run")
+        network.schedule = list(GENN_SCHEDULE)
+        network.run(len(inputs) * self.sample_duration, namespace={})
+        return _Objects(network=network, monitors=monitors)
+
+    # ------------------------------------------------------------------ devices
+    @contextlib.contextmanager
+    def _genn_device(
+        self, directory: Path, *, use_GPU: bool, compile_and_run: bool
+    ) -> Iterator[None]:
+        """Make brian2genn the device for one build, and leave Brian2 as it found it."""
+        saved = {name: prefs[name] for name in _GENN_PREFERENCES}
+        saved_dt = defaultclock.dt
+        output = io.StringIO()  # brian2genn prints its progress; the toolkit logs it
+        try:
+            with contextlib.redirect_stdout(output):
+                set_device(
+                    "genn",
+                    directory=str(directory),
+                    compile=compile_and_run,
+                    run=compile_and_run,
+                    use_GPU=use_GPU,
+                    with_output=False,  # the binary's output is shown only if it fails
+                )
+                defaultclock.dt = self.network.dt
+                yield
+        finally:
+            get_device().reinit()
+            set_device("runtime")
+            for name, value in saved.items():
+                prefs[name] = value
+            defaultclock.dt = saved_dt
+            if output.getvalue():
+                logger.debug("brian2genn: %s", output.getvalue().strip())
+
+    def _check_inputs(self, owner: str, inputs: Any) -> NDArray[np.float64]:
+        return self.network.check_inputs(inputs, owner=owner)
+
+    def generate(
+        self, inputs: Any, directory: str | os.PathLike[str], *, use_GPU: bool = False
+    ) -> Path:
+        """Write the GeNN project of a run on ``inputs`` without compiling it (no GeNN needed).
+
+        Parameters
+        ----------
+        inputs : array_like, shape (n_samples, n_inputs)
+            Input values in [0, 1]; they are part of the project (brian2genn has no
+            ``run_args``).
+        directory : str or path
+            Project directory (created; the files of a project already there are
+            overwritten).
+        use_GPU : bool
+            Generate for GeNN's CUDA backend (True) or its single-threaded CPU backend.
+
+        Returns
+        -------
+        Path
+            The project directory, holding ``magicnetwork_model.cpp`` (the GeNN model),
+            ``main.cpp``, ``engine.cpp`` and a ``Makefile``.
+
+        Raises
+        ------
+        DeviceError
+            If brian2genn cannot be imported.
+        """
+        owner = "GeNNFreeRun.generate"
+        array = self._check_inputs(owner, inputs)
+        _import_brian2genn(owner)
+        target = Path(directory).resolve()
+        start = time.perf_counter()
+        with self._genn_device(target, use_GPU=use_GPU, compile_and_run=False):
+            self._define(array)
+        self.generate_time_s = time.perf_counter() - start
+        logger.info("GeNN project written to %s in %.1f s", target, self.generate_time_s)
+        return target
+
+    def run(
+        self,
+        inputs: Any,
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        use_GPU: bool = False,
+    ) -> SpikeRecording:
+        """Build and run the free phase of every sample of ``inputs`` with GeNN.
+
+        Parameters
+        ----------
+        inputs : array_like, shape (n_samples, n_inputs)
+            Input values in [0, 1].
+        directory : str or path, optional
+            Project directory, kept after the run (default: a temporary directory, removed).
+        use_GPU : bool
+            Run on GeNN's CUDA backend (needs a GPU and CUDA) or on its CPU backend.
+
+        Returns
+        -------
+        SpikeRecording
+            Spikes and average rates per (sample, phase, neuron), laid out as
+            :class:`~fbsnn_brian.build.FreeRunSimulation` lays them out; ``device`` is
+            ``'genn'``.
+
+        Raises
+        ------
+        DeviceError
+            If brian2genn cannot be imported or GeNN is not installed (one message saying
+            what to install), or if the GeNN build fails.
+        """
+        owner = "GeNNFreeRun.run"
+        array = self._check_inputs(owner, inputs)
+        check_genn_available(owner)
+        with contextlib.ExitStack() as stack:
+            if directory is None:
+                target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genn_")))
+            else:
+                target = Path(directory).resolve()
+            start = time.perf_counter()
+            with self._genn_device(target, use_GPU=use_GPU, compile_and_run=True):
+                try:
+                    objects = self._define(array)
+                except RuntimeError as error:
+                    raise DeviceError(
+                        f"{owner}: the GeNN build in {target} failed: {error}"
+                    ) from error
+                spikes = self._spikes(objects, len(array))
+                self.simulation_time_s = float(getattr(get_device(), "_last_run_time", 0.0))
+            self.build_time_s = time.perf_counter() - start
+        return self._recording(array, spikes, device="genn", wall_time_s=self.build_time_s)
+
+    def run_on_runtime(self, inputs: Any, *, target: str = "numpy") -> SpikeRecording:
+        """Simulate the same definition on Brian2's runtime device (no GeNN needed).
+
+        The network, the gated ``on_pre`` code, the summed drive and brian2genn's schedule
+        are exactly those of :meth:`run`, so this is the reference a GeNN run is checked
+        against, and a way to check the GeNN model where GeNN is not installed.
+
+        Parameters
+        ----------
+        inputs : array_like, shape (n_samples, n_inputs)
+            Input values in [0, 1].
+        target : {'runtime', 'numpy', 'cython'}
+            Brian2's code target for the runtime device.
+
+        Returns
+        -------
+        SpikeRecording
+            As :meth:`run` returns it; ``device`` is e.g. ``'numpy (brian2genn schedule)'``.
+        """
+        owner = "GeNNFreeRun.run_on_runtime"
+        array = self._check_inputs(owner, inputs)
+        check_choice(owner, "target", target, devices.RUNTIME_DEVICES)
+        saved_dt = defaultclock.dt
+        start = time.perf_counter()
+        try:
+            with devices.runtime_target(target):
+                defaultclock.dt = self.network.dt
+                objects = self._define(array)
+                spikes = self._spikes(objects, len(array))
+        finally:
+            defaultclock.dt = saved_dt
+        wall = time.perf_counter() - start
+        return self._recording(
+            array, spikes, device=f"{target} (brian2genn schedule)", wall_time_s=wall
+        )
+
+    # ------------------------------------------------------------------ results
+    def _spikes(
+        self, objects: _Objects, n_samples: int
+    ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """Spike (neuron index, time in s) per population, read before the device resets."""
+        end = n_samples * float(self.sample_duration / second)
+        spikes = {}
+        for name, monitor in objects.monitors.items():
+            times = np.asarray(monitor.t[:] / second, dtype=np.float64)
+            indices = np.asarray(monitor.i[:], dtype=np.int64)
+            keep = times < end - 0.25 * float(self.network.dt / second)
+            spikes[name] = (indices[keep], times[keep])
+        return spikes
+
+    def _recording(
+        self,
+        inputs: NDArray[np.float64],
+        spikes: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]],
+        *,
+        device: str,
+        wall_time_s: float,
+    ) -> SpikeRecording:
+        """Rates and events as :class:`~fbsnn_brian.build.FreeRunSimulation` computes them."""
+        net = self.network
+        n_samples = len(inputs)
+        dt_s = float(net.dt / second)
+        sample_s = float(self.sample_duration / second)
+        populations = self._populations()
+        counts = {pop.name: np.zeros((n_samples, pop.size)) for pop in populations}
+        events: dict[
+            str, list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]
+        ] = {pop.name: [] for pop in populations}
+        for name, (indices, times) in spikes.items():
+            steps = np.rint(times / dt_s).astype(np.int64)
+            sample = steps // self.sample_steps
+            in_sample = (steps - sample * self.sample_steps) * dt_s * second
+            weights = net.spike_weights(in_sample, self.sample_duration)
+            np.add.at(counts[name], (sample, indices), weights)
+            if self.record_spikes:
+                events[name].append((indices, times, sample))
+        normaliser = net.rate_normaliser(self.sample_duration)
+        rates = {name: counts[name][:, None, :] / normaliser for name in counts}
+        return SpikeRecording.from_chunks(
+            network=net,
+            protocol=Protocol([self.protocol.free_phase]),
+            populations=populations,
+            events=events,
+            rates=rates,
+            inputs=inputs,
+            phase_durations_s=(self.sample_steps * dt_s,),
+            sample_duration_s=sample_s,
+            device=device,
+            wall_time_s=wall_time_s,
+        )
