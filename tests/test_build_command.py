@@ -29,8 +29,23 @@ def test_cpp_standalone_project_is_compiled(
 def test_an_unknown_device_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--out", str(tmp_path), "--device", "cuda_standalon", *SMALL]) == 2
     err = capsys.readouterr().err
-    assert "--device must be one of 'cpp_standalone', 'cuda_standalone', got" in err
+    assert "--device must be one of 'cpp_standalone', 'cuda_standalone', 'genn', got" in err
     assert "Did you mean 'cuda_standalone'?" in err
+
+
+@pytest.mark.genn
+def test_genn_project_is_generated_or_the_missing_brian2genn_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "genn"
+    code = main(["build", "--device", "genn", "--out", str(out), *SMALL, "--json"])
+    if importlib.util.find_spec("brian2genn") is None:
+        assert code == 2
+        assert "brian2genn 1.7" in capsys.readouterr().err
+    else:
+        assert code == 0
+        assert json.loads(capsys.readouterr().out)["device"] == "genn"
+        assert (out / "magicnetwork_model.cpp").is_file()
 
 
 @pytest.mark.cuda
