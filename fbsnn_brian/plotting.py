@@ -141,7 +141,7 @@ def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
         return means, spreads
 
     aligned = "gradient_cosine_vs_ide" in sweep
-    figure, panels = plt.subplots(1, 3 if aligned else 2, figsize=(15 if aligned else 10, 3.8))
+    figure, panels = plt.subplots(1, 3 if aligned else 2, figsize=(15 if aligned else 10, 4.8))
     left, right = panels[0], panels[1]
     accuracy, spread = stats("test_accuracy")
     left.bar(positions, 100 * accuracy, yerr=100 * spread, capsize=3)
@@ -167,5 +167,6 @@ def plot_conditions(sweep: xr.Dataset, path: str | os.PathLike[str]) -> Any:
         )
     for axes in panels:
         axes.set_xticks(positions)
-        axes.set_xticklabels(conditions, rotation=20, ha="right")
+        axes.set_xticklabels(conditions, rotation=45, ha="right", fontsize=8)
+    figure.tight_layout()
     return _save(figure, path)
