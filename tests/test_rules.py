@@ -54,15 +54,22 @@ def test_a_recorded_chunk_applies_the_mean_of_the_rules_gradients() -> None:
     assert np.abs(after["input_weights"] - before.input_weights).max() > 1e-4
 
 
+@pytest.mark.standalone
 @pytest.mark.parametrize("name", ["ide", "st_rsbp", "spike_bp"])
 def test_recorded_rules_learn_digits_inside_the_toolkit(name: str) -> None:
     # 600 training digits, 3 epochs of mini-batches of 16: each gradient-like rule must be
     # far above chance (10 %) on held-out digits; 60 % leaves room for seed variation while
-    # a rule with a wrong sign or a lost gradient stays near chance.
+    # a rule with a wrong sign or a lost gradient stays near chance. The three rules share
+    # one compiled free-phase build (same network and chunk size).
     digits = load_digits()
     net = FeedbackNetwork(n_inputs=64, layer_sizes=[32], n_classes=10, seed=0)
     trainer = Trainer(
-        net, protocol(0.1, 0.9), device="numpy", chunk_size=16, progress=False, rule=name
+        net,
+        protocol(0.1, 0.9),
+        device="cpp_standalone",
+        chunk_size=16,
+        progress=False,
+        rule=name,
     )
     history = trainer.fit(
         digits.inputs[:600],
