@@ -73,7 +73,7 @@ from fbsnn_brian.neurons import (
 )
 from fbsnn_brian.protocol import Protocol
 
-__all__ = ["ChunkStatistics", "TrainingSimulation"]
+__all__ = ["ChunkStatistics", "TrainingSimulation", "drop_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,14 @@ def _layer_model(*, neuron: str, first: bool, last: bool, biophysics: Biophysics
     else:
         model += "u_err : 1\n"
     return model
+
+
+def drop_inputs(inputs: FloatArray, probability: float, rng: np.random.Generator) -> FloatArray:
+    """Input dropout: a fresh mask per sample, kept components scaled by ``1 / (1 - p)``."""
+    if probability == 0:
+        return inputs
+    keep = rng.random(inputs.shape) >= probability
+    return np.asarray(inputs * keep / (1.0 - probability), dtype=np.float64)
 
 
 class TrainingSimulation:
@@ -756,12 +764,7 @@ class TrainingSimulation:
         return self._dropout_rng
 
     def _drop_inputs(self, inputs: FloatArray) -> FloatArray:
-        """Apply input dropout (a fresh mask per sample, kept components scaled by 1/(1-p))."""
-        p = self.plasticity.input_dropout
-        if p == 0:
-            return inputs
-        keep = self._dropout_rng.random(inputs.shape) >= p
-        return inputs * keep / (1.0 - p)
+        return drop_inputs(inputs, self.plasticity.input_dropout, self._dropout_rng)
 
     def train_chunk(
         self,

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from fbsnn_brian.baselines import SampleSpikes
 from fbsnn_brian.build import FreeRunSimulation
-from fbsnn_brian.learning_build import ChunkStatistics
+from fbsnn_brian.learning_build import ChunkStatistics, drop_inputs
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.reference import Gradients
@@ -156,11 +156,9 @@ class RecordedRuleSimulation:
         """
         net = self.network
         start = time.perf_counter()
-        p = self.plasticity.input_dropout
-        shown = np.asarray(inputs, dtype=np.float64)
-        if p > 0:
-            keep = self._dropout_rng.random(shown.shape) >= p
-            shown = shown * keep / (1.0 - p)
+        shown = drop_inputs(
+            np.asarray(inputs, dtype=np.float64), self.plasticity.input_dropout, self._dropout_rng
+        )
         gradient, recording = self.chunk_gradient(shown, labels)
         eta = float(np.mean(learning_rate))
         decay = self.plasticity.weight_decay
