@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from fbsnn_brian import reference
 from fbsnn_brian.errors import ValidationError
 
-__all__ = ["check_equilibrium", "check_gradient", "gradient_alignment"]
+__all__ = ["check_equilibrium", "check_gradient", "gradient_alignment", "vector_cosine"]
 
 FloatArray = NDArray[np.float64]
 
@@ -110,7 +110,8 @@ def check_equilibrium(
     }
 
 
-def _cosine(first: FloatArray, second: FloatArray) -> float:
+def vector_cosine(first: FloatArray, second: FloatArray) -> float:
+    """Cosine of the angle between two vectors (NaN if either is zero)."""
     norm = float(np.linalg.norm(first) * np.linalg.norm(second))
     return float(first @ second / norm) if norm > 0 else float("nan")
 
@@ -256,7 +257,7 @@ def gradient_alignment(
     for k, update in enumerate(updates):
         rates = tuple(layer[k] for layer in free.layer_rates())
         exact = reference.ide_gradients_at_rates(model, batch[k], rates, int(targets[k]))
-        cosines.append(_cosine(update[:n_hidden], exact.parameter_vector()[:n_hidden]))
+        cosines.append(vector_cosine(update[:n_hidden], exact.parameter_vector()[:n_hidden]))
     return {
         "cosine_vs_ide": float(np.mean(cosines)),
         "per_sample_cosine_vs_ide": [float(c) for c in cosines],
@@ -334,11 +335,11 @@ def check_gradient(
         exact = reference.ide_gradients(before, inputs[k], label).parameter_vector()
         finite = _finite_differences(before, inputs[k], label, coordinates)
         hidden = slice(0, n_hidden)
-        cosines["ide"].append(_cosine(estimate[hidden], at_rates.parameter_vector()[hidden]))
-        cosines["all"].append(_cosine(estimate, at_rates.parameter_vector()))
-        cosines["equilibrium"].append(_cosine(estimate[hidden], exact[hidden]))
-        cosines["fd"].append(_cosine(estimate[coordinates], finite))
-        cosines["fd_ide"].append(_cosine(exact[coordinates], finite))
+        cosines["ide"].append(vector_cosine(estimate[hidden], at_rates.parameter_vector()[hidden]))
+        cosines["all"].append(vector_cosine(estimate, at_rates.parameter_vector()))
+        cosines["equilibrium"].append(vector_cosine(estimate[hidden], exact[hidden]))
+        cosines["fd"].append(vector_cosine(estimate[coordinates], finite))
+        cosines["fd_ide"].append(vector_cosine(exact[coordinates], finite))
     return {
         "cosine_vs_ide": float(np.mean(cosines["ide"])),
         "cosine_vs_ide_equilibrium": float(np.mean(cosines["equilibrium"])),

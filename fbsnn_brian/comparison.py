@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from fbsnn_brian import reference
 from fbsnn_brian.analysis import rule_memory
 from fbsnn_brian.baselines import SampleSpikes
+from fbsnn_brian.checks import vector_cosine
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import FreePhase, Protocol
 from fbsnn_brian.rules import RULES, LearningRule, rule_from_name
@@ -50,11 +51,6 @@ def _hidden(gradients: reference.Gradients, n_layers: int) -> FloatArray:
         *gradients.biases,
     ]
     return np.concatenate([np.ravel(part) for part in parts[: 2 * n_layers + 1]])
-
-
-def _cosine(first: FloatArray, second: FloatArray) -> float:
-    norms = float(np.linalg.norm(first) * np.linalg.norm(second))
-    return float(first @ second / norms) if norms > 0 else float("nan")
 
 
 def rule_alignment(
@@ -83,7 +79,9 @@ def rule_alignment(
         spikes = SampleSpikes.from_recording(recording, k)
         estimate = rule.gradients(network, spikes, inputs[k], int(labels[k]))
         exact = reference.ide_gradients_at_rates(model, inputs[k], spikes.rates(), int(labels[k]))
-        cosines.append(_cosine(_hidden(estimate, model.n_layers), _hidden(exact, model.n_layers)))
+        cosines.append(
+            vector_cosine(_hidden(estimate, model.n_layers), _hidden(exact, model.n_layers))
+        )
     finite = [c for c in cosines if np.isfinite(c)]
     return {
         "cosine_vs_ide": float(np.mean(finite)) if finite else float("nan"),

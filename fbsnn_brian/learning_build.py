@@ -686,10 +686,7 @@ class TrainingSimulation:
         net.readout_bias = np.asarray(objects.readout.d[:], dtype=np.float64)
         net.biases = [np.asarray(g.b[:], dtype=np.float64) for g in objects.layers]
         feedback = synapses_to_matrix(objects.feedback_synapses.w[:], sizes[0], sizes[-1])
-        # the loop may have left the contraction within the chunk: restore it before checking
-        net._feedback_weights = feedback
-        net.restrict_feedback(max_gain=self.plasticity.max_feedback_gain)
-        net.feedback_weights = net.feedback_weights
+        net.set_learned_feedback(feedback, max_gain=self.plasticity.max_feedback_gain)
 
     def _compile(self) -> tuple[Any, _Objects]:
         if self._compiled is None:

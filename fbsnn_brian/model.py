@@ -514,6 +514,16 @@ class FeedbackNetwork:
         self._feedback_weights = self._feedback_weights * factor
         return factor
 
+    def set_learned_feedback(self, weights: Any, *, max_gain: float) -> None:
+        """Set feedback weights a learning step produced, capped to the loop gain ``max_gain``.
+
+        A step may leave the contraction, so the cap is applied before the setter validates
+        (shape, finiteness, Dale's signs, gain < 1).
+        """
+        self._feedback_weights = np.asarray(weights, dtype=np.float64)
+        self.restrict_feedback(max_gain=max_gain)
+        self.feedback_weights = self._feedback_weights
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the configuration and every weight to an ``.npz`` file (atomically).

@@ -180,9 +180,7 @@ class RecordedRuleSimulation:
             updated[name] = new
         feedback = updated.pop("feedback_weights")
         net.set_weight_arrays({**updated, "feedback_weights": net.feedback_weights})
-        net._feedback_weights = feedback
-        net.restrict_feedback(max_gain=self.plasticity.max_feedback_gain)
-        net.feedback_weights = net.feedback_weights  # validated (contraction, Dale)
+        net.set_learned_feedback(feedback, max_gain=self.plasticity.max_feedback_gain)
         layer_rates = [rates.mean() for rates in recording.layer_rates()]
         sizes = net.layer_sizes
         return ChunkStatistics(
