@@ -99,7 +99,13 @@ from fbsnn_brian.neurons import NeuronTemplate, forward_neuron, input_neuron
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
-__all__ = ["GENN_SCHEDULE", "GeNNFreeRun", "check_genn_available"]
+__all__ = [
+    "GENN_SCHEDULE",
+    "GeNNFreeRun",
+    "check_genn_available",
+    "check_ideal_biophysics",
+    "genn_device",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +175,39 @@ def check_genn_available(owner: str = "GeNNFreeRun.run") -> Path:
     return Path(location)
 
 
-def _check_supported(network: FeedbackNetwork) -> None:
+@contextlib.contextmanager
+def genn_device(directory: Path, *, dt: Any, use_GPU: bool, compile_and_run: bool) -> Iterator[None]:
+    """Make brian2genn the device for one build, and leave Brian2 as it found it.
+
+    ``dt`` becomes the default clock's step (brian2genn runs every object on it).
+    brian2genn prints its progress; the toolkit logs it at debug level instead.
+    """
+    saved = {name: prefs[name] for name in _GENN_PREFERENCES}
+    saved_dt = defaultclock.dt
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output):
+            set_device(
+                "genn",
+                directory=str(directory),
+                compile=compile_and_run,
+                run=compile_and_run,
+                use_GPU=use_GPU,
+                with_output=False,  # the binary's output is shown only if it fails
+            )
+            defaultclock.dt = dt
+            yield
+    finally:
+        get_device().reinit()
+        set_device("runtime")
+        for name, value in saved.items():
+            prefs[name] = value
+        defaultclock.dt = saved_dt
+        if output.getvalue():
+            logger.debug("brian2genn: %s", output.getvalue().strip())
+
+
+def check_ideal_biophysics(network: FeedbackNetwork, owner: str = "GeNNFreeRun") -> None:
     """Refuse the biophysical settings that this GeNN build does not implement."""
     biophysics = network.biophysics
     refused = [
@@ -185,10 +223,10 @@ def _check_supported(network: FeedbackNetwork) -> None:
     for setting, allowed, refuse in refused:
         if refuse:
             raise ValidationError(
-                f"GeNNFreeRun: biophysics.{setting} is not supported on GeNN, which runs only "
+                f"{owner}: biophysics.{setting} is not supported on GeNN, which runs only "
                 f"the ideal biophysics (here {allowed}: instantaneous synapses, subtractive "
-                "reset, no delays, no noise); simulate this network with FreeRunSimulation "
-                "on runtime or cpp_standalone."
+                "reset, no delays, no noise); simulate this network on runtime or "
+                "cpp_standalone."
             )
 
 
@@ -249,7 +287,7 @@ class GeNNFreeRun:
             raise ValidationError(
                 f"{owner}: protocol must be a Protocol, got {type(protocol).__name__}."
             )
-        _check_supported(network)
+        check_ideal_biophysics(network)
         self.network = network
         self.protocol = protocol
         self.record_spikes = bool(record_spikes)
@@ -406,36 +444,6 @@ class GeNNFreeRun:
         network.run(len(inputs) * self.sample_duration, namespace={})
         return _Objects(network=network, monitors=monitors)
 
-    # ------------------------------------------------------------------ devices
-    @contextlib.contextmanager
-    def _genn_device(
-        self, directory: Path, *, use_GPU: bool, compile_and_run: bool
-    ) -> Iterator[None]:
-        """Make brian2genn the device for one build, and leave Brian2 as it found it."""
-        saved = {name: prefs[name] for name in _GENN_PREFERENCES}
-        saved_dt = defaultclock.dt
-        output = io.StringIO()  # brian2genn prints its progress; the toolkit logs it
-        try:
-            with contextlib.redirect_stdout(output):
-                set_device(
-                    "genn",
-                    directory=str(directory),
-                    compile=compile_and_run,
-                    run=compile_and_run,
-                    use_GPU=use_GPU,
-                    with_output=False,  # the binary's output is shown only if it fails
-                )
-                defaultclock.dt = self.network.dt
-                yield
-        finally:
-            get_device().reinit()
-            set_device("runtime")
-            for name, value in saved.items():
-                prefs[name] = value
-            defaultclock.dt = saved_dt
-            if output.getvalue():
-                logger.debug("brian2genn: %s", output.getvalue().strip())
-
     def _check_inputs(self, owner: str, inputs: Any) -> NDArray[np.float64]:
         return self.network.check_inputs(inputs, owner=owner)
 
@@ -471,7 +479,7 @@ class GeNNFreeRun:
         _import_brian2genn(owner)
         target = Path(directory).resolve()
         start = time.perf_counter()
-        with self._genn_device(target, use_GPU=use_GPU, compile_and_run=False):
+        with genn_device(target, dt=self.network.dt, use_GPU=use_GPU, compile_and_run=False):
             self._define(array)
         self.generate_time_s = time.perf_counter() - start
         logger.info("GeNN project written to %s in %.1f s", target, self.generate_time_s)
@@ -517,7 +525,7 @@ class GeNNFreeRun:
             else:
                 target = Path(directory).resolve()
             start = time.perf_counter()
-            with self._genn_device(target, use_GPU=use_GPU, compile_and_run=True):
+            with genn_device(target, dt=self.network.dt, use_GPU=use_GPU, compile_and_run=True):
                 try:
                     objects = self._define(array)
                 except RuntimeError as error:
