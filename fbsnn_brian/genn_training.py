@@ -106,9 +106,9 @@ FloatArray = NDArray[np.float64]
 _STEP = "((t / dt + 0.5) % sample_steps)"
 
 
-def _during(first: str, last: str) -> str:
+def _during(first: str, last: str, step: str = _STEP) -> str:
     """1 at the steps ``first .. last`` of a sample (inclusive), else 0."""
-    return f"int({_STEP} > {first}) * int({_STEP} < {last} + 1)"
+    return f"int({step} > {first}) * int({step} < {last} + 1)"
 
 
 #: Flags, in the code of neurons (evaluated at the step itself).
@@ -118,8 +118,11 @@ _UPDATE = _during("update_step", "update_step")
 #: Flags, in ``on_pre`` / ``on_post`` code: a spike of step n is delivered at step n + 1.
 _FREE_DELIVERY = _during("1", "free_steps")
 _UPDATE_DELIVERY = _during("update_step + 1", "update_step + 1")
-#: In summed variables, which read the previous step's neuron state.
-_ERROR_SUMMED = _ERROR
+#: In summed variables (GeNN synapse dynamics, which have no ``dt``: the same step is
+#: ``step_dt``, a constant).
+_ERROR_SUMMED = _during(
+    "window_start", "window_start + backward_steps - 1", "((t / step_dt + 0.5) % sample_steps)"
+)
 _GATE = "int({0}spike_count{1} > 0) * int({0}spike_count{1} < max_count)"
 
 
@@ -376,7 +379,7 @@ class GeNNTraining:
             target,
             source,
             "w_back : 1\ncount : 1\n"
-            f"I_err_post = w_back * last_sign_pre * int(t_last_error_pre > t - 1.5 * dt)"
+            f"I_err_post = w_back * last_sign_pre * int(t_last_error_pre > t - 1.5 * step_dt)"
             " * delta / theta : 1 (summed)",
             on_post=(
                 self._update_code("w_back", "pre", self._loop_gradient("pre"))
