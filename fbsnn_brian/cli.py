@@ -88,7 +88,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--feedback", "feedback", str, "backward weights: transpose or random (no weight transport)"),
     ("--free", "free_tau", float, "free phase, in tau"),
     ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
-    ("--device", "device", str, "runtime, numpy, cython or cpp_standalone"),
+    ("--device", "device", str, "runtime, numpy, cython, cpp_standalone or genn (SPIDE only)"),
     ("--chunk-size", "chunk_size", int, "samples per Brian2 run (a recorded rule's mini-batch)"),
     ("--rule", "rule", str, "spide, ide, st_rsbp, na or spike_bp (fbsnn_brian.rules)"),
     ("--seed", "seed", int, "seed of the network and of the shuffling"),
@@ -116,6 +116,14 @@ def _add_run_parsers(commands: Any) -> None:
         train.add_argument(
             flag, dest=key, type=kind, default=None, help=f"{text} (default: {shown})"
         )
+    train.add_argument(
+        "--cpu-only",
+        dest="cpu_only",
+        action="store_const",
+        const=True,
+        default=None,
+        help="with --device genn: run GeNN's CPU backend instead of CUDA",
+    )
     train.add_argument("--out", help="run directory (default runs/<timestamp>)")
     train.add_argument(
         "--resume",
@@ -416,7 +424,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         return write_report(args.run_dir)
     if args.command == "train":
         config = load_run_file(args.config) if args.config else {}
-        for _, key, _, _ in _TRAIN_OPTIONS:
+        for key in [key for _, key, _, _ in _TRAIN_OPTIONS] + ["cpu_only"]:
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         return train_run(

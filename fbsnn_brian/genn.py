@@ -176,7 +176,9 @@ def check_genn_available(owner: str = "GeNNFreeRun.run") -> Path:
 
 
 @contextlib.contextmanager
-def genn_device(directory: Path, *, dt: Any, use_GPU: bool, compile_and_run: bool) -> Iterator[None]:
+def genn_device(
+    directory: Path, *, dt: Any, use_GPU: bool, compile_and_run: bool
+) -> Iterator[None]:
     """Make brian2genn the device for one build, and leave Brian2 as it found it.
 
     ``dt`` becomes the default clock's step (brian2genn runs every object on it).

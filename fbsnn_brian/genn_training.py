@@ -95,7 +95,7 @@ from fbsnn_brian.neurons import integration_method, membrane_equations
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
-__all__ = ["GeNNTraining", "GeNNTrainingResult"]
+__all__ = ["GeNNEvaluation", "GeNNTraining", "GeNNTrainingResult", "GeNNTrainingSimulation"]
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ class GeNNTraining:
             target,
             source,
             "w_back : 1\ncount : 1\n"
-            f"I_err_post = w_back * last_sign_pre * int(t_last_error_pre > t - 1.5 * step_dt)"
+            "I_err_post = w_back * last_sign_pre * int(t_last_error_pre > t - 1.5 * step_dt)"
             " * delta / theta : 1 (summed)",
             on_post=(
                 self._update_code("w_back", "pre", self._loop_gradient("pre"))
@@ -396,7 +396,9 @@ class GeNNTraining:
         )
         return forward, backward
 
-    def _define(self, inputs: FloatArray, labels: FloatArray, learning_rates: FloatArray) -> _Objects:
+    def _define(
+        self, inputs: FloatArray, labels: FloatArray, learning_rates: FloatArray
+    ) -> _Objects:
         net = self.network
         tables = {
             "sample_inputs": TimedArray(inputs, dt=self.sample_duration, name="sample_inputs"),
@@ -455,7 +457,11 @@ class GeNNTraining:
         forward, backward = [], []
         for k, weights in enumerate(net.forward_weights):
             pair = self._loop_pair(
-                layers[k], layers[k + 1], weights, back_weights(weights), f"forward_{k + 1}",
+                layers[k],
+                layers[k + 1],
+                weights,
+                back_weights(weights),
+                f"forward_{k + 1}",
                 namespace,
             )
             forward.append(pair[0])
@@ -725,9 +731,7 @@ class GeNNTraining:
         def matrix(synapses: Synapses, variable: str, n_post: int, n_pre: int) -> FloatArray:
             return synapses_to_matrix(np.asarray(getattr(synapses, variable)[:]), n_post, n_pre)
 
-        forward = [
-            matrix(s, "w", sizes[k + 1], sizes[k]) for k, s in enumerate(objects.forward)
-        ]
+        forward = [matrix(s, "w", sizes[k + 1], sizes[k]) for k, s in enumerate(objects.forward)]
         feedback = matrix(objects.feedback, "w", sizes[0], sizes[-1])
         readout = matrix(objects.readout_synapses, "w", net.n_classes, sizes[-1])
         mismatch = 0.0
@@ -765,3 +769,116 @@ class GeNNTraining:
             simulation_time_s=simulation_time_s,
             device=device,
         )
+
+
+class GeNNTrainingSimulation:
+    """The chunk interface of :class:`~fbsnn_brian.learning_build.TrainingSimulation` on GeNN.
+
+    Used by :class:`~fbsnn_brian.training.Trainer` with ``device='genn'``: every chunk (the
+    Trainer passes a whole epoch) is one GeNN build and run of :class:`GeNNTraining`.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+    protocol : Protocol
+    use_GPU : bool
+        GeNN's CUDA backend (True) or its CPU backend.
+    directory : str, optional
+        Where the GeNN projects are kept (``chunk_<n>`` below it; default: temporary
+        directories, removed after each run).
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        use_GPU: bool = True,
+        directory: str | None = None,
+    ) -> None:
+        self.training = GeNNTraining(network, protocol)
+        self.use_GPU = bool(use_GPU)
+        self.directory = directory
+        self.compile_time_s = 0.0
+        #: the result of the last chunk
+        self.last_result: GeNNTrainingResult | None = None
+        self._chunks = 0
+        self._dropout_rng = np.random.default_rng([network.seed, 7])
+
+    @property
+    def optimizer_state(self) -> dict[str, FloatArray]:
+        """Always empty: GeNN training is plain online SGD (no state between chunks)."""
+        return {}
+
+    @optimizer_state.setter
+    def optimizer_state(self, state: dict[str, FloatArray]) -> None:
+        if state:
+            raise ValidationError(
+                "GeNNTrainingSimulation: a checkpoint with optimizer state (momentum or "
+                f"mini-batch sums: {sorted(state)}) cannot be resumed on GeNN, which trains "
+                "with plain online SGD."
+            )
+
+    @property
+    def dropout_generator(self) -> np.random.Generator:
+        """Unused (input dropout is refused on GeNN); kept for checkpoints."""
+        return self._dropout_rng
+
+    def train_chunk(
+        self,
+        inputs: FloatArray,
+        labels: NDArray[np.int64],
+        learning_rate: float | FloatArray,
+        apply_after: NDArray[np.bool_] | None = None,
+    ) -> Any:
+        """Train on ``inputs`` in one GeNN build; return its ChunkStatistics."""
+        from fbsnn_brian.learning_build import ChunkStatistics
+
+        del apply_after  # batch_size is 1 on GeNN: every sample's update is applied
+        directory = None if self.directory is None else f"{self.directory}/chunk_{self._chunks}"
+        start = time.perf_counter()
+        result = self.training.run(
+            inputs, labels, learning_rate, directory=directory, use_GPU=self.use_GPU
+        )
+        self._chunks += 1
+        self.last_result = result
+        # everything but the simulation loop: code generation and GeNN's compilation
+        self.compile_time_s += result.build_time_s - result.simulation_time_s
+        logger.info(
+            "GeNN chunk of %d samples: %.1f s build and run, %.1f s simulation, "
+            "transport mismatch %.3g",
+            len(inputs),
+            result.build_time_s,
+            result.simulation_time_s,
+            result.transport_mismatch,
+        )
+        return ChunkStatistics(
+            n_samples=result.n_samples,
+            wall_time_s=time.perf_counter() - start,
+            forward_rate=result.forward_rate,
+            backward_rate=result.backward_rate,
+            layer_forward_rates=result.layer_forward_rates,
+        )
+
+
+class GeNNEvaluation:
+    """The ``run`` interface of :class:`~fbsnn_brian.build.FreeRunSimulation` on GeNN.
+
+    Each call is one GeNN build of :class:`~fbsnn_brian.genn.GeNNFreeRun` (rates only).
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        use_GPU: bool = True,
+    ) -> None:
+        from fbsnn_brian.genn import GeNNFreeRun
+
+        self.free_run = GeNNFreeRun(network, protocol, record_spikes=False)
+        self.use_GPU = bool(use_GPU)
+
+    def run(self, inputs: Any) -> Any:
+        """Free phase of every sample in one GeNN build; a SpikeRecording."""
+        return self.free_run.run(inputs, use_GPU=self.use_GPU)

@@ -85,6 +85,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "batch_size": "int",
         "schedule": "str",
         "device": "str",
+        "cpu_only": "bool",
         "chunk_size": "int",
         "rule": "str",
         "input_dropout": "float",
@@ -97,6 +98,7 @@ _TYPE_NAMES = {
     "int": "an integer",
     "float": "a number",
     "str": "a string",
+    "bool": "true or false",
     "int_list": "a list of integers",
     "optional_int": "an integer",
 }
@@ -118,6 +120,8 @@ def _check_type(where: str, value: Any, kind: str) -> Any:
         ok = _is_int(value) or isinstance(value, float)
     elif kind == "str":
         ok = isinstance(value, str)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
     else:
         ok = isinstance(value, list) and bool(value) and all(_is_int(v) for v in value)
     if not ok:

@@ -65,6 +65,8 @@ DEFAULTS: TrainingConfig = {
     "free_tau": 30.0,
     "perturbed_tau": 100.0,
     "device": "cpp_standalone",
+    # device 'genn': GeNN's CPU backend instead of CUDA
+    "cpu_only": False,
     # samples per Brian2 run; None: 200 for SPIDE, 16 for a recorded rule (its mini-batch)
     "chunk_size": None,
     "rule": "spide",
@@ -213,6 +215,7 @@ def train_run(
         protocol,
         rule=rule,
         device=settings["device"],
+        use_gpu=not settings["cpu_only"],
         chunk_size=chunk_size,
         schedule=settings["schedule"],
         seed=settings["seed"],

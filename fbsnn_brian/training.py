@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from fbsnn_brian.augmentation import RandomShift
 from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from fbsnn_brian.devices import check_device
+from fbsnn_brian.devices import DEVICES
 from fbsnn_brian.errors import NumericalError, ValidationError
+from fbsnn_brian.genn_training import GeNNEvaluation, GeNNTrainingSimulation
 from fbsnn_brian.learning_build import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
@@ -34,11 +35,14 @@ from fbsnn_brian.rule_training import RecordedRuleSimulation
 from fbsnn_brian.rules import SPIDE, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, check_positive_int, describe
 
-__all__ = ["SCHEDULES", "Trainer"]
+__all__ = ["SCHEDULES", "TRAINER_DEVICES", "Trainer"]
 
 logger = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "cosine")
+
+#: Devices a Trainer accepts: Brian2's and 'genn' (brian2genn, SPIDE only).
+TRAINER_DEVICES = (*DEVICES, "genn")
 
 # a layer whose mean free-phase rate reaches this fraction of one spike per refractory period
 # fires at the clamp everywhere
@@ -82,9 +86,11 @@ class Trainer:
         Trained in place (its weight arrays are replaced after every chunk).
     protocol : Protocol
         ``[FreePhase, PerturbedPhase]`` with a :class:`~fbsnn_brian.learning.SPIDEPlasticity`.
-    device : {'cpp_standalone', 'runtime', 'numpy', 'cython'}
+    device : {'cpp_standalone', 'runtime', 'numpy', 'cython', 'genn'}
         cpp_standalone compiles each simulation once and reuses the binary for every chunk,
-        epoch and evaluation.
+        epoch and evaluation. ``'genn'`` (brian2genn and GeNN, SPIDE only) trains each epoch
+        in one GeNN build (:mod:`fbsnn_brian.genn_training`) and evaluates in another
+        (:class:`~fbsnn_brian.genn.GeNNFreeRun`); ``chunk_size`` is then not used.
     chunk_size : int
         Samples per Brian2 run.
     schedule : {'constant', 'cosine'}
@@ -105,6 +111,8 @@ class Trainer:
         ``'spike_bp'`` record a free-phase chunk and apply its mean gradient once per chunk
         (:mod:`fbsnn_brian.rule_training`). The protocol's SPIDEPlasticity supplies the
         learning rate, weight decay, momentum and feedback gain cap for every rule.
+    use_gpu : bool
+        With ``device='genn'``: GeNN's CUDA backend (True, the default) or its CPU backend.
 
     Examples
     --------
@@ -131,6 +139,7 @@ class Trainer:
         augmentation: RandomShift | None = None,
         directory: str | None = None,
         rule: LearningRule | str | None = None,
+        use_gpu: bool = True,
     ) -> None:
         owner = "Trainer"
         if rule is None:
@@ -158,7 +167,8 @@ class Trainer:
                 f"{owner}: protocol must have a PerturbedPhase and a SPIDEPlasticity, "
                 f"got {protocol!r}."
             )
-        self.device = check_device(owner, device)
+        self.device = check_choice(owner, "device", device, TRAINER_DEVICES)
+        self.use_gpu = bool(use_gpu)
         self.chunk_size = check_positive_int(owner, "chunk_size", chunk_size)
         self.schedule = check_choice(owner, "schedule", schedule, SCHEDULES)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -171,8 +181,17 @@ class Trainer:
         self.plasticity = protocol.plasticity
         self.progress = progress
         train_directory = None if directory is None else f"{directory}/train"
-        self._train: TrainingSimulation | RecordedRuleSimulation
-        if rule.in_simulation:
+        self._train: TrainingSimulation | RecordedRuleSimulation | GeNNTrainingSimulation
+        if self.device == "genn":
+            if not isinstance(rule, SPIDE):
+                raise ValidationError(
+                    f"{owner}: device 'genn' trains with SPIDE only, got rule {rule.name!r}; "
+                    "train the other rules on runtime or cpp_standalone."
+                )
+            self._train = GeNNTrainingSimulation(
+                network, protocol, use_GPU=self.use_gpu, directory=train_directory
+            )
+        elif rule.in_simulation:
             self._train = TrainingSimulation(
                 network,
                 protocol,
@@ -190,10 +209,14 @@ class Trainer:
                 directory=train_directory,
             )
         self._directory = directory
-        self._evaluation: FreeRunSimulation | None = None
+        self._evaluation: FreeRunSimulation | GeNNEvaluation | None = None
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluator(self) -> FreeRunSimulation:
+    def _evaluator(self) -> FreeRunSimulation | GeNNEvaluation:
+        if self._evaluation is None and self.device == "genn":
+            self._evaluation = GeNNEvaluation(
+                self.network, Protocol([self.protocol.free_phase]), use_GPU=self.use_gpu
+            )
         if self._evaluation is None:
             self._evaluation = FreeRunSimulation(
                 self.network,
@@ -226,6 +249,17 @@ class Trainer:
             "mean_forward_rate": float(rates.mean()),
             "wall_time_s": float(recording.attrs["wall_time_s"]),
         }
+
+    def _accuracies(self, sets: list[tuple[FloatArray, NDArray[np.int64]]]) -> list[float]:
+        """Accuracy on each (inputs, labels) set, all evaluated in one simulation call."""
+        readout = self._evaluator().run(np.concatenate([inputs for inputs, _ in sets])).readout
+        predicted = readout.argmax(axis=1)
+        accuracies, start = [], 0
+        for inputs, labels in sets:
+            stop = start + len(inputs)
+            accuracies.append(float(np.mean(predicted[start:stop] == labels)))
+            start = stop
+        return accuracies
 
     # ------------------------------------------------------------------ training
     def _learning_rates(self, epoch: int, epochs: int, n_samples: int) -> FloatArray:
@@ -324,8 +358,10 @@ class Trainer:
 
         records = state.records
         n_samples = len(array)
-        n_chunks = math.ceil(n_samples / self.chunk_size)
-        done = state.epoch * n_chunks + math.ceil(state.next_sample / self.chunk_size)
+        # GeNN trains a whole epoch in one build (one run per build, no run_args)
+        chunk = n_samples if self.device == "genn" else self.chunk_size
+        n_chunks = math.ceil(n_samples / chunk)
+        done = state.epoch * n_chunks + math.ceil(state.next_sample / chunk)
         bar = tqdm(
             total=epochs * n_chunks,
             initial=done,
@@ -347,9 +383,9 @@ class Trainer:
                 apply_after = (positions % self.plasticity.batch_size == 0) | (
                     positions == n_samples
                 )
-                for first in range(first_sample, n_samples, self.chunk_size):
+                for first in range(first_sample, n_samples, chunk):
                     start = time.perf_counter()
-                    chosen = order[first : first + self.chunk_size]
+                    chosen = order[first : first + chunk]
                     shown = array[chosen]
                     if self.augmentation is not None:
                         shown = self.augmentation(shown, generators["augmentation"])
@@ -365,17 +401,17 @@ class Trainer:
                     self._check_health(epoch, stats)
                     bar.update(1)
                     position = first + len(chosen)
-                    if position < n_samples and (position // self.chunk_size) % checkpoint_every:
+                    if position < n_samples and (position // chunk) % checkpoint_every:
                         continue
                     if position < n_samples:
                         save(epoch, position, order)
                 elapsed = partial["elapsed_s"]
-                train_accuracy = self.evaluate(array, truth)["accuracy"]
-                test_accuracy = (
-                    self.evaluate(val_inputs, val_labels)["accuracy"]
-                    if validation is not None
-                    else math.nan
-                )
+                if validation is None:
+                    train_accuracy, test_accuracy = self._accuracies([(array, truth)])[0], math.nan
+                else:
+                    train_accuracy, test_accuracy = self._accuracies(
+                        [(array, truth), (val_inputs, val_labels)]
+                    )
                 records["train_accuracy"].append(train_accuracy)
                 records["test_accuracy"].append(test_accuracy)
                 records["learning_rate"].append(float(rates.mean()))
