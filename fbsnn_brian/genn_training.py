@@ -115,9 +115,11 @@ def _during(first: str, last: str, step: str = _STEP) -> str:
 _FREE = _during("0", "free_steps - 1")
 _ERROR = _during("window_start", "window_start + backward_steps - 1")
 _UPDATE = _during("update_step", "update_step")
+_LAST = _during("sample_steps - 1", "sample_steps - 1")
 #: Flags, in ``on_pre`` / ``on_post`` code: a spike of step n is delivered at step n + 1.
 _FREE_DELIVERY = _during("1", "free_steps")
 _UPDATE_DELIVERY = _during("update_step + 1", "update_step + 1")
+_DRIVE_DELIVERY = _during("0", "0")
 #: In summed variables (GeNN synapse dynamics, which have no ``dt``: the same step is
 #: ``step_dt``, a constant).
 _ERROR_SUMMED = _during(
@@ -278,7 +280,7 @@ class GeNNTraining:
     def _layer(self, k: int, namespace: dict[str, Any]) -> NeuronGroup:
         net = self.network
         first, last = k == 0, k == net.n_layers - 1
-        drive = "(I_drive + b)" if first else "b"
+        drive = "(I_input + b)" if first else "b"
         error_drive = "scale * g / tau + " if last else ""
         model = membrane_equations(neuron=net.neuron, drive=drive, biophysics=net.biophysics)
         model += f"""
@@ -293,9 +295,10 @@ class GeNNTraining:
         t_last_error : second
         spikes_total : 1
         events_total : 1
+        real : 1
         """
         if first:
-            model += "I_drive : 1\n"
+            model += "I_input : 1\n"
         if last:
             model += "g : 1\n"
         gate = _GATE.format("", "")
@@ -307,12 +310,12 @@ class GeNNTraining:
         reset = f"""
         v -= theta * {_FREE}
         spike_count += {_FREE}
-        spikes_total += {_FREE}
+        spikes_total += real * {_FREE}
         t_last_spike += {_FREE} * (t - t_last_spike)
         last_sign = {_ERROR} * (2 * int(u_err > 0) - 1)
         u_err -= last_sign * delta
         error_count += last_sign
-        events_total += last_sign * last_sign
+        events_total += real * last_sign * last_sign
         t_last_error += last_sign * last_sign * (t - t_last_error)
         b -= {_UPDATE} * lr * ({gate} * (error_count * delta / backward_tau) / (scale * theta))
         """
@@ -328,7 +331,7 @@ class GeNNTraining:
         group.run_regularly(
             "v = 0\nu_err = 0\nspike_count = 0\nerror_count = 0\nlast_sign = 0\n"
             "t_last_spike = t - refractory\nt_last_error = t - tau\n"
-            "lr = learning_rates(t)",
+            "lr = learning_rates(t)\nreal = real_samples(t)" + ("\nI_input = 0" if first else ""),
             dt=self.sample_duration,
             when="start",
             order=-1,
@@ -397,10 +400,15 @@ class GeNNTraining:
         return forward, backward
 
     def _define(
-        self, inputs: FloatArray, labels: FloatArray, learning_rates: FloatArray
+        self,
+        inputs: FloatArray,
+        labels: FloatArray,
+        learning_rates: FloatArray,
+        real_samples: FloatArray,
     ) -> _Objects:
         net = self.network
         tables = {
+            "real_samples": TimedArray(real_samples, dt=self.sample_duration, name="real_samples"),
             "sample_inputs": TimedArray(inputs, dt=self.sample_duration, name="sample_inputs"),
             "sample_labels": TimedArray(labels, dt=self.sample_duration, name="sample_labels"),
             "learning_rates": TimedArray(
@@ -412,10 +420,14 @@ class GeNNTraining:
         # brian2genn recognises a run_regularly operation by '_run_regularly' in its name and
         # silently drops one named otherwise: keep that word in every name below.
 
+        # The input path is event-driven: every input neuron fires at the last step of each
+        # sample; the spike arrives at the first step of the next one, after that sample's
+        # input was loaded into the synapses' x, and adds F x to layer 1's I_input once.
+        # It fires again at the update step, for the input weights' update.
         stimulus = NeuronGroup(
             net.n_inputs,
             "spikes_total : 1",
-            threshold=f"{_UPDATE} > 0",
+            threshold=f"({_UPDATE} + {_LAST}) > 0",
             reset="spikes_total += 1",
             namespace=namespace,
             name="stimulus",
@@ -425,8 +437,9 @@ class GeNNTraining:
         input_synapses = Synapses(
             stimulus,
             layers[0],
-            "w : 1\nx : 1\nI_drive_post = w * x : 1 (summed)",
+            "w : 1\nx : 1",
             on_pre=(
+                f"I_input_post += w * x * {_DRIVE_DELIVERY}\n"
                 f"w -= {_UPDATE_DELIVERY} * lr_post * ({_GATE.format('', '_post')}"
                 " * (error_count_post * delta / backward_tau) * x / (scale * theta)"
                 " + weight_decay * w)"
@@ -570,7 +583,12 @@ class GeNNTraining:
     # ------------------------------------------------------------------ inputs
     def _tables(
         self, owner: str, inputs: Any, labels: Any, learning_rate: Any
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Inputs, one-hot labels, learning rates and real-sample flags, padded.
+
+        The run starts with one padding sample (zero input, learning rate 0, not counted in
+        the statistics): its last step sends the first real sample's input.
+        """
         net = self.network
         array = net.check_inputs(inputs, owner=owner)
         n_samples = len(array)
@@ -590,9 +608,11 @@ class GeNNTraining:
                 f"{owner}: learning_rate must be finite and >= 0, got values in "
                 f"[{rates.min()}, {rates.max()}]."
             )
-        onehot = np.zeros((n_samples, net.n_classes))
-        onehot[np.arange(n_samples), truth] = 1.0
-        return array, onehot, np.ascontiguousarray(rates)
+        onehot = np.zeros((n_samples + 1, net.n_classes))
+        onehot[np.arange(1, n_samples + 1), truth] = 1.0
+        padded = np.zeros((n_samples + 1, net.n_inputs))
+        padded[1:] = array
+        return padded, onehot, np.concatenate([[0.0], rates]), np.r_[0.0, np.ones(n_samples)]
 
     # ------------------------------------------------------------------ devices
     def generate(
@@ -678,7 +698,7 @@ class GeNNTraining:
                 simulation = float(getattr(get_device(), "_last_run_time", 0.0))
                 result = self._read_back(
                     objects,
-                    len(tables[0]),
+                    len(tables[0]) - 1,
                     device="genn (GPU)" if use_GPU else "genn (CPU)",
                     build_time_s=time.perf_counter() - start,
                     simulation_time_s=simulation,
@@ -705,7 +725,7 @@ class GeNNTraining:
                 elapsed = time.perf_counter() - start
                 return self._read_back(
                     objects,
-                    len(tables[0]),
+                    len(tables[0]) - 1,
                     device=f"{target} (brian2genn schedule)",
                     build_time_s=elapsed,
                     simulation_time_s=elapsed,
