@@ -27,3 +27,9 @@ def brian2_runtime_state() -> Iterator[None]:
 def digits_inputs() -> np.ndarray:
     """The digits' inputs in [0, 1] (1797 x 64)."""
     return load_digits().inputs
+
+
+@pytest.fixture(scope="session")
+def digits_labels() -> np.ndarray:
+    """The digits' labels (1797 integers in [0, 10))."""
+    return load_digits().labels
