@@ -199,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         "--device",
         default="cpp_standalone",
         help="cpp_standalone or cuda_standalone (training network, compiled), or genn "
-        "(free-phase network, generated without GeNN)",
+        "(training network of --chunk-size samples, generated without GeNN)",
     )
     build.add_argument("--out", required=True, help="project directory")
     build.add_argument("--inputs", type=int, default=784, help="number of inputs")
@@ -271,22 +271,6 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     network = FeedbackNetwork(
         n_inputs=args.inputs, layer_sizes=args.layers, n_classes=args.classes, seed=0
     )
-    if target == "genn":
-        # the free phase (evaluation) only: the training network does not fit brian2genn yet
-        import time
-
-        from fbsnn_brian.genn import GeNNFreeRun
-
-        start = time.perf_counter()
-        free = GeNNFreeRun(network, Protocol([FreePhase(duration=args.free * network.tau)]))
-        directory = free.generate([[0.0] * args.inputs] * args.chunk_size, args.out)
-        return {
-            "device": "genn",
-            "directory": str(directory),
-            "compile_time_s": time.perf_counter() - start,
-            "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
-            "simulation": "free phase (evaluation); generated, not compiled",
-        }
     protocol = Protocol(
         [
             FreePhase(duration=args.free * network.tau),
@@ -294,6 +278,25 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         ],
         plasticity=SPIDEPlasticity(),
     )
+    if target == "genn":
+        # the whole training network of --chunk-size samples, generated without GeNN
+        import time
+
+        from fbsnn_brian.genn_training import GeNNTraining
+
+        start = time.perf_counter()
+        samples = args.chunk_size
+        directory = GeNNTraining(network, protocol).generate(
+            [[0.0] * args.inputs] * samples, [0] * samples, 0.0, args.out
+        )
+        return {
+            "device": "genn",
+            "directory": str(directory),
+            "compile_time_s": time.perf_counter() - start,
+            "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
+            "simulation": "training (free phase, perturbed phase, plasticity); generated, "
+            "not compiled",
+        }
     if target == "cuda_standalone":
         configure_cuda(args.compute_capability)
     simulation = TrainingSimulation(network, protocol, chunk_size=args.chunk_size)

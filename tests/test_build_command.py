@@ -45,7 +45,10 @@ def test_genn_project_is_generated_or_the_missing_brian2genn_is_named(
     else:
         assert code == 0
         assert json.loads(capsys.readouterr().out)["device"] == "genn"
-        assert (out / "magicnetwork_model.cpp").is_file()
+        model = (out / "magicnetwork_model.cpp").read_text()
+        # the training network: error path and readout included
+        for population in ("feedback_back", "readout_back", "readout_synapses"):
+            assert f'"{population}", SynapseMatrixType::' in model
 
 
 @pytest.mark.cuda
