@@ -531,8 +531,14 @@ class GeNNFreeRun:
                 try:
                     objects = self._define(array)
                 except RuntimeError as error:
+                    hint = (
+                        " (use_GPU=True needs a CUDA GPU and GeNN's CUDA backend; without "
+                        "them, use use_GPU=False, or --cpu-only on the command line)"
+                        if use_GPU
+                        else ""
+                    )
                     raise DeviceError(
-                        f"{owner}: the GeNN build in {target} failed: {error}"
+                        f"{owner}: the GeNN build in {target} failed: {error}{hint}"
                     ) from error
                 spikes = self._spikes(objects, len(array))
                 self.simulation_time_s = float(getattr(get_device(), "_last_run_time", 0.0))

@@ -692,8 +692,14 @@ class GeNNTraining:
                 try:
                     objects = self._define(*tables)
                 except RuntimeError as error:
+                    hint = (
+                        " (use_GPU=True needs a CUDA GPU and GeNN's CUDA backend; without "
+                        "them, use use_GPU=False, or --cpu-only on the command line)"
+                        if use_GPU
+                        else ""
+                    )
                     raise DeviceError(
-                        f"{owner}: the GeNN build in {target} failed: {error}"
+                        f"{owner}: the GeNN build in {target} failed: {error}{hint}"
                     ) from error
                 simulation = float(getattr(get_device(), "_last_run_time", 0.0))
                 result = self._read_back(
