@@ -104,6 +104,7 @@ __all__ = [
     "GeNNFreeRun",
     "check_genn_available",
     "check_ideal_biophysics",
+    "genn_build",
     "genn_device",
 ]
 
@@ -207,6 +208,36 @@ def genn_device(
         defaultclock.dt = saved_dt
         if output.getvalue():
             logger.debug("brian2genn: %s", output.getvalue().strip())
+
+
+@contextlib.contextmanager
+def genn_build(
+    owner: str, directory: str | os.PathLike[str] | None, *, dt: Any, use_GPU: bool
+) -> Iterator[Path]:
+    """One GeNN build and run: yield the project directory with brian2genn as the device.
+
+    The project goes to a temporary directory (removed afterwards) unless ``directory`` is
+    given. Results must be read inside the block, before Brian2 returns to runtime mode. A
+    failed build (brian2genn raises RuntimeError) becomes a DeviceError naming the project.
+    """
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genn_")))
+        else:
+            target = Path(directory).resolve()
+        with genn_device(target, dt=dt, use_GPU=use_GPU, compile_and_run=True):
+            try:
+                yield target
+            except RuntimeError as error:
+                hint = (
+                    " (use_GPU=True needs a CUDA GPU and GeNN's CUDA backend; without them, "
+                    "use use_GPU=False, or --cpu-only on the command line)"
+                    if use_GPU
+                    else ""
+                )
+                raise DeviceError(
+                    f"{owner}: the GeNN build in {target} failed: {error}{hint}"
+                ) from error
 
 
 def check_ideal_biophysics(network: FeedbackNetwork, owner: str = "GeNNFreeRun") -> None:
@@ -521,28 +552,12 @@ class GeNNFreeRun:
         owner = "GeNNFreeRun.run"
         array = self._check_inputs(owner, inputs)
         check_genn_available(owner)
-        with contextlib.ExitStack() as stack:
-            if directory is None:
-                target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genn_")))
-            else:
-                target = Path(directory).resolve()
-            start = time.perf_counter()
-            with genn_device(target, dt=self.network.dt, use_GPU=use_GPU, compile_and_run=True):
-                try:
-                    objects = self._define(array)
-                except RuntimeError as error:
-                    hint = (
-                        " (use_GPU=True needs a CUDA GPU and GeNN's CUDA backend; without "
-                        "them, use use_GPU=False, or --cpu-only on the command line)"
-                        if use_GPU
-                        else ""
-                    )
-                    raise DeviceError(
-                        f"{owner}: the GeNN build in {target} failed: {error}{hint}"
-                    ) from error
-                spikes = self._spikes(objects, len(array))
-                self.simulation_time_s = float(getattr(get_device(), "_last_run_time", 0.0))
-            self.build_time_s = time.perf_counter() - start
+        start = time.perf_counter()
+        with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU):
+            objects = self._define(array)
+            spikes = self._spikes(objects, len(array))
+            self.simulation_time_s = float(getattr(get_device(), "_last_run_time", 0.0))
+        self.build_time_s = time.perf_counter() - start
         return self._recording(array, spikes, device="genn", wall_time_s=self.build_time_s)
 
     def run_on_runtime(self, inputs: Any, *, target: str = "numpy") -> SpikeRecording:

@@ -67,10 +67,8 @@ every chunk of samples.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +81,15 @@ from numpy.typing import NDArray
 
 from fbsnn_brian import devices
 from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
-from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.genn import (
     GENN_SCHEDULE,
     check_genn_available,
     check_ideal_biophysics,
+    genn_build,
     genn_device,
 )
+from fbsnn_brian.learning_build import spide_namespace
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.neurons import integration_method, membrane_equations
 from fbsnn_brian.protocol import Protocol
@@ -249,31 +249,14 @@ class GeNNTraining:
 
     # ------------------------------------------------------------------ definition
     def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
-        net = self.network
-        free = self.protocol.free_phase.duration
         return {
-            "tau": net.tau,
-            "tau_m": net.tau_m,
-            "v_threshold": net.v_threshold,
-            "theta": net.theta,
-            "refractory": net.refractory,
-            "step_dt": net.dt,
+            **spide_namespace(self.network, self.protocol, self.free_steps),
+            "step_dt": self.network.dt,
             "sample_steps": self.sample_steps,
             "free_steps": self.free_steps,
             "backward_steps": self.backward_steps,
             "window_start": self.window_start,
             "update_step": self.update_step,
-            "rate_normaliser": net.rate_normaliser(free),
-            "max_count": (
-                float(free / net.refractory)
-                if float(net.refractory / net.tau) > 0
-                else float(self.free_steps + 1)
-            ),
-            "backward_tau": float(self.perturbed.duration / net.tau),
-            "v_b": self.perturbed.threshold,
-            "delta": self.perturbed.event_size,
-            "scale": self.plasticity.scale,
-            "weight_decay": self.plasticity.weight_decay,
             **tables,
         }
 
@@ -683,32 +666,16 @@ class GeNNTraining:
         tables = self._tables(owner, inputs, labels, learning_rate)
         check_genn_available(owner)
         start = time.perf_counter()
-        with contextlib.ExitStack() as stack:
-            if directory is None:
-                target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genn_")))
-            else:
-                target = Path(directory).resolve()
-            with genn_device(target, dt=self.network.dt, use_GPU=use_GPU, compile_and_run=True):
-                try:
-                    objects = self._define(*tables)
-                except RuntimeError as error:
-                    hint = (
-                        " (use_GPU=True needs a CUDA GPU and GeNN's CUDA backend; without "
-                        "them, use use_GPU=False, or --cpu-only on the command line)"
-                        if use_GPU
-                        else ""
-                    )
-                    raise DeviceError(
-                        f"{owner}: the GeNN build in {target} failed: {error}{hint}"
-                    ) from error
-                simulation = float(getattr(get_device(), "_last_run_time", 0.0))
-                result = self._read_back(
-                    objects,
-                    len(tables[0]) - 1,
-                    device="genn (GPU)" if use_GPU else "genn (CPU)",
-                    build_time_s=time.perf_counter() - start,
-                    simulation_time_s=simulation,
-                )
+        with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU):
+            objects = self._define(*tables)
+            simulation = float(getattr(get_device(), "_last_run_time", 0.0))
+            result = self._read_back(
+                objects,
+                len(tables[0]) - 1,
+                device="genn (GPU)" if use_GPU else "genn (CPU)",
+                build_time_s=time.perf_counter() - start,
+                simulation_time_s=simulation,
+            )
         return result
 
     def run_on_runtime(

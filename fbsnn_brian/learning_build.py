@@ -73,7 +73,7 @@ from fbsnn_brian.neurons import (
 )
 from fbsnn_brian.protocol import Protocol
 
-__all__ = ["ChunkStatistics", "TrainingSimulation", "drop_inputs"]
+__all__ = ["ChunkStatistics", "TrainingSimulation", "drop_inputs", "spide_namespace"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,39 @@ def _layer_model(*, neuron: str, first: bool, last: bool, biophysics: Biophysics
     else:
         model += "u_err : 1\n"
     return model
+
+
+def spide_namespace(
+    network: FeedbackNetwork, protocol: Protocol, free_steps: int
+) -> dict[str, Any]:
+    """Constants of a SPIDE training build: neuron, phases, error units and plasticity.
+
+    Shared by :class:`TrainingSimulation` and the GeNN build
+    (:mod:`fbsnn_brian.genn_training`), so that both compute with the same values.
+    """
+    free = protocol.free_phase.duration
+    perturbed = protocol.perturbed_phase
+    plasticity = protocol.plasticity
+    assert perturbed is not None and plasticity is not None
+    return {
+        "tau": network.tau,
+        "tau_m": network.tau_m,
+        "v_threshold": network.v_threshold,
+        "theta": network.theta,
+        "refractory": network.refractory,
+        "rate_normaliser": network.rate_normaliser(free),
+        # spike count of a neuron firing at the clamp (one spike per refractory period)
+        "max_count": (
+            float(free / network.refractory)
+            if network.refractory > 0 * second
+            else float(free_steps + 1)
+        ),
+        "backward_tau": float(perturbed.duration / network.tau),
+        "v_b": perturbed.threshold,
+        "delta": perturbed.event_size,
+        "scale": plasticity.scale,
+        "weight_decay": plasticity.weight_decay,
+    }
 
 
 def drop_inputs(inputs: FloatArray, probability: float, rng: np.random.Generator) -> FloatArray:
@@ -281,27 +314,11 @@ class TrainingSimulation:
     def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
         net = self.network
         return {
-            "tau": net.tau,
-            "tau_m": net.tau_m,
-            "v_threshold": net.v_threshold,
-            "theta": net.theta,
-            "refractory": net.refractory,
+            **spide_namespace(net, self.protocol, self.free_steps),
             "sample_steps": self.sample_steps,
             "free_steps": self.free_steps,
             "free_tau": float(self.protocol.free_phase.duration / net.tau),
-            "rate_normaliser": net.rate_normaliser(self.protocol.free_phase.duration),
-            # spike count of a neuron firing at the clamp (one spike per refractory period)
-            "max_count": (
-                float(self.protocol.free_phase.duration / net.refractory)
-                if net.refractory > 0 * second
-                else float(self.free_steps + 1)
-            ),
             **biophysics_namespace(net.biophysics),
-            "backward_tau": float(self.perturbed.duration / net.tau),
-            "v_b": self.perturbed.threshold,
-            "delta": self.perturbed.event_size,
-            "scale": self.plasticity.scale,
-            "weight_decay": self.plasticity.weight_decay,
             "momentum": self.plasticity.momentum,
             "batch_size": self.plasticity.batch_size,
             **tables,
