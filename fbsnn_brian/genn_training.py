@@ -69,7 +69,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +85,7 @@ from numpy.typing import NDArray
 
 from fbsnn_brian import devices
 from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
-from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.errors import DeviceError, ValidationError
 from fbsnn_brian.genn import (
     GENN_SCHEDULE,
     check_genn_available,
@@ -95,7 +99,13 @@ from fbsnn_brian.neurons import integration_method, membrane_equations
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
-__all__ = ["GeNNEvaluation", "GeNNTraining", "GeNNTrainingResult", "GeNNTrainingSimulation"]
+__all__ = [
+    "GeNNBinary",
+    "GeNNEvaluation",
+    "GeNNTraining",
+    "GeNNTrainingResult",
+    "GeNNTrainingSimulation",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +157,26 @@ class GeNNTrainingResult:
     build_time_s: float
     simulation_time_s: float
     device: str
+
+
+@dataclass(frozen=True)
+class GeNNBinary:
+    """A compiled GeNN training project that :meth:`GeNNTraining.rerun` runs again.
+
+    brian2genn has no ``run_args``, but its binary reads every learned parameter and every
+    per-sample table from ``static_arrays/`` files when it starts and writes the results to
+    ``results/``. ``inputs`` maps each input (``object.variable`` or table name) to its file
+    and size, ``outputs`` each output to its result file; ``size`` is the number of samples
+    per run, ``run_duration`` the run's length in seconds and ``gpu`` whether it was built
+    for GeNN's CUDA backend.
+    """
+
+    project: Path
+    run_duration: float
+    size: int
+    gpu: bool
+    inputs: dict[str, tuple[Path, int]]
+    outputs: dict[str, Path]
 
 
 @dataclass
@@ -382,22 +412,13 @@ class GeNNTraining:
         )
         return forward, backward
 
-    def _define(
-        self,
-        inputs: FloatArray,
-        labels: FloatArray,
-        learning_rates: FloatArray,
-        real_samples: FloatArray,
-    ) -> _Objects:
+    def _define(self, values: dict[str, FloatArray]) -> _Objects:
         net = self.network
         tables = {
-            "real_samples": TimedArray(real_samples, dt=self.sample_duration, name="real_samples"),
-            "sample_inputs": TimedArray(inputs, dt=self.sample_duration, name="sample_inputs"),
-            "sample_labels": TimedArray(labels, dt=self.sample_duration, name="sample_labels"),
-            "learning_rates": TimedArray(
-                learning_rates, dt=self.sample_duration, name="learning_rates"
-            ),
+            name: TimedArray(table, dt=self.sample_duration, name=name)
+            for name, table in values.items()
         }
+        n_runs = len(values["real_samples"])
         namespace = self._namespace(tables)
         every_sample = {"dt": self.sample_duration, "when": "start"}
         # brian2genn recognises a run_regularly operation by '_run_regularly' in its name and
@@ -549,7 +570,7 @@ class GeNNTraining:
             name="spide_training_genn",
         )
         network.schedule = list(GENN_SCHEDULE)
-        network.run(len(inputs) * self.sample_duration, namespace={})
+        network.run(n_runs * self.sample_duration, namespace={})
         return _Objects(
             network=network,
             layers=layers,
@@ -565,16 +586,22 @@ class GeNNTraining:
 
     # ------------------------------------------------------------------ inputs
     def _tables(
-        self, owner: str, inputs: Any, labels: Any, learning_rate: Any
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Inputs, one-hot labels, learning rates and real-sample flags, padded.
+        self, owner: str, inputs: Any, labels: Any, learning_rate: Any, size: int | None = None
+    ) -> dict[str, FloatArray]:
+        """Per-sample tables of a run: inputs, one-hot labels, learning rates, real flags.
 
         The run starts with one padding sample (zero input, learning rate 0, not counted in
-        the statistics): its last step sends the first real sample's input.
+        the statistics): its last step sends the first real sample's input. With ``size``,
+        more padding samples at the end fill the run to ``size`` real-sample slots.
         """
         net = self.network
         array = net.check_inputs(inputs, owner=owner)
         n_samples = len(array)
+        size = n_samples if size is None else size
+        if n_samples > size:
+            raise ValidationError(
+                f"{owner}: at most {size} samples per run of this build, got {n_samples}."
+            )
         truth = np.asarray(labels)
         if (
             truth.shape != (n_samples,)
@@ -591,11 +618,18 @@ class GeNNTraining:
                 f"{owner}: learning_rate must be finite and >= 0, got values in "
                 f"[{rates.min()}, {rates.max()}]."
             )
-        onehot = np.zeros((n_samples + 1, net.n_classes))
-        onehot[np.arange(1, n_samples + 1), truth] = 1.0
-        padded = np.zeros((n_samples + 1, net.n_inputs))
-        padded[1:] = array
-        return padded, onehot, np.concatenate([[0.0], rates]), np.r_[0.0, np.ones(n_samples)]
+        real = slice(1, n_samples + 1)
+        tables = {
+            "sample_inputs": np.zeros((size + 1, net.n_inputs)),
+            "sample_labels": np.zeros((size + 1, net.n_classes)),
+            "learning_rates": np.zeros(size + 1),
+            "real_samples": np.zeros(size + 1),
+        }
+        tables["sample_inputs"][real] = array
+        tables["sample_labels"][np.arange(1, n_samples + 1), truth] = 1.0
+        tables["learning_rates"][real] = rates
+        tables["real_samples"][real] = 1.0
+        return tables
 
     # ------------------------------------------------------------------ devices
     def generate(
@@ -625,7 +659,7 @@ class GeNNTraining:
         target = Path(directory).resolve()
         start = time.perf_counter()
         with genn_device(target, dt=self.network.dt, use_GPU=use_GPU, compile_and_run=False):
-            self._define(*tables)
+            self._define(tables)
         self.generate_time_s = time.perf_counter() - start
         return target
 
@@ -663,20 +697,115 @@ class GeNNTraining:
             GeNN build fails.
         """
         owner = "GeNNTraining.run"
-        tables = self._tables(owner, inputs, labels, learning_rate)
-        check_genn_available(owner)
-        start = time.perf_counter()
-        with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU):
-            objects = self._define(*tables)
-            simulation = float(getattr(get_device(), "_last_run_time", 0.0))
-            result = self._read_back(
-                objects,
-                len(tables[0]) - 1,
-                device="genn (GPU)" if use_GPU else "genn (CPU)",
-                build_time_s=time.perf_counter() - start,
-                simulation_time_s=simulation,
-            )
+        result, _ = self._build_and_run(
+            owner,
+            self._tables(owner, inputs, labels, learning_rate),
+            len(inputs),
+            directory=directory,
+            use_GPU=use_GPU,
+        )
         return result
+
+    def build(
+        self,
+        inputs: Any,
+        labels: Any,
+        learning_rate: Any,
+        *,
+        size: int,
+        directory: str | os.PathLike[str],
+        use_GPU: bool = False,
+    ) -> tuple[GeNNTrainingResult, GeNNBinary]:
+        """Build a GeNN project for runs of ``size`` samples, run it on these samples.
+
+        Like :meth:`run`, and keeps the compiled project so that :meth:`rerun` can train on
+        further samples without building again. Fewer than ``size`` samples are padded with
+        samples of learning rate 0, which change nothing.
+
+        Returns
+        -------
+        (GeNNTrainingResult, GeNNBinary)
+        """
+        owner = "GeNNTraining.build"
+        tables = self._tables(owner, inputs, labels, learning_rate, size=size)
+        result, binary = self._build_and_run(
+            owner, tables, len(inputs), directory=directory, use_GPU=use_GPU, keep=True
+        )
+        assert binary is not None
+        return result, binary
+
+    def _build_and_run(
+        self,
+        owner: str,
+        tables: dict[str, FloatArray],
+        n_samples: int,
+        *,
+        directory: str | os.PathLike[str] | None,
+        use_GPU: bool,
+        keep: bool = False,
+    ) -> tuple[GeNNTrainingResult, GeNNBinary | None]:
+        check_genn_available(owner)
+        learned = self._learned_arrays()
+        start = time.perf_counter()
+        binary = None
+        with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU) as project:
+            objects = self._define(tables)
+            simulation = float(getattr(get_device(), "_last_run_time", 0.0))
+            if keep:
+                binary = self._binary(owner, objects, project, tables, learned, use_GPU)
+            outputs = self._collect(objects)
+        result = self._apply(
+            outputs,
+            n_samples,
+            device="genn (GPU)" if use_GPU else "genn (CPU)",
+            build_time_s=time.perf_counter() - start,
+            simulation_time_s=simulation,
+        )
+        return result, binary
+
+    def rerun(
+        self, binary: GeNNBinary, inputs: Any, labels: Any, learning_rate: Any
+    ) -> GeNNTrainingResult:
+        """Train on more samples with a project :meth:`build` compiled; update the network.
+
+        The network's current weights and the samples' tables replace the project's input
+        files (every file is checked to have the size the binary reads), the binary runs, and
+        the trained weights are read from its result files. At most ``binary.size`` samples.
+        """
+        owner = "GeNNTraining.rerun"
+        tables = self._tables(owner, inputs, labels, learning_rate, size=binary.size)
+        values = {**tables, **self._learned_arrays()}
+        for key, (path, size) in binary.inputs.items():
+            array = np.ascontiguousarray(values[key], dtype=np.float64).ravel()
+            if array.size != size:
+                raise DeviceError(
+                    f"{owner}: {key} has {array.size} values, the compiled project in "
+                    f"{binary.project} reads {size}; build again for this network."
+                )
+            array.tofile(path)
+        start = time.perf_counter()
+        completed = subprocess.run(
+            ["./main", "test", repr(binary.run_duration)],
+            cwd=binary.project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise DeviceError(
+                f"{owner}: the GeNN binary in {binary.project} failed (exit status "
+                f"{completed.returncode}): {(completed.stdout + completed.stderr)[-2000:]}"
+            )
+        wall = time.perf_counter() - start
+        info = (binary.project / "results" / "last_run_info.txt").read_text().split()
+        outputs = {key: np.fromfile(path, dtype=np.float64) for key, path in binary.outputs.items()}
+        return self._apply(
+            outputs,
+            len(inputs),
+            device="genn (GPU)" if binary.gpu else "genn (CPU)",
+            build_time_s=wall,
+            simulation_time_s=float(info[0]),
+        )
 
     def run_on_runtime(
         self, inputs: Any, labels: Any, learning_rate: Any, *, target: str = "numpy"
@@ -694,11 +823,11 @@ class GeNNTraining:
         try:
             with devices.runtime_target(target):
                 defaultclock.dt = self.network.dt
-                objects = self._define(*tables)
+                objects = self._define(tables)
                 elapsed = time.perf_counter() - start
-                return self._read_back(
-                    objects,
-                    len(tables[0]) - 1,
+                return self._apply(
+                    self._collect(objects),
+                    len(inputs),
                     device=f"{target} (brian2genn schedule)",
                     build_time_s=elapsed,
                     simulation_time_s=elapsed,
@@ -707,44 +836,127 @@ class GeNNTraining:
             defaultclock.dt = saved_dt
 
     # ------------------------------------------------------------------ results
-    def _read_back(
+    def _learned_arrays(self) -> dict[str, FloatArray]:
+        """The network's learned parameters as the build stores them, by ``object.variable``.
+
+        Weights are flat in the synapses' order (pre-major); with transposed feedback, every
+        ``*_back.w_back`` is the transpose of its forward matrix.
+        """
+        net = self.network
+        arrays = {"input_synapses.w": matrix_to_synapses(net.input_weights)}
+        matrices = [(f"forward_{k + 1}", w) for k, w in enumerate(net.forward_weights)]
+        matrices += [("feedback", net.feedback_weights), ("readout_synapses", net.readout_weights)]
+        for name, weights in matrices:
+            arrays[f"{name}.w"] = matrix_to_synapses(weights)
+            if self.plasticity.feedback == "transpose":
+                back = "readout_back" if name == "readout_synapses" else f"{name}_back"
+                arrays[f"{back}.w_back"] = matrix_to_synapses(np.ascontiguousarray(weights.T))
+        for k, biases in enumerate(net.biases):
+            arrays[f"layer_{k + 1}.b"] = np.asarray(biases, dtype=np.float64)
+        arrays["readout.d"] = np.asarray(net.readout_bias, dtype=np.float64)
+        return arrays
+
+    def _output_keys(self) -> list[str]:
+        counters = [
+            f"layer_{k + 1}.{name}"
+            for k in range(self.network.n_layers)
+            for name in ("spikes_total", "events_total")
+        ]
+        return [*self._learned_arrays(), *counters]
+
+    def _collect(self, objects: _Objects) -> dict[str, FloatArray]:
+        """Every output of a run (learned parameters, counters), read from the objects."""
+        outputs = {}
+        for key in self._output_keys():
+            owner, variable = key.split(".")
+            outputs[key] = np.asarray(getattr(objects.network[owner], variable)[:], dtype=float)
+        return outputs
+
+    def _binary(
         self,
+        owner: str,
         objects: _Objects,
+        project: Path,
+        tables: dict[str, FloatArray],
+        learned: dict[str, FloatArray],
+        use_GPU: bool,
+    ) -> GeNNBinary:
+        """Where the compiled project reads its inputs and writes its outputs (checked)."""
+        device = get_device()
+        inputs: dict[str, tuple[Path, int]] = {}
+        expected = {f"{name}_values": (name, table) for name, table in tables.items()}
+        for key, values in learned.items():
+            name, variable = key.split(".")
+            array = objects.network[name].variables[variable]
+            expected[f"_static_array_{device.get_array_name(array, access_data=False)}"] = (
+                key,
+                values,
+            )
+        for file, (key, values) in expected.items():
+            stored = device.static_arrays.get(file)
+            if stored is None or not np.array_equal(
+                np.ravel(stored), np.ravel(np.asarray(values, dtype=np.float64))
+            ):
+                raise DeviceError(
+                    f"{owner}: brian2genn did not store {key} as the static array {file!r}; "
+                    "this brian2genn version cannot rerun a compiled project (use run())."
+                )
+            inputs[key] = (project / "static_arrays" / file, int(np.size(stored)))
+        outputs = {}
+        for key in self._output_keys():
+            name, variable = key.split(".")
+            array = objects.network[name].variables[variable]
+            outputs[key] = project / device.get_array_filename(array)
+        return GeNNBinary(
+            project=project,
+            run_duration=float(device.run_duration),
+            size=len(tables["real_samples"]) - 1,
+            gpu=use_GPU,
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    def _apply(
+        self,
+        outputs: dict[str, FloatArray],
         n_samples: int,
         *,
         device: str,
         build_time_s: float,
         simulation_time_s: float,
     ) -> GeNNTrainingResult:
-        """Write the trained weights into the network and summarise the run."""
+        """Write the trained parameters into the network and summarise the run."""
         net = self.network
         sizes = net.layer_sizes
-        learned_back = self.plasticity.feedback == "transpose"
 
-        def matrix(synapses: Synapses, variable: str, n_post: int, n_pre: int) -> FloatArray:
-            return synapses_to_matrix(np.asarray(getattr(synapses, variable)[:]), n_post, n_pre)
+        def matrix(key: str, n_post: int, n_pre: int) -> FloatArray:
+            return synapses_to_matrix(outputs[key], n_post, n_pre)
 
-        forward = [matrix(s, "w", sizes[k + 1], sizes[k]) for k, s in enumerate(objects.forward)]
-        feedback = matrix(objects.feedback, "w", sizes[0], sizes[-1])
-        readout = matrix(objects.readout_synapses, "w", net.n_classes, sizes[-1])
+        forward = [
+            matrix(f"forward_{k + 1}.w", sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)
+        ]
+        feedback = matrix("feedback.w", sizes[0], sizes[-1])
+        readout = matrix("readout_synapses.w", net.n_classes, sizes[-1])
         mismatch = 0.0
-        if learned_back:
+        if self.plasticity.feedback == "transpose":
             pairs = [
-                (weights, matrix(s, "w_back", sizes[k], sizes[k + 1]))
-                for k, (weights, s) in enumerate(zip(forward, objects.backward, strict=True))
+                (weights, matrix(f"forward_{k + 1}_back.w_back", sizes[k], sizes[k + 1]))
+                for k, weights in enumerate(forward)
             ]
-            pairs.append((feedback, matrix(objects.feedback_back, "w_back", sizes[-1], sizes[0])))
-            pairs.append(
-                (readout, matrix(objects.readout_back, "w_back", sizes[-1], net.n_classes))
-            )
+            pairs.append((feedback, matrix("feedback_back.w_back", sizes[-1], sizes[0])))
+            pairs.append((readout, matrix("readout_back.w_back", sizes[-1], net.n_classes)))
             mismatch = max(float(np.max(np.abs(a - b.T))) for a, b in pairs)
-        layer_spikes = [float(np.sum(g.spikes_total[:])) for g in objects.layers]
-        events = sum(float(np.sum(g.events_total[:])) for g in objects.layers)
-        net.input_weights = matrix(objects.input_synapses, "w", sizes[0], net.n_inputs)
+        layer_spikes = [
+            float(np.sum(outputs[f"layer_{k + 1}.spikes_total"])) for k in range(len(sizes))
+        ]
+        events = sum(
+            float(np.sum(outputs[f"layer_{k + 1}.events_total"])) for k in range(len(sizes))
+        )
+        net.input_weights = matrix("input_synapses.w", sizes[0], net.n_inputs)
         net.forward_weights = forward
         net.readout_weights = readout
-        net.readout_bias = np.asarray(objects.readout.d[:], dtype=np.float64)
-        net.biases = [np.asarray(g.b[:], dtype=np.float64) for g in objects.layers]
+        net.readout_bias = outputs["readout.d"].copy()
+        net.biases = [outputs[f"layer_{k + 1}.b"].copy() for k in range(len(sizes))]
         net.set_learned_feedback(feedback, max_gain=self.plasticity.max_feedback_gain)
         free_tau = float(self.protocol.free_phase.duration / net.tau)
         backward_tau = float(self.perturbed.duration / net.tau)
@@ -767,18 +979,23 @@ class GeNNTraining:
 class GeNNTrainingSimulation:
     """The chunk interface of :class:`~fbsnn_brian.learning_build.TrainingSimulation` on GeNN.
 
-    Used by :class:`~fbsnn_brian.training.Trainer` with ``device='genn'``: every chunk (the
-    Trainer passes a whole epoch) is one GeNN build and run of :class:`GeNNTraining`.
+    Used by :class:`~fbsnn_brian.training.Trainer` with ``device='genn'``. The first chunk
+    builds a GeNN project for ``chunk_size`` samples (:meth:`GeNNTraining.build`); every
+    later chunk reruns its binary with new input files (:meth:`GeNNTraining.rerun`), so the
+    project is compiled once, and the feedback gain cap is applied after every chunk, as on
+    cpp_standalone.
 
     Parameters
     ----------
     network : FeedbackNetwork
     protocol : Protocol
+    chunk_size : int
+        Samples per GeNN run (shorter chunks are padded with samples that change nothing).
     use_GPU : bool
         GeNN's CUDA backend (True) or its CPU backend.
     directory : str, optional
-        Where the GeNN projects are kept (``chunk_<n>`` below it; default: temporary
-        directories, removed after each run).
+        Where the GeNN project is kept (default: a temporary directory, removed with this
+        object).
     """
 
     def __init__(
@@ -786,16 +1003,18 @@ class GeNNTrainingSimulation:
         network: FeedbackNetwork,
         protocol: Protocol,
         *,
+        chunk_size: int = 200,
         use_GPU: bool = True,
         directory: str | None = None,
     ) -> None:
         self.training = GeNNTraining(network, protocol)
+        self.chunk_size = chunk_size
         self.use_GPU = bool(use_GPU)
         self.directory = directory
         self.compile_time_s = 0.0
         #: the result of the last chunk
         self.last_result: GeNNTrainingResult | None = None
-        self._chunks = 0
+        self._binary: GeNNBinary | None = None
         self._dropout_rng = np.random.default_rng([network.seed, 7])
 
     @property
@@ -824,22 +1043,31 @@ class GeNNTrainingSimulation:
         learning_rate: float | FloatArray,
         apply_after: NDArray[np.bool_] | None = None,
     ) -> Any:
-        """Train on ``inputs`` in one GeNN build; return its ChunkStatistics."""
+        """Train on ``inputs`` (at most ``chunk_size`` samples); return ChunkStatistics."""
         from fbsnn_brian.learning_build import ChunkStatistics
 
         del apply_after  # batch_size is 1 on GeNN: every sample's update is applied
-        directory = None if self.directory is None else f"{self.directory}/chunk_{self._chunks}"
         start = time.perf_counter()
-        result = self.training.run(
-            inputs, labels, learning_rate, directory=directory, use_GPU=self.use_GPU
-        )
-        self._chunks += 1
+        if self._binary is None:
+            directory = self.directory
+            if directory is None:
+                directory = tempfile.mkdtemp(prefix="fbsnn_genn_")
+                weakref.finalize(self, shutil.rmtree, directory, True)
+            result, self._binary = self.training.build(
+                inputs,
+                labels,
+                learning_rate,
+                size=self.chunk_size,
+                directory=directory,
+                use_GPU=self.use_GPU,
+            )
+            # code generation and GeNN's compilation: everything but the first run's loop
+            self.compile_time_s = result.build_time_s - result.simulation_time_s
+        else:
+            result = self.training.rerun(self._binary, inputs, labels, learning_rate)
         self.last_result = result
-        # everything but the simulation loop: code generation and GeNN's compilation
-        self.compile_time_s += result.build_time_s - result.simulation_time_s
-        logger.info(
-            "GeNN chunk of %d samples: %.1f s build and run, %.1f s simulation, "
-            "transport mismatch %.3g",
+        logger.debug(
+            "GeNN chunk of %d samples: %.2f s, of which %.2f s simulation; transport mismatch %.3g",
             len(inputs),
             result.build_time_s,
             result.simulation_time_s,

@@ -88,9 +88,10 @@ class Trainer:
         ``[FreePhase, PerturbedPhase]`` with a :class:`~fbsnn_brian.learning.SPIDEPlasticity`.
     device : {'cpp_standalone', 'runtime', 'numpy', 'cython', 'genn'}
         cpp_standalone compiles each simulation once and reuses the binary for every chunk,
-        epoch and evaluation. ``'genn'`` (brian2genn and GeNN, SPIDE only) trains each epoch
-        in one GeNN build (:mod:`fbsnn_brian.genn_training`) and evaluates in another
-        (:class:`~fbsnn_brian.genn.GeNNFreeRun`); ``chunk_size`` is then not used.
+        epoch and evaluation. ``'genn'`` (brian2genn and GeNN, SPIDE only) compiles the
+        training project once and reruns it for every chunk
+        (:class:`~fbsnn_brian.genn_training.GeNNTrainingSimulation`); each evaluation is a
+        GeNN build of its own (:class:`~fbsnn_brian.genn.GeNNFreeRun`).
     chunk_size : int
         Samples per Brian2 run.
     schedule : {'constant', 'cosine'}
@@ -189,7 +190,11 @@ class Trainer:
                     "train the other rules on runtime or cpp_standalone."
                 )
             self._train = GeNNTrainingSimulation(
-                network, protocol, use_GPU=self.use_gpu, directory=train_directory
+                network,
+                protocol,
+                chunk_size=self.chunk_size,
+                use_GPU=self.use_gpu,
+                directory=train_directory,
             )
         elif rule.in_simulation:
             self._train = TrainingSimulation(
@@ -358,8 +363,7 @@ class Trainer:
 
         records = state.records
         n_samples = len(array)
-        # GeNN trains a whole epoch in one build (one run per build, no run_args)
-        chunk = n_samples if self.device == "genn" else self.chunk_size
+        chunk = self.chunk_size
         n_chunks = math.ceil(n_samples / chunk)
         done = state.epoch * n_chunks + math.ceil(state.next_sample / chunk)
         bar = tqdm(

@@ -222,18 +222,67 @@ def test_genn_training_reproduces_the_runtime_definition(
 @pytest.mark.genn
 @needs_brian2genn
 @needs_genn
+def test_a_compiled_genn_project_reruns_chunk_after_chunk(
+    tmp_path: Path, digits_inputs: np.ndarray, digits_labels: np.ndarray
+) -> None:
+    from fbsnn_brian.genn_training import GeNNTrainingSimulation
+
+    schedule = protocol()
+    on_genn, reference = network([12, 8]), network([12, 8])
+    genn = GeNNTrainingSimulation(
+        on_genn, schedule, chunk_size=6, use_GPU=False, directory=str(tmp_path / "p")
+    )
+    numpy = TrainingSimulation(reference, schedule, device="numpy", chunk_size=6)
+    for first, last in [(0, 6), (6, 12), (12, 16)]:  # the last chunk is padded
+        rates = np.linspace(0.02, 0.05, last - first)
+        chunk = (digits_inputs[first:last], digits_labels[first:last], rates)
+        got, expected = genn.train_chunk(*chunk), numpy.train_chunk(*chunk)
+        assert got.forward_rate == pytest.approx(expected.forward_rate, rel=1e-12)
+        assert got.backward_rate == pytest.approx(expected.backward_rate, rel=1e-12)
+        for name, weights in reference.weight_arrays().items():
+            np.testing.assert_allclose(
+                on_genn.weight_arrays()[name], weights, rtol=0, atol=1e-12, err_msg=name
+            )
+    assert genn.last_result is not None and genn.last_result.n_samples == 4
+    # the reruns did not build again: a rerun takes a fraction of the build
+    assert genn.last_result.build_time_s < 0.5 * genn.compile_time_s
+
+
+def test_rerun_refuses_more_samples_than_the_build_holds(
+    digits_inputs: np.ndarray, digits_labels: np.ndarray, tmp_path: Path
+) -> None:
+    from fbsnn_brian.genn_training import GeNNBinary
+
+    training = GeNNTraining(network([6]), protocol())
+    binary = GeNNBinary(
+        project=tmp_path, run_duration=1.0, size=2, gpu=False, inputs={}, outputs={}
+    )
+    with pytest.raises(ValidationError, match="at most 2 samples per run of this build, got 3"):
+        training.rerun(binary, digits_inputs[:3], digits_labels[:3], 0.01)
+
+
+@pytest.mark.genn
+@needs_brian2genn
+@needs_genn
 def test_trainer_on_genn_equals_trainer_on_runtime_epoch_by_epoch(
     digits_inputs: np.ndarray, digits_labels: np.ndarray
 ) -> None:
-    # Two epochs (shuffled, cosine schedule), each one GeNN training build plus one GeNN
-    # evaluation build, against the same Trainer on Brian2's runtime device.
+    # Two epochs (shuffled, cosine schedule, three chunks each: the GeNN project is built
+    # once and rerun, the feedback cap applied after every chunk; one GeNN evaluation build
+    # per epoch) against the same Trainer on Brian2's runtime device.
     data = (digits_inputs[:120], digits_labels[:120])
     validation = (digits_inputs[-80:], digits_labels[-80:])
     schedule = protocol(learning_rate=0.04)
     nets = {device: network([16]) for device in ("genn", "numpy")}
     histories = {
         device: Trainer(
-            net, schedule, device=device, use_gpu=False, schedule="cosine", progress=False
+            net,
+            schedule,
+            device=device,
+            use_gpu=False,
+            schedule="cosine",
+            chunk_size=50,  # chunks of 50, 50 and 20: one GeNN build, then reruns
+            progress=False,
         ).fit(*data, epochs=2, validation=validation)
         for device, net in nets.items()
     }
