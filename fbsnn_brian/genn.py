@@ -125,7 +125,7 @@ _INSTALL_HINT = (
     "(pip install 'brian2genn==1.7.0' 'brian2<2.6' 'numpy<2'), and GeNN 4.x "
     "(https://github.com/genn-team/genn/releases, e.g. 4.9.0; without CUDA it runs on the "
     "CPU) with the environment variable GENN_PATH set to its directory; "
-    "GeNNFreeRun.generate() writes the project without GeNN."
+    "'fbsnn build --device genn' writes a GeNN project without GeNN."
 )
 
 
