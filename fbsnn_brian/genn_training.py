@@ -16,7 +16,9 @@ Each sample lasts ``F + B + 4`` steps (F free-phase steps, B perturbed-phase ste
 step in the sample     what happens
 ====================  =================================================================
 0                      host ``run_regularly``: load the input, label and learning rate,
-                       reset membranes and counters
+                       reset membranes and counters; the input spikes sent at the last
+                       step of the previous sample arrive and add ``F x`` to layer 1's
+                       constant input (the run starts with one padding sample for that)
 0 .. F-1               free phase: forward spikes (``v >= V_th``), counted by each neuron
                        and, per synapse, by the synapses they cross
 F, F+1                 the readout settles: ``o`` (step F), the softmax denominator
@@ -24,7 +26,8 @@ F, F+1                 the readout settles: ``o`` (step F), the softmax denomina
 F+2 .. F+B+1           perturbed phase: the error units integrate ``s g`` and the events
                        arriving through the transposed weights
 F+B+2                  every neuron emits one *update spike*; its reset updates the bias
-F+B+3                  the update spikes arrive: every synapse applies its SPIDE update
+F+B+3                  the update spikes arrive: every synapse applies its SPIDE update;
+                       every input neuron fires, for the next sample's input
 ====================  =================================================================
 
 The perturbed phase starts two steps after the free phase ends because a summed variable
@@ -58,11 +61,19 @@ from the same values, once per sample; the module measures that they stay equal 
 synaptic copy ``x`` loaded per sample. Biases are updated by the update spike's reset, the
 readout bias by the readout's.
 
-Supported: IF and LIF neurons with the ideal biophysics (or Dale's law's signs), current input
-coding, the average rate estimate, online SGD (``batch_size`` 1, no momentum), transposed or
-random feedback, cross-entropy or MSE. The feedback gain cap
-(``max_feedback_gain``) is applied when the weights are read back after the run, not after
-every chunk of samples.
+Compiled once. brian2genn allows one run per build and has no ``run_args``, but the binary
+it builds reads every learned parameter and every per-sample table from ``static_arrays/``
+files when it starts. :meth:`GeNNTraining.build` therefore builds a project for a fixed
+number of samples and records, for each input, the file the binary reads (checked against
+the value the build stored) and, for each output, the file it writes;
+:meth:`GeNNTraining.rerun` writes new weights and samples into those files (sizes checked)
+and runs the binary again. :class:`GeNNTrainingSimulation` uses this for the Trainer's chunks,
+and applies the feedback gain cap (``max_feedback_gain``) after every chunk, as
+TrainingSimulation does.
+
+Supported: IF and LIF neurons with the ideal biophysics, current input coding, the average
+rate estimate, online SGD (``batch_size`` 1, no momentum, no input dropout), transposed or
+random feedback, cross-entropy or MSE. Other settings, Dale's law included, are refused.
 """
 
 from __future__ import annotations
@@ -197,8 +208,8 @@ class GeNNTraining:
     """SPIDE training of a FeedbackNetwork on GeNN: every sample of a call in one GeNN run.
 
     The module docstring explains how the training network is restated for brian2genn.
-    Each call of :meth:`run` is one GeNN build (code generation, compilation, run), because
-    brian2genn allows one run per build and has no ``run_args``.
+    Each call of :meth:`run` is one GeNN build (code generation, compilation, run);
+    :meth:`build` keeps the compiled project for :meth:`rerun`.
 
     Parameters
     ----------
