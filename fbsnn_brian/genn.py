@@ -69,6 +69,7 @@ import io
 import logging
 import os
 import re
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -101,11 +102,14 @@ from fbsnn_brian.validation import check_choice
 
 __all__ = [
     "GENN_SCHEDULE",
+    "GeNNBinary",
     "GeNNFreeRun",
     "check_genn_available",
     "check_ideal_biophysics",
     "genn_build",
     "genn_device",
+    "record_binary",
+    "rerun_binary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -238,6 +242,116 @@ def genn_build(
                 raise DeviceError(
                     f"{owner}: the GeNN build in {target} failed: {error}{hint}"
                 ) from error
+
+
+@dataclass(frozen=True)
+class GeNNBinary:
+    """A compiled GeNN project that :func:`rerun_binary` runs again with new inputs.
+
+    brian2genn has no ``run_args``, but the binary it builds reads every array assigned
+    before the run and every TimedArray from ``static_arrays/`` files when it starts, and
+    writes every variable to ``results/`` at the end. ``inputs`` maps each input (a table
+    name, or ``object.variable``) to its file and size, ``outputs`` each output
+    (``object.variable``) to its result file and dtype; ``size`` is the number of samples per
+    run, ``run_duration`` the run's length in seconds and ``gpu`` whether the project was
+    built for GeNN's CUDA backend.
+    """
+
+    project: Path
+    run_duration: float
+    size: int
+    gpu: bool
+    inputs: dict[str, tuple[Path, int]]
+    outputs: dict[str, tuple[Path, str]]
+
+
+def record_binary(
+    owner: str,
+    network: Network,
+    project: Path,
+    *,
+    tables: dict[str, NDArray[np.float64]],
+    learned: dict[str, NDArray[np.float64]],
+    outputs: list[str],
+    size: int,
+    gpu: bool,
+) -> GeNNBinary:
+    """Where a project just built and run reads its inputs and writes its outputs.
+
+    Call inside :func:`genn_build`, after the run. ``tables`` are the TimedArrays (by name)
+    and ``learned`` the arrays assigned to ``object.variable`` before the run, with the
+    values they were given: each must be stored under the file name this function expects,
+    with exactly those values, or a DeviceError says that this brian2genn version cannot
+    rerun a project. ``size`` is the number of samples a run of the project holds.
+    """
+    device = get_device()
+    expected = {f"{name}_values": (name, table) for name, table in tables.items()}
+    for key, values in learned.items():
+        name, variable = key.split(".")
+        array = network[name].variables[variable]
+        expected[f"_static_array_{device.get_array_name(array, access_data=False)}"] = (
+            key,
+            values,
+        )
+    inputs: dict[str, tuple[Path, int]] = {}
+    for file, (key, values) in expected.items():
+        stored = device.static_arrays.get(file)
+        if stored is None or not np.array_equal(
+            np.ravel(stored), np.ravel(np.asarray(values, dtype=np.float64))
+        ):
+            raise DeviceError(
+                f"{owner}: brian2genn did not store {key} as the static array {file!r}; "
+                "this brian2genn version cannot rerun a compiled project."
+            )
+        inputs[key] = (project / "static_arrays" / file, int(np.size(stored)))
+    results = {}
+    for key in outputs:
+        name, variable = key.split(".")
+        array = network[name].variables[variable]
+        results[key] = (project / device.get_array_filename(array), np.dtype(array.dtype).str)
+    return GeNNBinary(
+        project=project,
+        run_duration=float(device.run_duration),
+        size=size,
+        gpu=gpu,
+        inputs=inputs,
+        outputs=results,
+    )
+
+
+def rerun_binary(
+    owner: str, binary: GeNNBinary, values: dict[str, Any]
+) -> tuple[dict[str, NDArray[Any]], float, float]:
+    """Run a compiled project again with new inputs; return (outputs, wall s, simulation s).
+
+    Every input file is rewritten from ``values`` (float64, checked against the size the
+    binary reads: a binary given an array of the wrong size would read garbage silently).
+    """
+    for key, (path, size) in binary.inputs.items():
+        array = np.ascontiguousarray(values[key], dtype=np.float64).ravel()
+        if array.size != size:
+            raise DeviceError(
+                f"{owner}: {key} has {array.size} values, the compiled project in "
+                f"{binary.project} reads {size}; build again for this network."
+            )
+        array.tofile(path)
+    start = time.perf_counter()
+    completed = subprocess.run(
+        ["./main", "test", repr(binary.run_duration)],
+        cwd=binary.project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise DeviceError(
+            f"{owner}: the GeNN binary in {binary.project} failed (exit status "
+            f"{completed.returncode}): {(completed.stdout + completed.stderr)[-2000:]}"
+        )
+    wall = time.perf_counter() - start
+    info = (binary.project / "results" / "last_run_info.txt").read_text().split()
+    outputs = {key: np.fromfile(path, dtype=dtype) for key, (path, dtype) in binary.outputs.items()}
+    return outputs, wall, float(info[0])
 
 
 def check_ideal_biophysics(network: FeedbackNetwork, owner: str = "GeNNFreeRun") -> None:
@@ -560,6 +674,73 @@ class GeNNFreeRun:
         self.build_time_s = time.perf_counter() - start
         return self._recording(array, spikes, device="genn", wall_time_s=self.build_time_s)
 
+    def build(
+        self,
+        inputs: Any,
+        *,
+        directory: str | os.PathLike[str],
+        use_GPU: bool = False,
+    ) -> tuple[SpikeRecording, GeNNBinary]:
+        """Build a project for runs of ``len(inputs)`` samples, run it on ``inputs``.
+
+        Like :meth:`run`, and keeps the compiled project in ``directory`` so that
+        :meth:`rerun` can simulate other inputs, or the same with new weights, without
+        building again.
+
+        Returns
+        -------
+        (SpikeRecording, GeNNBinary)
+        """
+        owner = "GeNNFreeRun.build"
+        array = self._check_inputs(owner, inputs)
+        check_genn_available(owner)
+        learned = self._learned_arrays()
+        start = time.perf_counter()
+        with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU) as project:
+            objects = self._define(array)
+            spikes = self._spikes(objects, len(array))
+            self.simulation_time_s = float(getattr(get_device(), "_last_run_time", 0.0))
+            binary = record_binary(
+                owner,
+                objects.network,
+                project,
+                tables={"sample_inputs": array},
+                learned=learned,
+                outputs=self._output_keys(),
+                size=len(array),
+                gpu=use_GPU,
+            )
+        self.build_time_s = time.perf_counter() - start
+        recording = self._recording(array, spikes, device="genn", wall_time_s=self.build_time_s)
+        return recording, binary
+
+    def rerun(self, binary: GeNNBinary, inputs: Any) -> SpikeRecording:
+        """Simulate ``inputs`` with a project :meth:`build` compiled, and current weights.
+
+        At most ``binary.size`` samples; fewer are padded with zero inputs, whose spikes are
+        dropped.
+        """
+        owner = "GeNNFreeRun.rerun"
+        array = self._check_inputs(owner, inputs)
+        if len(array) > binary.size:
+            raise ValidationError(
+                f"{owner}: at most {binary.size} samples per run of this build, got {len(array)}."
+            )
+        padded = np.zeros((binary.size, self.network.n_inputs))
+        padded[: len(array)] = array
+        outputs, wall, self.simulation_time_s = rerun_binary(
+            owner, binary, {"sample_inputs": padded, **self._learned_arrays()}
+        )
+        recorded = {
+            population.name: (
+                outputs[f"spikes_{population.name}.i"],
+                outputs[f"spikes_{population.name}.t"],
+            )
+            for population in self._populations()
+        }
+        spikes = self._select(recorded, len(array))
+        return self._recording(array, spikes, device="genn", wall_time_s=wall)
+
     def run_on_runtime(self, inputs: Any, *, target: str = "numpy") -> SpikeRecording:
         """Simulate the same definition on Brian2's runtime device (no GeNN needed).
 
@@ -597,15 +778,43 @@ class GeNNFreeRun:
         )
 
     # ------------------------------------------------------------------ results
+    def _learned_arrays(self) -> dict[str, NDArray[np.float64]]:
+        """The weights and biases as the build assigns them, by ``object.variable``."""
+        net = self.network
+        arrays = {"input_synapses.w": matrix_to_synapses(net.input_weights)}
+        for k, weights in enumerate(net.forward_weights):
+            arrays[f"forward_{k + 1}.w"] = matrix_to_synapses(weights)
+        arrays["feedback.w"] = matrix_to_synapses(net.feedback_weights)
+        for k, biases in enumerate(net.biases):
+            arrays[f"layer_{k + 1}.b"] = np.asarray(biases, dtype=np.float64)
+        return arrays
+
+    def _output_keys(self) -> list[str]:
+        return [
+            f"spikes_{population.name}.{variable}"
+            for population in self._populations()
+            for variable in ("i", "t")
+        ]
+
     def _spikes(
         self, objects: _Objects, n_samples: int
     ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
         """Spike (neuron index, time in s) per population, read before the device resets."""
+        recorded = {
+            name: (np.asarray(monitor.i[:]), np.asarray(monitor.t[:] / second))
+            for name, monitor in objects.monitors.items()
+        }
+        return self._select(recorded, n_samples)
+
+    def _select(
+        self, recorded: dict[str, tuple[Any, Any]], n_samples: int
+    ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """The spikes of the first ``n_samples`` samples (the rest is padding)."""
         end = n_samples * float(self.sample_duration / second)
         spikes = {}
-        for name, monitor in objects.monitors.items():
-            times = np.asarray(monitor.t[:] / second, dtype=np.float64)
-            indices = np.asarray(monitor.i[:], dtype=np.int64)
+        for name, (indices, times) in recorded.items():
+            times = np.asarray(times, dtype=np.float64)
+            indices = np.asarray(indices, dtype=np.int64)
             keep = times < end - 0.25 * float(self.network.dt / second)
             spikes[name] = (indices[keep], times[keep])
         return spikes

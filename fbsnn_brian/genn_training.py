@@ -81,7 +81,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import weakref
@@ -96,13 +95,16 @@ from numpy.typing import NDArray
 
 from fbsnn_brian import devices
 from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
-from fbsnn_brian.errors import DeviceError, ValidationError
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.genn import (
     GENN_SCHEDULE,
+    GeNNBinary,
     check_genn_available,
     check_ideal_biophysics,
     genn_build,
     genn_device,
+    record_binary,
+    rerun_binary,
 )
 from fbsnn_brian.learning_build import spide_namespace
 from fbsnn_brian.model import FeedbackNetwork
@@ -111,7 +113,6 @@ from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
 __all__ = [
-    "GeNNBinary",
     "GeNNEvaluation",
     "GeNNTraining",
     "GeNNTrainingResult",
@@ -168,26 +169,6 @@ class GeNNTrainingResult:
     build_time_s: float
     simulation_time_s: float
     device: str
-
-
-@dataclass(frozen=True)
-class GeNNBinary:
-    """A compiled GeNN training project that :meth:`GeNNTraining.rerun` runs again.
-
-    brian2genn has no ``run_args``, but its binary reads every learned parameter and every
-    per-sample table from ``static_arrays/`` files when it starts and writes the results to
-    ``results/``. ``inputs`` maps each input (``object.variable`` or table name) to its file
-    and size, ``outputs`` each output to its result file; ``size`` is the number of samples
-    per run, ``run_duration`` the run's length in seconds and ``gpu`` whether it was built
-    for GeNN's CUDA backend.
-    """
-
-    project: Path
-    run_duration: float
-    size: int
-    gpu: bool
-    inputs: dict[str, tuple[Path, int]]
-    outputs: dict[str, Path]
 
 
 @dataclass
@@ -763,7 +744,16 @@ class GeNNTraining:
             objects = self._define(tables)
             simulation = float(getattr(get_device(), "_last_run_time", 0.0))
             if keep:
-                binary = self._binary(owner, objects, project, tables, learned, use_GPU)
+                binary = record_binary(
+                    owner,
+                    objects.network,
+                    project,
+                    tables=tables,
+                    learned=learned,
+                    outputs=self._output_keys(),
+                    size=len(tables["real_samples"]) - 1,  # after the leading padding sample
+                    gpu=use_GPU,
+                )
             outputs = self._collect(objects)
         result = self._apply(
             outputs,
@@ -785,37 +775,15 @@ class GeNNTraining:
         """
         owner = "GeNNTraining.rerun"
         tables = self._tables(owner, inputs, labels, learning_rate, size=binary.size)
-        values = {**tables, **self._learned_arrays()}
-        for key, (path, size) in binary.inputs.items():
-            array = np.ascontiguousarray(values[key], dtype=np.float64).ravel()
-            if array.size != size:
-                raise DeviceError(
-                    f"{owner}: {key} has {array.size} values, the compiled project in "
-                    f"{binary.project} reads {size}; build again for this network."
-                )
-            array.tofile(path)
-        start = time.perf_counter()
-        completed = subprocess.run(
-            ["./main", "test", repr(binary.run_duration)],
-            cwd=binary.project,
-            capture_output=True,
-            text=True,
-            check=False,
+        outputs, wall, simulation = rerun_binary(
+            owner, binary, {**tables, **self._learned_arrays()}
         )
-        if completed.returncode != 0:
-            raise DeviceError(
-                f"{owner}: the GeNN binary in {binary.project} failed (exit status "
-                f"{completed.returncode}): {(completed.stdout + completed.stderr)[-2000:]}"
-            )
-        wall = time.perf_counter() - start
-        info = (binary.project / "results" / "last_run_info.txt").read_text().split()
-        outputs = {key: np.fromfile(path, dtype=np.float64) for key, path in binary.outputs.items()}
         return self._apply(
             outputs,
             len(inputs),
             device="genn (GPU)" if binary.gpu else "genn (CPU)",
             build_time_s=wall,
-            simulation_time_s=float(info[0]),
+            simulation_time_s=simulation,
         )
 
     def run_on_runtime(
@@ -882,50 +850,6 @@ class GeNNTraining:
             owner, variable = key.split(".")
             outputs[key] = np.asarray(getattr(objects.network[owner], variable)[:], dtype=float)
         return outputs
-
-    def _binary(
-        self,
-        owner: str,
-        objects: _Objects,
-        project: Path,
-        tables: dict[str, FloatArray],
-        learned: dict[str, FloatArray],
-        use_GPU: bool,
-    ) -> GeNNBinary:
-        """Where the compiled project reads its inputs and writes its outputs (checked)."""
-        device = get_device()
-        inputs: dict[str, tuple[Path, int]] = {}
-        expected = {f"{name}_values": (name, table) for name, table in tables.items()}
-        for key, values in learned.items():
-            name, variable = key.split(".")
-            array = objects.network[name].variables[variable]
-            expected[f"_static_array_{device.get_array_name(array, access_data=False)}"] = (
-                key,
-                values,
-            )
-        for file, (key, values) in expected.items():
-            stored = device.static_arrays.get(file)
-            if stored is None or not np.array_equal(
-                np.ravel(stored), np.ravel(np.asarray(values, dtype=np.float64))
-            ):
-                raise DeviceError(
-                    f"{owner}: brian2genn did not store {key} as the static array {file!r}; "
-                    "this brian2genn version cannot rerun a compiled project (use run())."
-                )
-            inputs[key] = (project / "static_arrays" / file, int(np.size(stored)))
-        outputs = {}
-        for key in self._output_keys():
-            name, variable = key.split(".")
-            array = objects.network[name].variables[variable]
-            outputs[key] = project / device.get_array_filename(array)
-        return GeNNBinary(
-            project=project,
-            run_duration=float(device.run_duration),
-            size=len(tables["real_samples"]) - 1,
-            gpu=use_GPU,
-            inputs=inputs,
-            outputs=outputs,
-        )
 
     def _apply(
         self,
@@ -1096,7 +1020,9 @@ class GeNNTrainingSimulation:
 class GeNNEvaluation:
     """The ``run`` interface of :class:`~fbsnn_brian.build.FreeRunSimulation` on GeNN.
 
-    Each call is one GeNN build of :class:`~fbsnn_brian.genn.GeNNFreeRun` (rates only).
+    The first call builds a :class:`~fbsnn_brian.genn.GeNNFreeRun` project for its number of
+    samples (rates only); later calls with as many samples or fewer rerun its binary with
+    the network's current weights, and a longer call builds again.
     """
 
     def __init__(
@@ -1110,7 +1036,15 @@ class GeNNEvaluation:
 
         self.free_run = GeNNFreeRun(network, protocol, record_spikes=False)
         self.use_GPU = bool(use_GPU)
+        self._binary: GeNNBinary | None = None
 
     def run(self, inputs: Any) -> Any:
-        """Free phase of every sample in one GeNN build; a SpikeRecording."""
-        return self.free_run.run(inputs, use_GPU=self.use_GPU)
+        """Free phase of every sample; a SpikeRecording."""
+        if self._binary is not None and len(inputs) <= self._binary.size:
+            return self.free_run.rerun(self._binary, inputs)
+        directory = tempfile.mkdtemp(prefix="fbsnn_genn_evaluation_")
+        weakref.finalize(self, shutil.rmtree, directory, True)
+        recording, self._binary = self.free_run.build(
+            inputs, directory=directory, use_GPU=self.use_GPU
+        )
+        return recording

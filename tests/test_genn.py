@@ -128,6 +128,29 @@ def test_genn_reproduces_the_runtime_free_phase_spike_for_spike(
 
 
 @needs_genn
+def test_a_compiled_free_phase_reruns_with_new_inputs_and_weights(
+    tmp_path: Path, digits_inputs: np.ndarray
+) -> None:
+    network = small_network()
+    free_run = GeNNFreeRun(network, FREE_PHASE)
+    _, binary = free_run.build(digits_inputs[:5], directory=tmp_path / "project")
+    network.input_weights = network.input_weights * 1.3  # new weights, same build
+    network.biases = [b + 0.05 for b in network.biases]
+
+    rerun = free_run.rerun(binary, digits_inputs[10:13])  # fewer samples: padded
+    expected = FreeRunSimulation(network, FREE_PHASE, device="numpy").run(digits_inputs[10:13])
+
+    dt_s = float(network.dt / second)
+    for population in expected.rates:
+        assert spike_events(rerun, population, dt_s) == spike_events(expected, population, dt_s), (
+            population
+        )
+    np.testing.assert_array_equal(rerun.readout, expected.readout)
+    with pytest.raises(ValidationError, match="at most 5 samples per run of this build"):
+        free_run.rerun(binary, digits_inputs[:6])
+
+
+@needs_genn
 def test_two_genn_builds_in_one_process(tmp_path: Path, digits_inputs: np.ndarray) -> None:
     """brian2genn allows one run per build: each call resets the device for the next."""
     free_run = GeNNFreeRun(small_network(), FREE_PHASE, record_spikes=False)
