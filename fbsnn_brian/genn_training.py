@@ -67,9 +67,10 @@ files when it starts. :meth:`GeNNTraining.build` therefore builds a project for 
 number of samples and records, for each input, the file the binary reads (checked against
 the value the build stored) and, for each output, the file it writes;
 :meth:`GeNNTraining.rerun` writes new weights and samples into those files (sizes checked)
-and runs the binary again. :class:`GeNNTrainingSimulation` uses this for the Trainer's chunks,
-and applies the feedback gain cap (``max_feedback_gain``) after every chunk, as
-TrainingSimulation does.
+and runs the binary again (:mod:`fbsnn_brian.genn_device`). The Trainer's adapter
+(:class:`fbsnn_brian.genn_trainer.GeNNTrainingSimulation`) uses this for its chunks; the
+feedback gain cap (``max_feedback_gain``) is applied after every run, as TrainingSimulation
+applies it after every chunk.
 
 Supported: IF and LIF neurons with the ideal biophysics, current input coding, the average
 rate estimate, online SGD (``batch_size`` 1, no momentum, no input dropout), transposed or
@@ -80,10 +81,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,13 +94,14 @@ from numpy.typing import NDArray
 from fbsnn_brian import devices
 from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.genn import (
+from fbsnn_brian.genn_device import (
     GENN_SCHEDULE,
     GeNNBinary,
     check_genn_available,
     check_ideal_biophysics,
     genn_build,
     genn_device,
+    import_brian2genn,
     record_binary,
     rerun_binary,
 )
@@ -112,12 +111,7 @@ from fbsnn_brian.neurons import integration_method, membrane_equations
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
-__all__ = [
-    "GeNNEvaluation",
-    "GeNNTraining",
-    "GeNNTrainingResult",
-    "GeNNTrainingSimulation",
-]
+__all__ = ["GeNNTraining", "GeNNTrainingResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -645,9 +639,7 @@ class GeNNTraining:
         """
         owner = "GeNNTraining.generate"
         tables = self._tables(owner, inputs, labels, learning_rate)
-        from fbsnn_brian.genn import _import_brian2genn
-
-        _import_brian2genn(owner)
+        import_brian2genn(owner)
         target = Path(directory).resolve()
         start = time.perf_counter()
         with genn_device(target, dt=self.network.dt, use_GPU=use_GPU, compile_and_run=False):
@@ -909,142 +901,3 @@ class GeNNTraining:
             simulation_time_s=simulation_time_s,
             device=device,
         )
-
-
-class GeNNTrainingSimulation:
-    """The chunk interface of :class:`~fbsnn_brian.learning_build.TrainingSimulation` on GeNN.
-
-    Used by :class:`~fbsnn_brian.training.Trainer` with ``device='genn'``. The first chunk
-    builds a GeNN project for ``chunk_size`` samples (:meth:`GeNNTraining.build`); every
-    later chunk reruns its binary with new input files (:meth:`GeNNTraining.rerun`), so the
-    project is compiled once, and the feedback gain cap is applied after every chunk, as on
-    cpp_standalone.
-
-    Parameters
-    ----------
-    network : FeedbackNetwork
-    protocol : Protocol
-    chunk_size : int
-        Samples per GeNN run (shorter chunks are padded with samples that change nothing).
-    use_GPU : bool
-        GeNN's CUDA backend (True) or its CPU backend.
-    directory : str, optional
-        Where the GeNN project is kept (default: a temporary directory, removed with this
-        object).
-    """
-
-    def __init__(
-        self,
-        network: FeedbackNetwork,
-        protocol: Protocol,
-        *,
-        chunk_size: int = 200,
-        use_GPU: bool = True,
-        directory: str | None = None,
-    ) -> None:
-        self.training = GeNNTraining(network, protocol)
-        self.chunk_size = chunk_size
-        self.use_GPU = bool(use_GPU)
-        self.directory = directory
-        self.compile_time_s = 0.0
-        #: the result of the last chunk
-        self.last_result: GeNNTrainingResult | None = None
-        self._binary: GeNNBinary | None = None
-        self._dropout_rng = np.random.default_rng([network.seed, 7])
-
-    @property
-    def optimizer_state(self) -> dict[str, FloatArray]:
-        """Always empty: GeNN training is plain online SGD (no state between chunks)."""
-        return {}
-
-    @optimizer_state.setter
-    def optimizer_state(self, state: dict[str, FloatArray]) -> None:
-        if state:
-            raise ValidationError(
-                "GeNNTrainingSimulation: a checkpoint with optimizer state (momentum or "
-                f"mini-batch sums: {sorted(state)}) cannot be resumed on GeNN, which trains "
-                "with plain online SGD."
-            )
-
-    @property
-    def dropout_generator(self) -> np.random.Generator:
-        """Unused (input dropout is refused on GeNN); kept for checkpoints."""
-        return self._dropout_rng
-
-    def train_chunk(
-        self,
-        inputs: FloatArray,
-        labels: NDArray[np.int64],
-        learning_rate: float | FloatArray,
-        apply_after: NDArray[np.bool_] | None = None,
-    ) -> Any:
-        """Train on ``inputs`` (at most ``chunk_size`` samples); return ChunkStatistics."""
-        from fbsnn_brian.learning_build import ChunkStatistics
-
-        del apply_after  # batch_size is 1 on GeNN: every sample's update is applied
-        start = time.perf_counter()
-        if self._binary is None:
-            directory = self.directory
-            if directory is None:
-                directory = tempfile.mkdtemp(prefix="fbsnn_genn_")
-                weakref.finalize(self, shutil.rmtree, directory, True)
-            result, self._binary = self.training.build(
-                inputs,
-                labels,
-                learning_rate,
-                size=self.chunk_size,
-                directory=directory,
-                use_GPU=self.use_GPU,
-            )
-            # code generation and GeNN's compilation: everything but the first run's loop
-            self.compile_time_s = result.build_time_s - result.simulation_time_s
-        else:
-            result = self.training.rerun(self._binary, inputs, labels, learning_rate)
-        self.last_result = result
-        logger.debug(
-            "GeNN chunk of %d samples: %.2f s, of which %.2f s simulation; transport mismatch %.3g",
-            len(inputs),
-            result.build_time_s,
-            result.simulation_time_s,
-            result.transport_mismatch,
-        )
-        return ChunkStatistics(
-            n_samples=result.n_samples,
-            wall_time_s=time.perf_counter() - start,
-            forward_rate=result.forward_rate,
-            backward_rate=result.backward_rate,
-            layer_forward_rates=result.layer_forward_rates,
-        )
-
-
-class GeNNEvaluation:
-    """The ``run`` interface of :class:`~fbsnn_brian.build.FreeRunSimulation` on GeNN.
-
-    The first call builds a :class:`~fbsnn_brian.genn.GeNNFreeRun` project for its number of
-    samples (rates only); later calls with as many samples or fewer rerun its binary with
-    the network's current weights, and a longer call builds again.
-    """
-
-    def __init__(
-        self,
-        network: FeedbackNetwork,
-        protocol: Protocol,
-        *,
-        use_GPU: bool = True,
-    ) -> None:
-        from fbsnn_brian.genn import GeNNFreeRun
-
-        self.free_run = GeNNFreeRun(network, protocol, record_spikes=False)
-        self.use_GPU = bool(use_GPU)
-        self._binary: GeNNBinary | None = None
-
-    def run(self, inputs: Any) -> Any:
-        """Free phase of every sample; a SpikeRecording."""
-        if self._binary is not None and len(inputs) <= self._binary.size:
-            return self.free_run.rerun(self._binary, inputs)
-        directory = tempfile.mkdtemp(prefix="fbsnn_genn_evaluation_")
-        weakref.finalize(self, shutil.rmtree, directory, True)
-        recording, self._binary = self.free_run.build(
-            inputs, directory=directory, use_GPU=self.use_GPU
-        )
-        return recording

@@ -27,7 +27,7 @@ from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.devices import DEVICES
 from fbsnn_brian.errors import NumericalError, ValidationError
-from fbsnn_brian.genn_training import GeNNEvaluation, GeNNTrainingSimulation
+from fbsnn_brian.genn_trainer import GeNNEvaluation, GeNNTrainingSimulation
 from fbsnn_brian.learning_build import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import Protocol
@@ -90,8 +90,8 @@ class Trainer:
         cpp_standalone compiles each simulation once and reuses the binary for every chunk,
         epoch and evaluation. ``'genn'`` (brian2genn and GeNN, SPIDE only) compiles the
         training project once and reruns it for every chunk
-        (:class:`~fbsnn_brian.genn_training.GeNNTrainingSimulation`); each evaluation is a
-        GeNN build of its own (:class:`~fbsnn_brian.genn.GeNNFreeRun`).
+        (:class:`~fbsnn_brian.genn_trainer.GeNNTrainingSimulation`), and the evaluation
+        project likewise (:class:`~fbsnn_brian.genn_trainer.GeNNEvaluation`).
     chunk_size : int
         Samples per Brian2 run.
     schedule : {'constant', 'cosine'}

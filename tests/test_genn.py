@@ -25,7 +25,8 @@ from fbsnn_brian import (
 )
 from fbsnn_brian.biophysics import Biophysics
 from fbsnn_brian.build import FreeRunSimulation
-from fbsnn_brian.genn import GENN_SCHEDULE, GeNNFreeRun
+from fbsnn_brian.genn import GeNNFreeRun
+from fbsnn_brian.genn_device import GENN_SCHEDULE
 
 pytest.importorskip("brian2genn")
 

@@ -225,7 +225,7 @@ def test_genn_training_reproduces_the_runtime_definition(
 def test_a_compiled_genn_project_reruns_chunk_after_chunk(
     tmp_path: Path, digits_inputs: np.ndarray, digits_labels: np.ndarray
 ) -> None:
-    from fbsnn_brian.genn_training import GeNNTrainingSimulation
+    from fbsnn_brian.genn_trainer import GeNNTrainingSimulation
 
     schedule = protocol()
     on_genn, reference = network([12, 8]), network([12, 8])
