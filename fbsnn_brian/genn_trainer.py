@@ -38,10 +38,11 @@ class GeNNTrainingSimulation:
     """The chunk interface of :class:`~fbsnn_brian.learning_build.TrainingSimulation` on GeNN.
 
     Used by :class:`~fbsnn_brian.training.Trainer` with ``device='genn'``. The first chunk
-    builds a GeNN project for ``chunk_size`` samples (:meth:`GeNNTraining.build`); every
-    later chunk reruns its binary with new input files (:meth:`GeNNTraining.rerun`), so the
-    project is compiled once, and the feedback gain cap is applied after every chunk, as on
-    cpp_standalone.
+    builds a GeNN project for ``chunk_size`` samples
+    (:meth:`~fbsnn_brian.genn_training.GeNNTraining.build`); every later chunk reruns its
+    binary with new input files (:meth:`~fbsnn_brian.genn_training.GeNNTraining.rerun`), so
+    the project is compiled once, and the feedback gain cap is applied after every chunk, as
+    on cpp_standalone.
 
     Parameters
     ----------
