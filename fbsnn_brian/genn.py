@@ -92,6 +92,7 @@ from fbsnn_brian.export import Population, SpikeRecording
 from fbsnn_brian.genn_device import (
     GENN_SCHEDULE,
     GeNNBinary,
+    assign_arrays,
     check_genn_available,
     check_ideal_biophysics,
     genn_build,
@@ -105,9 +106,24 @@ from fbsnn_brian.neurons import NeuronTemplate, forward_neuron, input_neuron
 from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
-__all__ = ["GeNNFreeRun"]
+__all__ = ["GeNNFreeRun", "free_phase_arrays"]
 
 logger = logging.getLogger(__name__)
+
+
+def free_phase_arrays(network: FeedbackNetwork) -> dict[str, NDArray[np.float64]]:
+    """The weights and biases a GeNN build assigns, by ``object.variable``.
+
+    Weights are flat in the synapses' order (pre-major); shared by the free-phase build and
+    the training build (:mod:`fbsnn_brian.genn_training`), which use the same object names.
+    """
+    arrays = {"input_synapses.w": matrix_to_synapses(network.input_weights)}
+    for k, weights in enumerate(network.forward_weights):
+        arrays[f"forward_{k + 1}.w"] = matrix_to_synapses(weights)
+    arrays["feedback.w"] = matrix_to_synapses(network.feedback_weights)
+    for k, biases in enumerate(network.biases):
+        arrays[f"layer_{k + 1}.b"] = np.asarray(biases, dtype=np.float64)
+    return arrays
 
 
 @dataclass
@@ -260,7 +276,6 @@ class GeNNFreeRun:
             if current_input:
                 template = self._summed_drive(template)
             group = group_of(template, size, f"layer_{k + 1}")
-            group.b = net.biases[k]
             group.t_last_spike = -net.refractory
             group.run_regularly(
                 template.sample_start,
@@ -301,16 +316,11 @@ class GeNNFreeRun:
                 "w : 1\nI_drive_post = w * x_pre : 1 (summed)",
                 "input_synapses",
             )
-        input_synapses.w = matrix_to_synapses(net.input_weights)
         objects.append(input_synapses)
 
-        for k, weights in enumerate(net.forward_weights):
-            forward = connection(layers[k], layers[k + 1], "w : 1", f"forward_{k + 1}")
-            forward.w = matrix_to_synapses(weights)
-            objects.append(forward)
-        feedback = connection(layers[-1], layers[0], "w : 1", "feedback")
-        feedback.w = matrix_to_synapses(net.feedback_weights)
-        objects.append(feedback)
+        for k in range(len(net.forward_weights)):
+            objects.append(connection(layers[k], layers[k + 1], "w : 1", f"forward_{k + 1}"))
+        objects.append(connection(layers[-1], layers[0], "w : 1", "feedback"))
 
         monitors: dict[str, SpikeMonitor] = {}
         groups = ([stimulus] if spiking_input else []) + layers
@@ -320,6 +330,7 @@ class GeNNFreeRun:
             )
         objects.extend(monitors.values())
         network = Network(*objects, name="free_run")
+        assign_arrays(network, free_phase_arrays(net))
         network.schedule = list(GENN_SCHEDULE)
         network.run(len(inputs) * self.sample_duration, namespace={})
         return _Objects(network=network, monitors=monitors)
@@ -427,7 +438,7 @@ class GeNNFreeRun:
         owner = "GeNNFreeRun.build"
         array = self._check_inputs(owner, inputs)
         check_genn_available(owner)
-        learned = self._learned_arrays()
+        learned = free_phase_arrays(self.network)
         start = time.perf_counter()
         with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU) as project:
             objects = self._define(array)
@@ -462,7 +473,7 @@ class GeNNFreeRun:
         padded = np.zeros((binary.size, self.network.n_inputs))
         padded[: len(array)] = array
         outputs, wall, self.simulation_time_s = rerun_binary(
-            owner, binary, {"sample_inputs": padded, **self._learned_arrays()}
+            owner, binary, {"sample_inputs": padded, **free_phase_arrays(self.network)}
         )
         recorded = {
             population.name: (
@@ -511,17 +522,6 @@ class GeNNFreeRun:
         )
 
     # ------------------------------------------------------------------ results
-    def _learned_arrays(self) -> dict[str, NDArray[np.float64]]:
-        """The weights and biases as the build assigns them, by ``object.variable``."""
-        net = self.network
-        arrays = {"input_synapses.w": matrix_to_synapses(net.input_weights)}
-        for k, weights in enumerate(net.forward_weights):
-            arrays[f"forward_{k + 1}.w"] = matrix_to_synapses(weights)
-        arrays["feedback.w"] = matrix_to_synapses(net.feedback_weights)
-        for k, biases in enumerate(net.biases):
-            arrays[f"layer_{k + 1}.b"] = np.asarray(biases, dtype=np.float64)
-        return arrays
-
     def _output_keys(self) -> list[str]:
         return [
             f"spikes_{population.name}.{variable}"

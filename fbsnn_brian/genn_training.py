@@ -94,9 +94,11 @@ from numpy.typing import NDArray
 from fbsnn_brian import devices
 from fbsnn_brian.build import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.genn import free_phase_arrays
 from fbsnn_brian.genn_device import (
     GENN_SCHEDULE,
     GeNNBinary,
+    assign_arrays,
     check_genn_available,
     check_ideal_biophysics,
     genn_build,
@@ -163,20 +165,6 @@ class GeNNTrainingResult:
     build_time_s: float
     simulation_time_s: float
     device: str
-
-
-@dataclass
-class _Objects:
-    network: Network
-    layers: list[NeuronGroup]
-    readout: NeuronGroup
-    input_synapses: Synapses
-    forward: list[Synapses]
-    backward: list[Synapses]
-    feedback: Synapses
-    feedback_back: Synapses
-    readout_synapses: Synapses
-    readout_back: Synapses
 
 
 class GeNNTraining:
@@ -336,7 +324,6 @@ class GeNNTraining:
             order=-1,
             name=f"layer_{k + 1}_run_regularly_sample_start",
         )
-        group.b = net.biases[k]
         group.t_last_spike = -net.refractory
         group.t_last_error = -net.tau
         return group
@@ -358,12 +345,15 @@ class GeNNTraining:
         self,
         source: NeuronGroup,
         target: NeuronGroup,
-        weights: FloatArray,
         back_weights: FloatArray | None,
         name: str,
         namespace: dict[str, Any],
     ) -> tuple[Synapses, Synapses]:
-        """Forward synapses (source -> target) and their transposed copy (target -> source)."""
+        """Forward synapses (source -> target) and their transposed copy (target -> source).
+
+        The learned weights are assigned later (:meth:`_learned_arrays`); only fixed random
+        ``back_weights`` (no weight transport) are set here.
+        """
         learned_back = back_weights is None
         forward = Synapses(
             source,
@@ -376,7 +366,6 @@ class GeNNTraining:
         )
         pre, post = all_to_all(len(source), len(target))
         forward.connect(i=pre, j=post)
-        forward.w = matrix_to_synapses(weights)
         backward = Synapses(
             target,
             source,
@@ -393,12 +382,11 @@ class GeNNTraining:
         )
         pre, post = all_to_all(len(target), len(source))
         backward.connect(i=pre, j=post)
-        backward.w_back = matrix_to_synapses(
-            np.ascontiguousarray(weights.T if back_weights is None else back_weights.T)
-        )
+        if back_weights is not None:
+            backward.w_back = matrix_to_synapses(np.ascontiguousarray(back_weights.T))
         return forward, backward
 
-    def _define(self, values: dict[str, FloatArray]) -> _Objects:
+    def _define(self, values: dict[str, FloatArray]) -> Network:
         net = self.network
         tables = {
             name: TimedArray(table, dt=self.sample_duration, name=name)
@@ -439,7 +427,6 @@ class GeNNTraining:
         )
         pre, post = all_to_all(net.n_inputs, net.layer_sizes[0])
         input_synapses.connect(i=pre, j=post)
-        input_synapses.w = matrix_to_synapses(net.input_weights)
         input_synapses.run_regularly(
             "x = sample_inputs(t, i)",
             order=-2,
@@ -462,7 +449,6 @@ class GeNNTraining:
             pair = self._loop_pair(
                 layers[k],
                 layers[k + 1],
-                weights,
                 back_weights(weights),
                 f"forward_{k + 1}",
                 namespace,
@@ -472,7 +458,6 @@ class GeNNTraining:
         feedback, feedback_back = self._loop_pair(
             layers[-1],
             layers[0],
-            net.feedback_weights,
             back_weights(net.feedback_weights),
             "feedback",
             namespace,
@@ -489,7 +474,6 @@ class GeNNTraining:
             namespace=namespace,
             name="readout",
         )
-        readout.d = net.readout_bias
         readout.partition = float(net.n_classes)
         readout.run_regularly(
             "label = sample_labels(t, i)\nlr = learning_rates(t)",
@@ -515,7 +499,6 @@ class GeNNTraining:
         )
         pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
         readout_synapses.connect(i=pre, j=post)
-        readout_synapses.w = matrix_to_synapses(net.readout_weights)
         readout_fixed = back_weights(net.readout_weights)
         readout_back = Synapses(
             readout,
@@ -531,11 +514,8 @@ class GeNNTraining:
         )
         pre, post = all_to_all(net.n_classes, net.layer_sizes[-1])
         readout_back.connect(i=pre, j=post)
-        readout_back.w_back = matrix_to_synapses(
-            np.ascontiguousarray(
-                (net.readout_weights if readout_fixed is None else readout_fixed).T
-            )
-        )
+        if readout_fixed is not None:
+            readout_back.w_back = matrix_to_synapses(np.ascontiguousarray(readout_fixed.T))
         # Brian2's runtime sums every summed variable before the groups update, in order; the
         # softmax denominator must read the readout of the previous step, as in GeNN.
         softmax_sum.summed_updaters["partition_post"].order = -3
@@ -555,20 +535,10 @@ class GeNNTraining:
             readout_back,
             name="spide_training_genn",
         )
+        assign_arrays(network, self._learned_arrays())
         network.schedule = list(GENN_SCHEDULE)
         network.run(n_runs * self.sample_duration, namespace={})
-        return _Objects(
-            network=network,
-            layers=layers,
-            readout=readout,
-            input_synapses=input_synapses,
-            forward=forward,
-            backward=backward,
-            feedback=feedback,
-            feedback_back=feedback_back,
-            readout_synapses=readout_synapses,
-            readout_back=readout_back,
-        )
+        return network
 
     # ------------------------------------------------------------------ inputs
     def _tables(
@@ -733,12 +703,12 @@ class GeNNTraining:
         start = time.perf_counter()
         binary = None
         with genn_build(owner, directory, dt=self.network.dt, use_GPU=use_GPU) as project:
-            objects = self._define(tables)
+            network = self._define(tables)
             simulation = float(getattr(get_device(), "_last_run_time", 0.0))
             if keep:
                 binary = record_binary(
                     owner,
-                    objects.network,
+                    network,
                     project,
                     tables=tables,
                     learned=learned,
@@ -746,7 +716,7 @@ class GeNNTraining:
                     size=len(tables["real_samples"]) - 1,  # after the leading padding sample
                     gpu=use_GPU,
                 )
-            outputs = self._collect(objects)
+            outputs = self._collect(network)
         result = self._apply(
             outputs,
             n_samples,
@@ -794,10 +764,10 @@ class GeNNTraining:
         try:
             with devices.runtime_target(target):
                 defaultclock.dt = self.network.dt
-                objects = self._define(tables)
+                network = self._define(tables)
                 elapsed = time.perf_counter() - start
                 return self._apply(
-                    self._collect(objects),
+                    self._collect(network),
                     len(inputs),
                     device=f"{target} (brian2genn schedule)",
                     build_time_s=elapsed,
@@ -810,21 +780,19 @@ class GeNNTraining:
     def _learned_arrays(self) -> dict[str, FloatArray]:
         """The network's learned parameters as the build stores them, by ``object.variable``.
 
-        Weights are flat in the synapses' order (pre-major); with transposed feedback, every
-        ``*_back.w_back`` is the transpose of its forward matrix.
+        Those of the free phase (:func:`~fbsnn_brian.genn.free_phase_arrays`), the readout,
+        and with transposed feedback every ``*_back.w_back``, the transpose of its forward
+        matrix.
         """
         net = self.network
-        arrays = {"input_synapses.w": matrix_to_synapses(net.input_weights)}
-        matrices = [(f"forward_{k + 1}", w) for k, w in enumerate(net.forward_weights)]
-        matrices += [("feedback", net.feedback_weights), ("readout_synapses", net.readout_weights)]
-        for name, weights in matrices:
-            arrays[f"{name}.w"] = matrix_to_synapses(weights)
-            if self.plasticity.feedback == "transpose":
-                back = "readout_back" if name == "readout_synapses" else f"{name}_back"
-                arrays[f"{back}.w_back"] = matrix_to_synapses(np.ascontiguousarray(weights.T))
-        for k, biases in enumerate(net.biases):
-            arrays[f"layer_{k + 1}.b"] = np.asarray(biases, dtype=np.float64)
+        arrays = free_phase_arrays(net)
+        arrays["readout_synapses.w"] = matrix_to_synapses(net.readout_weights)
         arrays["readout.d"] = np.asarray(net.readout_bias, dtype=np.float64)
+        if self.plasticity.feedback == "transpose":
+            matrices = [(f"forward_{k + 1}", w) for k, w in enumerate(net.forward_weights)]
+            matrices += [("feedback", net.feedback_weights), ("readout", net.readout_weights)]
+            for name, weights in matrices:
+                arrays[f"{name}_back.w_back"] = matrix_to_synapses(np.ascontiguousarray(weights.T))
         return arrays
 
     def _output_keys(self) -> list[str]:
@@ -835,12 +803,12 @@ class GeNNTraining:
         ]
         return [*self._learned_arrays(), *counters]
 
-    def _collect(self, objects: _Objects) -> dict[str, FloatArray]:
-        """Every output of a run (learned parameters, counters), read from the objects."""
+    def _collect(self, network: Network) -> dict[str, FloatArray]:
+        """Every output of a run (learned parameters, counters), read from its objects."""
         outputs = {}
         for key in self._output_keys():
-            owner, variable = key.split(".")
-            outputs[key] = np.asarray(getattr(objects.network[owner], variable)[:], dtype=float)
+            name, variable = key.split(".")
+            outputs[key] = np.asarray(getattr(network[name], variable)[:], dtype=np.float64)
         return outputs
 
     def _apply(

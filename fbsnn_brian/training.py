@@ -363,9 +363,8 @@ class Trainer:
 
         records = state.records
         n_samples = len(array)
-        chunk = self.chunk_size
-        n_chunks = math.ceil(n_samples / chunk)
-        done = state.epoch * n_chunks + math.ceil(state.next_sample / chunk)
+        n_chunks = math.ceil(n_samples / self.chunk_size)
+        done = state.epoch * n_chunks + math.ceil(state.next_sample / self.chunk_size)
         bar = tqdm(
             total=epochs * n_chunks,
             initial=done,
@@ -387,9 +386,9 @@ class Trainer:
                 apply_after = (positions % self.plasticity.batch_size == 0) | (
                     positions == n_samples
                 )
-                for first in range(first_sample, n_samples, chunk):
+                for first in range(first_sample, n_samples, self.chunk_size):
                     start = time.perf_counter()
-                    chosen = order[first : first + chunk]
+                    chosen = order[first : first + self.chunk_size]
                     shown = array[chosen]
                     if self.augmentation is not None:
                         shown = self.augmentation(shown, generators["augmentation"])
@@ -405,7 +404,7 @@ class Trainer:
                     self._check_health(epoch, stats)
                     bar.update(1)
                     position = first + len(chosen)
-                    if position < n_samples and (position // chunk) % checkpoint_every:
+                    if position < n_samples and (position // self.chunk_size) % checkpoint_every:
                         continue
                     if position < n_samples:
                         save(epoch, position, order)
