@@ -51,6 +51,7 @@ from brian2 import Clock, Network
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
 
+from fbsnn_brian import interrupt
 from fbsnn_brian.devices import check_no_network_operation
 from fbsnn_brian.errors import DeviceError
 
@@ -368,6 +369,8 @@ def compile_standalone(
         try:
             device.build(directory=str(project), compile=True, run=False, with_output=False)
         except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
+            # a Ctrl-C reaches the compiler too, which then fails: say so, not "install g++"
+            interrupt.check(f"while compiling the {target} simulation in {project}")
             tools = "nvcc (CUDA)" if target == "cuda_standalone" else "a C++ compiler (g++)"
             raise DeviceError(
                 f"{target}: compiling the simulation in {project} failed ({error}); {tools} and "
