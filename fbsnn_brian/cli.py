@@ -14,9 +14,42 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fbsnn_brian.errors import FbsnnError
+from fbsnn_brian.errors import FbsnnError, ValidationError
+from fbsnn_brian.interrupt import Interrupted
 
 __all__ = ["main"]
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, except where the help text already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action) or text
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Options accepted before and after the subcommand."""
+    options = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's copy sets the value only when given there
+    options.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log progress to stderr",
+    )
+    return options
+
+
+def _add(commands: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    """A subcommand parser with the global options and defaults in its help."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, formatter_class=_HelpFormatter, parents=[_global_options()], **options
+    )
+    return parser
 
 
 def _layer_sizes(text: str) -> list[int]:
@@ -32,10 +65,12 @@ def _layer_sizes(text: str) -> list[int]:
 
 
 def _add_check_parsers(commands: Any) -> None:
-    check = commands.add_parser("check", help="numerical self-checks against the reference")
+    check = _add(commands, "check", help="numerical self-checks against the reference")
     checks = check.add_subparsers(dest="check", required=True)
-    equilibrium = checks.add_parser(
-        "equilibrium", help="distance of simulated free-phase rates to the reference fixed point"
+    equilibrium = _add(
+        checks,
+        "equilibrium",
+        help="distance of simulated free-phase rates to the reference fixed point",
     )
     equilibrium.add_argument(
         "--layers", type=_layer_sizes, default=[100], help="e.g. 100 or 64,32,16"
@@ -52,9 +87,7 @@ def _add_check_parsers(commands: Any) -> None:
     )
     equilibrium.add_argument("--json", action="store_true", help="print JSON only")
 
-    gradient = checks.add_parser(
-        "gradient", help="in-simulation SPIDE update vs the exact IDE gradient"
-    )
+    gradient = _add(checks, "gradient", help="in-simulation SPIDE update vs the exact IDE gradient")
     gradient.add_argument("--layers", type=_layer_sizes, default=[64])
     gradient.add_argument("--free", type=float, default=30.0, help="free phase, in tau")
     gradient.add_argument("--perturbed", type=float, default=100.0, help="perturbed phase, in tau")
@@ -70,9 +103,22 @@ def _add_check_parsers(commands: Any) -> None:
 # flag, setting, type, help; every default is None so that a --config file can set it
 _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--dataset", "dataset", str, "digits, idx:DIR or npz:FILE"),
+    (
+        "--test-dataset",
+        "test_dataset",
+        str,
+        "a separate test set (npz:FILE or idx:DIR); the whole --dataset then trains",
+    ),
     ("--train-size", "train_size", int, "first N samples train"),
     ("--test-size", "test_size", int, "last M samples test"),
+    (
+        "--validation-size",
+        "validation_size",
+        int,
+        "last V training samples followed per epoch instead of training (0: none)",
+    ),
     ("--split-seed", "split_seed", int, "seed of the stratified split"),
+    ("--preset", "preset", str, "settings per data set: digits, mnist or generic"),
     ("--layers", "layers", _layer_sizes, "hidden layer sizes, comma-separated"),
     ("--neuron", "neuron", str, "if or lif"),
     ("--epochs", "epochs", int, "passes over the training set"),
@@ -95,26 +141,53 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 
-def _add_run_parsers(commands: Any) -> None:
-    from fbsnn_brian.runs import DEFAULTS
+def _shown_default(key: str, default: Any, preset_keys: set[str]) -> str:
+    """How the help text names a train option's default."""
+    from fbsnn_brian.presets import PRESETS
 
-    train = commands.add_parser("train", help="train with SPIDE (or another --rule)")
+    if key == "preset":
+        return "digits for digits, mnist for a 784-feature idx: set, else generic"
+    if key in preset_keys:
+        return (
+            "the preset's, "
+            + ", ".join(
+                f"{name} {','.join(map(str, value)) if isinstance(value, list) else value}"
+                for name, values in PRESETS.items()
+                for option, value in values.items()
+                if option == key
+            )
+            + ("" if all(key in values for values in PRESETS.values()) else f", else {default}")
+        )
+    if key == "chunk_size":
+        return "200 for spide, 16 for the other rules"
+    if default is None:
+        return "seeded split" if key in ("train_size", "test_size") else "none"
+    return ",".join(map(str, default)) if isinstance(default, list) else str(default)
+
+
+def _add_run_parsers(commands: Any) -> None:
+    from fbsnn_brian.presets import PRESETS
+    from fbsnn_brian.runs import DEFAULTS, SAMPLES_PER_S
+
+    train = _add(
+        commands,
+        "train",
+        help="train with SPIDE (or another --rule)",
+        description=f"Train a network and write a run directory. samples/s: {SAMPLES_PER_S}.",
+    )
     train.add_argument(
         "--config",
         metavar="FILE",
         help="TOML file of settings (see fbsnn_brian.run_file); options given here override it",
     )
+    preset_keys = set().union(*PRESETS.values())
     for flag, key, kind, text in _TRAIN_OPTIONS:
-        default = DEFAULTS[key]
-        shown = (
-            ("200 for spide, 16 for the other rules" if key == "chunk_size" else "seeded split")
-            if default is None
-            else ",".join(map(str, default))
-            if isinstance(default, list)
-            else default
-        )
         train.add_argument(
-            flag, dest=key, type=kind, default=None, help=f"{text} (default: {shown})"
+            flag,
+            dest=key,
+            type=kind,
+            default=None,
+            help=f"{text} (default: {_shown_default(key, DEFAULTS[key], preset_keys)})",
         )
     train.add_argument(
         "--cpu-only",
@@ -124,19 +197,26 @@ def _add_run_parsers(commands: Any) -> None:
         default=None,
         help="with --device genn: run GeNN's CPU backend instead of CUDA",
     )
-    train.add_argument("--out", help="run directory (default runs/<timestamp>)")
+    train.add_argument("--out", help="run directory (default: runs/<timestamp>)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out directory (an earlier run and its report/)",
+    )
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR from its checkpoint (its config.json is used; the "
-        "other options are ignored)",
+        help="continue the run in RUN_DIR from its checkpoint with its own config.json; only "
+        "--epochs may be given too, to extend a run with the constant schedule",
     )
     train.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
-    compare = commands.add_parser(
-        "compare", help="train every learning rule on the same network and data; one table"
+    compare = _add(
+        commands,
+        "compare",
+        help="train every learning rule on the same network and data; one table",
     )
     compare.add_argument("--dataset", default="digits", help="digits, idx:DIR or npz:FILE")
     compare.add_argument("--train-size", type=int, help="first N samples train")
@@ -165,35 +245,56 @@ def _add_run_parsers(commands: Any) -> None:
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.add_argument("--json", action="store_true", help="print JSON only")
 
-    evaluate = commands.add_parser("evaluate", help="test accuracy of a trained run")
+    evaluate = _add(commands, "evaluate", help="test accuracy of a trained run")
     evaluate.add_argument("run_dir", help="directory written by fbsnn train")
-    evaluate.add_argument("--dataset", help="default: the run's own dataset and split")
-    evaluate.add_argument("--train-size", type=int)
-    evaluate.add_argument("--test-size", type=int)
-    evaluate.add_argument("--split-seed", type=int)
-    evaluate.add_argument("--device", default="cpp_standalone")
+    evaluate.add_argument(
+        "--dataset",
+        help="a data set scored whole (an idx: directory with train and t10k files: its t10k "
+        "part) (default: the test part of the run's own data, split as the run split it)",
+    )
+    evaluate.add_argument(
+        "--train-size",
+        type=int,
+        help="the run's own data: first N samples train (default: the run's)",
+    )
+    evaluate.add_argument(
+        "--test-size",
+        type=int,
+        help="last M samples are scored (default: the run's split, or all of --dataset)",
+    )
+    evaluate.add_argument(
+        "--split-seed", type=int, help="the run's own data: seed of its split (default: the run's)"
+    )
+    evaluate.add_argument(
+        "--device", default="cpp_standalone", help="runtime, numpy, cython or cpp_standalone"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from fbsnn_brian.version import __version__
+
     parser = argparse.ArgumentParser(
-        prog="fbsnn", description="Feedback spiking neural networks in Brian2 (SPIDE)."
+        prog="fbsnn",
+        description="Feedback spiking neural networks in Brian2 (SPIDE).",
+        formatter_class=_HelpFormatter,
+        parents=[_global_options()],
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"fbsnn_brian {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_check_parsers(commands)
     _add_run_parsers(commands)
-    sweep = commands.add_parser("sweep", help="run conditions x seeds of a sweep file on Dask")
+    sweep = _add(commands, "sweep", help="run conditions x seeds of a sweep file on Dask")
     sweep.add_argument("file", help="sweep TOML file (see fbsnn_brian.sweep)")
     sweep.add_argument("--scheduler", help="address of a dask scheduler (default: LocalCluster)")
     sweep.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     sweep.add_argument("--out", default="sweep.nc", help="result file, .nc or .zarr")
     sweep.add_argument("--json", action="store_true", help="print a JSON summary")
-    report = commands.add_parser("report", help="figures and a Markdown report of a run")
+    report = _add(commands, "report", help="figures and a Markdown report of a run")
     report.add_argument("run_dir", help="directory written by fbsnn train")
     report.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    build = commands.add_parser(
-        "build", help="generate and compile the training simulation without running it"
+    build = _add(
+        commands, "build", help="generate and compile the training simulation without running it"
     )
     build.add_argument(
         "--device",
@@ -239,16 +340,25 @@ def _print_gradient(result: dict[str, Any]) -> None:
 
 
 def _print_training(metrics: dict[str, Any]) -> None:
-    epochs = len(metrics["test_accuracy_per_epoch"])
+    epochs = len(metrics["train_accuracy_per_epoch"])
+    validation = (
+        ""
+        if metrics["validation_accuracy"] is None
+        else f", validation accuracy {metrics['validation_accuracy']:.4f} on "
+        f"{metrics['n_validation']} samples"
+    )
+    cache = " (cached build)" if metrics.get("build_cache_hit") else ""
     print(
         f"trained {epochs} epochs on {metrics['n_train']} samples in "
         f"{metrics['wall_time_s']:.0f} s "
-        f"({metrics['samples_per_s']:.0f} samples/s, compile {metrics['compile_time_s']:.0f} s)\n"
-        f"  train accuracy {metrics['train_accuracy']:.4f}, test accuracy "
-        f"{metrics['test_accuracy']:.4f} on {metrics['n_test']} samples\n"
+        f"({metrics['samples_per_s']:.0f} samples/s of training simulation, "
+        f"compile {metrics['compile_time_s']:.0f} s{cache})\n"
+        f"  train accuracy {metrics['train_accuracy']:.4f}{validation}\n"
+        f"  test accuracy {metrics['test_accuracy']:.4f} on {metrics['n_test']} samples "
+        "(evaluated once, after training)\n"
         f"  mean rates: forward {metrics['mean_forward_rate']:.3f}, backward "
         f"{metrics['mean_backward_rate']:.3f} per tau; loop gain {metrics['loop_gain']:.3f}\n"
-        f"  written to {metrics['run_dir']}"
+        f"  preset {metrics['config']['preset']}; written to {metrics['run_dir']}"
     )
 
 
@@ -426,6 +536,22 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
 
         return write_report(args.run_dir)
     if args.command == "train":
+        if args.resume is not None and (args.config or args.out or args.overwrite):
+            raise ValidationError(
+                "fbsnn train --resume RUN_DIR continues that run with its own configuration; "
+                "--config, --out and --overwrite cannot be combined with it."
+            )
+        changed = [
+            flag
+            for flag, key, _, _ in (*_TRAIN_OPTIONS, ("--cpu-only", "cpu_only", bool, ""))
+            if key != "epochs" and getattr(args, key) is not None
+        ]
+        if args.resume is not None and changed:
+            raise ValidationError(
+                f"fbsnn train --resume: the run continues with its own configuration; "
+                f"{', '.join(changed)} cannot change it (only --epochs can extend a run with "
+                "the constant schedule). Start a new run to change settings."
+            )
         config = load_run_file(args.config) if args.config else {}
         for key in [key for _, key, _, _ in _TRAIN_OPTIONS] + ["cpu_only"]:
             if getattr(args, key) is not None:
@@ -436,6 +562,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             progress=not args.no_progress,
             resume=args.resume is not None,
             checkpoint_every=args.checkpoint_every,
+            overwrite=args.overwrite,
         )
     return evaluate_run(
         args.run_dir,
@@ -450,10 +577,20 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fbsnn`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="fbsnn: %(message)s"
+        if not getattr(args, "verbose", False)
+        else "%(name)s: %(message)s",
+    )
     try:
         result = _dispatch(args)
+    except Interrupted as error:
+        print(f"fbsnn: {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("fbsnn: interrupted", file=sys.stderr)
+        return 130
     except FbsnnError as error:
         print(f"fbsnn: error: {error}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import xarray as xr
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from fbsnn_brian import interrupt
 from fbsnn_brian.augmentation import RandomShift
 from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -362,79 +364,151 @@ class Trainer:
             save_checkpoint(checkpoint, self.network, state)
 
         records = state.records
-        n_samples = len(array)
-        n_chunks = math.ceil(n_samples / self.chunk_size)
-        done = state.epoch * n_chunks + math.ceil(state.next_sample / self.chunk_size)
-        bar = tqdm(
-            total=epochs * n_chunks,
-            initial=done,
+        n_chunks = math.ceil(len(array) / self.chunk_size)
+        epochs_bar = tqdm(
+            total=epochs,
+            initial=state.epoch,
             disable=not self.progress,
-            desc=self.rule.name,
-            unit="chunk",
+            desc=f"{self.rule.name}: epochs",
+            unit="epoch",
+        )
+        chunks_bar = tqdm(
+            total=n_chunks, disable=not self.progress, desc="chunks", unit="chunk", leave=False
         )
         try:
-            for epoch in range(state.epoch, epochs):
-                if state.order is None or epoch != state.epoch:
-                    order = generators["shuffle"].permutation(n_samples)
-                    first_sample, partial = 0, {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
-                else:
-                    order, first_sample, partial = state.order, state.next_sample, state.partial
-                state.partial = partial
-                rates = self._learning_rates(epoch, epochs, n_samples)
-                # mini-batches run over chunk boundaries; the last one of an epoch may be short
-                positions = np.arange(1, n_samples + 1)
-                apply_after = (positions % self.plasticity.batch_size == 0) | (
-                    positions == n_samples
-                )
-                for first in range(first_sample, n_samples, self.chunk_size):
-                    start = time.perf_counter()
-                    chosen = order[first : first + self.chunk_size]
-                    shown = array[chosen]
-                    if self.augmentation is not None:
-                        shown = self.augmentation(shown, generators["augmentation"])
-                    stats = self._train.train_chunk(
-                        shown,
-                        truth[chosen],
-                        rates[first : first + len(chosen)],
-                        apply_after[first : first + len(chosen)],
+            with interrupt.interruptible():
+                for epoch in range(state.epoch, epochs):
+                    order, mean_rate = self._train_epoch(
+                        epoch,
+                        epochs,
+                        (array, truth),
+                        state,
+                        generators,
+                        save,
+                        chunks_bar,
+                        checkpoint_every,
                     )
-                    partial["spikes"] += stats.forward_rate * len(chosen)
-                    partial["events"] += stats.backward_rate * len(chosen)
-                    partial["elapsed_s"] += time.perf_counter() - start
-                    self._check_health(epoch, stats)
-                    bar.update(1)
-                    position = first + len(chosen)
-                    if position < n_samples and (position // self.chunk_size) % checkpoint_every:
-                        continue
-                    if position < n_samples:
-                        save(epoch, position, order)
-                elapsed = partial["elapsed_s"]
-                if validation is None:
-                    train_accuracy, test_accuracy = self._accuracies([(array, truth)])[0], math.nan
-                else:
-                    train_accuracy, test_accuracy = self._accuracies(
-                        [(array, truth), (val_inputs, val_labels)]
+                    if validation is None:
+                        accuracies = [self._accuracies([(array, truth)])[0], math.nan]
+                    else:
+                        accuracies = self._accuracies([(array, truth), (val_inputs, val_labels)])
+                    if interrupt.requested():
+                        # an evaluation binary stops early on the signal: redone on resume
+                        save(epoch, len(array), order)
+                        interrupt.check(
+                            f"after chunk {n_chunks}/{n_chunks} of epoch "
+                            f"{epoch + 1}/{epochs}, during its evaluation"
+                        )
+                    partial = state.partial
+                    for key, value in (
+                        ("train_accuracy", accuracies[0]),
+                        ("test_accuracy", accuracies[1]),
+                        ("learning_rate", mean_rate),
+                        ("samples_per_s", len(array) / partial["elapsed_s"]),
+                        ("wall_time_s", partial["elapsed_s"]),
+                        ("forward_rate", partial["spikes"] / len(array)),
+                        ("backward_rate", partial["events"] / len(array)),
+                        ("loop_gain", self.network.loop_gain()),
+                    ):
+                        records[key].append(value)
+                    save(epoch + 1, 0, None)
+                    epochs_bar.update(1)
+                    epochs_bar.set_postfix(
+                        train=f"{accuracies[0]:.3f}", test=f"{accuracies[1]:.3f}"
                     )
-                records["train_accuracy"].append(train_accuracy)
-                records["test_accuracy"].append(test_accuracy)
-                records["learning_rate"].append(float(rates.mean()))
-                records["samples_per_s"].append(n_samples / elapsed)
-                records["wall_time_s"].append(elapsed)
-                records["forward_rate"].append(partial["spikes"] / n_samples)
-                records["backward_rate"].append(partial["events"] / n_samples)
-                records["loop_gain"].append(self.network.loop_gain())
-                save(epoch + 1, 0, None)
-                bar.set_postfix(train=f"{train_accuracy:.3f}", test=f"{test_accuracy:.3f}")
-                logger.info(
-                    "epoch %d: train %.4f, test %.4f, %.1f samples/s",
-                    epoch + 1,
-                    train_accuracy,
-                    test_accuracy,
-                    n_samples / elapsed,
-                )
+                    logger.info(
+                        "epoch %d: train %.4f, test %.4f, %.1f samples/s",
+                        epoch + 1,
+                        accuracies[0],
+                        accuracies[1],
+                        records["samples_per_s"][-1],
+                    )
         finally:
-            bar.close()
+            chunks_bar.close()
+            epochs_bar.close()
         return self._history(records)
+
+    def _train_epoch(
+        self,
+        epoch: int,
+        epochs: int,
+        data: tuple[FloatArray, NDArray[np.int64]],
+        state: TrainingState,
+        generators: dict[str, np.random.Generator],
+        save: Callable[[int, int, NDArray[np.int64] | None], None],
+        bar: Any,
+        checkpoint_every: int,
+    ) -> tuple[NDArray[np.int64], float]:
+        """Train the chunks of one epoch (from a resumed position); return its order and mean lr.
+
+        A signal (:mod:`fbsnn_brian.interrupt`) is honoured at every chunk boundary. A chunk
+        during which one arrived is discarded, because a standalone binary stops its simulation
+        early on SIGINT: the weights, optimizer state and random generators go back to their
+        state before the chunk, that state is checkpointed, and
+        :class:`~fbsnn_brian.interrupt.Interrupted` is raised.
+        """
+        array, truth = data
+        n_samples, n_chunks = len(array), math.ceil(len(array) / self.chunk_size)
+        if state.order is None or epoch != state.epoch:
+            order = generators["shuffle"].permutation(n_samples)
+            first_sample, partial = 0, {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
+        else:
+            order, first_sample, partial = state.order, state.next_sample, state.partial
+        state.partial = partial
+        rates = self._learning_rates(epoch, epochs, n_samples)
+        # mini-batches run over chunk boundaries; the last one of an epoch may be short
+        positions = np.arange(1, n_samples + 1)
+        apply_after = (positions % self.plasticity.batch_size == 0) | (positions == n_samples)
+        bar.reset(total=n_chunks)
+        bar.update(math.ceil(first_sample / self.chunk_size))
+        for first in range(first_sample, n_samples, self.chunk_size):
+            where = (
+                f"after chunk {first // self.chunk_size}/{n_chunks} of epoch {epoch + 1}/{epochs}"
+            )
+            if interrupt.requested():
+                save(epoch, first, order)
+                interrupt.check(where)
+            before = self._snapshot(generators)
+            start = time.perf_counter()
+            chosen = order[first : first + self.chunk_size]
+            shown = array[chosen]
+            if self.augmentation is not None:
+                shown = self.augmentation(shown, generators["augmentation"])
+            stats = self._train.train_chunk(
+                shown,
+                truth[chosen],
+                rates[first : first + len(chosen)],
+                apply_after[first : first + len(chosen)],
+            )
+            if interrupt.requested():
+                self._restore(before, generators)
+                save(epoch, first, order)
+                interrupt.check(where)
+            partial["spikes"] += stats.forward_rate * len(chosen)
+            partial["events"] += stats.backward_rate * len(chosen)
+            partial["elapsed_s"] += time.perf_counter() - start
+            self._check_health(epoch, stats)
+            bar.update(1)
+            position = first + len(chosen)
+            if position < n_samples and not (position // self.chunk_size) % checkpoint_every:
+                save(epoch, position, order)
+        return order, float(rates.mean())
+
+    def _snapshot(self, generators: dict[str, np.random.Generator]) -> dict[str, Any]:
+        """Weights, optimizer state and generator states, to undo a discarded chunk."""
+        return {
+            "weights": {k: np.array(v) for k, v in self.network.weight_arrays().items()},
+            "optimizer": {k: np.array(v) for k, v in self._train.optimizer_state.items()},
+            "generators": {k: dict(g.bit_generator.state) for k, g in generators.items()},
+        }
+
+    def _restore(
+        self, snapshot: dict[str, Any], generators: dict[str, np.random.Generator]
+    ) -> None:
+        self.network.set_weight_arrays(snapshot["weights"])
+        self._train.optimizer_state = snapshot["optimizer"]
+        for name, generator in generators.items():
+            generator.bit_generator.state = snapshot["generators"][name]
 
     def _fingerprint(
         self, inputs: FloatArray, labels: NDArray[np.int64], epochs: int, validated: bool
