@@ -7,7 +7,14 @@ them against an exact numpy reference of IDE, and export every spike to xarray.
 
 from fbsnn_brian.biophysics import Biophysics
 from fbsnn_brian.errors import DeviceError, FbsnnError, NumericalError, ValidationError
-from fbsnn_brian.export import Population, SpikeRecording, read_dataset, write_dataset
+from fbsnn_brian.export import (
+    Population,
+    SpikeRecording,
+    describe_dataset,
+    load_recording,
+    read_dataset,
+    write_dataset,
+)
 from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import FreePhase, Protocol
@@ -42,6 +49,8 @@ __all__ = [
     # results
     "Population",
     "SpikeRecording",
+    "describe_dataset",
+    "load_recording",
     "read_dataset",
     "write_dataset",
     # errors

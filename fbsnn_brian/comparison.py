@@ -16,7 +16,8 @@ For each rule of :data:`fbsnn_brian.rules.RULES` the comparison
   per-sample quantities in the simulation's state variables (counts and membranes per neuron,
   :func:`fbsnn_brian.analysis.rule_memory`), which do not depend on T.
 
-The result is an xarray Dataset over ``rule`` and a Markdown table.
+The result is an xarray Dataset over ``rule``, described by the CF conventions
+(:func:`fbsnn_brian.export.describe_dataset`), and a Markdown table.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fbsnn_brian import reference
 from fbsnn_brian.analysis import rule_memory
 from fbsnn_brian.baselines import SampleSpikes
 from fbsnn_brian.checks import vector_cosine
+from fbsnn_brian.export import describe_dataset
 from fbsnn_brian.model import FeedbackNetwork
 from fbsnn_brian.protocol import FreePhase, Protocol
 from fbsnn_brian.rules import RULES, LearningRule, rule_from_name
@@ -226,7 +228,7 @@ def compare_rules(
         measures["wall_time_s"].append(time.perf_counter() - start)
     data = {key: ("rule", np.asarray(values)) for key, values in measures.items()}
     data["summary"] = ("rule", np.asarray(summaries, dtype=str))
-    return xr.Dataset(
+    result = xr.Dataset(
         data,
         coords={"rule": names},
         attrs={
@@ -241,6 +243,7 @@ def compare_rules(
             "n_test": len(test[0]),
         },
     )
+    return describe_dataset(result, where="compare_rules")
 
 
 def comparison_table(result: xr.Dataset) -> str:

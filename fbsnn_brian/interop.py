@@ -7,10 +7,14 @@ k starts at k times the sample duration).
 * :func:`to_neo` returns a ``neo.Block`` with one Segment per (sample, phase) and in it one
   SpikeTrain per neuron, in seconds, from the phase's start to its end, annotated with
   ``population``, ``neuron``, ``layer`` and ``role``; Elephant's statistics run on it directly.
-  Needs the ``neo`` extra.
+  Segments are annotated with the sample's ``label`` and ``sample_position`` where the
+  recording has them. Needs the ``neo`` extra.
 * :func:`to_nwb` writes an NWB file whose Units table holds one row per neuron with all its
-  spike times and the columns ``population``, ``neuron``, ``layer`` and ``role``. Needs the
-  ``nwb`` extra.
+  spike times and the columns ``population``, ``neuron``, ``layer`` and ``role`` (resolution:
+  the simulation's time step), and whose trials table holds one trial per sample (its window
+  on the time axis, ``sample_index``, and ``label`` and ``sample_position`` where the recording
+  has them). Needs the ``nwb`` extra. The file passes nwbinspector except for its check that a
+  subject exists: a simulated network has no subject, so none is invented.
 """
 
 from __future__ import annotations
@@ -81,7 +85,9 @@ def to_neo(recording: xr.Dataset) -> Any:
         offset = float(sample) * sample_s
         for phase, duration in zip(phases, durations, strict=True):
             segment = neo.Segment(name=f"sample {int(sample)}, {phase} phase")
-            segment.annotate(sample=int(sample), phase=phase)
+            segment.annotate(
+                sample=int(sample), phase=phase, **_sample_annotations(recording, sample)
+            )
             code = phase_codes.index(phase)
             for population, index, layer, role in _units(recording):
                 times, samples, codes = spikes[(population, index)]
@@ -109,7 +115,18 @@ def to_nwb(recording: xr.Dataset, path: str | os.PathLike[str]) -> Path:
         session_description="fbsnn_brian spike recording",
         identifier=f"fbsnn_brian-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}",
         session_start_time=datetime.now(UTC),
+        experiment_description=(
+            "Brian2 simulation of a feedback spiking neural network (fbsnn_brian): each sample "
+            "runs the protocol's phases in turn; spike times in seconds from the start of the run."
+        ),
+        keywords=["spiking neural network", "feedback network", "simulation", "Brian2"],
         notes=str(recording.attrs.get("protocol", "")),
+    )
+    resolution = float(recording.attrs["dt_s"]) if "dt_s" in recording.attrs else -1.0
+    nwbfile.units = _import("pynwb.misc", "nwb").Units(
+        name="units",
+        description="every simulated neuron with all its spike times",
+        resolution=resolution,  # spikes lie on the time grid of the simulation step (-1: unknown)
     )
     for column, description in (
         ("population", "population (group) of the neuron"),
@@ -127,6 +144,7 @@ def to_nwb(recording: xr.Dataset, path: str | os.PathLike[str]) -> Path:
             layer=layer,
             role=role,
         )
+    _add_trials(nwbfile, recording)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.stem}.tmp.nwb")
     with pynwb.NWBHDF5IO(str(temporary), "w") as io:
@@ -138,3 +156,31 @@ def to_nwb(recording: xr.Dataset, path: str | os.PathLike[str]) -> Path:
 def _annotations(recording: xr.Dataset) -> dict[str, Any]:
     keys = ("toolkit_version", "brian2_version", "device", "dt_s", "tau_s", "seed", "network")
     return {key: recording.attrs[key] for key in keys if key in recording.attrs}
+
+
+def _sample_annotations(recording: xr.Dataset, sample: Any) -> dict[str, int]:
+    """``label`` and ``sample_position`` of one sample, where the recording has them."""
+    return {
+        name: int(recording[name].values[int(sample)])
+        for name in ("label", "sample_position")
+        if name in recording.variables
+    }
+
+
+def _add_trials(nwbfile: Any, recording: xr.Dataset) -> None:
+    """One trial per sample: its window on the time axis, index, label and position."""
+    sample_s = float(recording.attrs["sample_duration_s"])
+    columns = {
+        "sample_index": "index of the sample in the recording",
+        "label": "true class label of the sample",
+        "sample_position": "position of the sample in the data set it was drawn from",
+    }
+    present = [name for name in columns if name in recording.variables]
+    for name in present:
+        nwbfile.add_trial_column(name=name, description=columns[name])
+    for sample in recording["sample_index"].values:
+        nwbfile.add_trial(
+            start_time=float(sample) * sample_s,
+            stop_time=(float(sample) + 1) * sample_s,
+            **{name: int(recording[name].values[int(sample)]) for name in present},
+        )

@@ -23,9 +23,11 @@ dask.distributed cluster: a LocalCluster of worker processes by default, or the 
 ``scheduler`` (``tcp://host:port``). A task that fails is retried once; if it fails again its
 error is recorded in the result instead of ending the sweep. The result is one xarray Dataset
 over (``condition``, ``seed``) with the accuracy, speed, firing rates and loop gain of each run,
-a ``status`` (``ok`` / ``failed``) and the ``error`` text; it round-trips through netCDF and
-zarr. Builds of the compiled devices are shared through the build cache, which is safe for
-concurrent processes (:mod:`fbsnn_brian.standalone`).
+a ``status`` (``ok`` / ``failed``) and the ``error`` text, described by the CF conventions
+(:func:`fbsnn_brian.export.describe_dataset`: accuracies are fractions, rates in spikes per
+tau with ``tau_s``); it round-trips through netCDF and zarr. Builds of the compiled devices
+are shared through the build cache, which is safe for concurrent processes
+(:mod:`fbsnn_brian.standalone`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 import xarray as xr
 
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.export import describe_dataset
 from fbsnn_brian.run_file import SECTIONS, read_toml, settings_from_tables
 from fbsnn_brian.validation import describe
 
@@ -178,7 +181,7 @@ def run_sweep(
         error[names.index(name), seeds.index(seed)] = message
     data["status"] = (("condition", "seed"), status.astype(str))
     data["error"] = (("condition", "seed"), error.astype(str))
-    return xr.Dataset(
+    result = xr.Dataset(
         data,
         coords={"condition": names, "seed": seeds},
         attrs={
@@ -186,5 +189,8 @@ def run_sweep(
             "base": json.dumps(spec["base"], sort_keys=True),
             "conditions": json.dumps(spec["conditions"], sort_keys=True),
             "scheduler": scheduler or "LocalCluster",
+            # fbsnn_brian.runs.network_from_settings builds every run's network with tau = 1 ms
+            "tau_s": 1e-3,
         },
     )
+    return describe_dataset(result, where="run_sweep")

@@ -8,9 +8,11 @@
 * ``biases_k`` (``post_layer_{k+1}``): b^(k+1);
 * ``readout_weights`` (``post_readout``, ``pre_layer_N``) and ``readout_bias`` (``post_readout``);
 
-with the network's configuration (JSON), the toolkit version and the loop gain as attributes.
-It round-trips through :func:`~fbsnn_brian.export.write_dataset` (netCDF or zarr), and
-:func:`weights_from_xarray` rebuilds an identical network.
+with the network's configuration (JSON), the toolkit version and the loop gain as attributes,
+and CF ``long_name`` / ``units`` (``"1"``: weights are in units of the threshold scale) from
+:data:`fbsnn_brian.export.VOCABULARY`. It round-trips through
+:func:`~fbsnn_brian.export.write_dataset` (netCDF or zarr), and :func:`weights_from_xarray`
+rebuilds an identical network.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.export import describe_dataset
 from fbsnn_brian.model import FeedbackNetwork
 
 __all__ = ["weights_from_xarray", "weights_to_xarray"]
@@ -47,7 +50,7 @@ def weights_to_xarray(network: FeedbackNetwork) -> xr.Dataset:
 
     dims = _dimensions(network)
     arrays = network.weight_arrays()
-    return xr.Dataset(
+    dataset = xr.Dataset(
         {name: (dims[name], np.array(value)) for name, value in arrays.items()},
         attrs={
             "title": "fbsnn_brian network weights",
@@ -56,6 +59,7 @@ def weights_to_xarray(network: FeedbackNetwork) -> xr.Dataset:
             "loop_gain": network.loop_gain(),
         },
     )
+    return describe_dataset(dataset, where="weights_to_xarray")
 
 
 def weights_from_xarray(dataset: xr.Dataset) -> FeedbackNetwork:

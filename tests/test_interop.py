@@ -9,7 +9,15 @@ import pytest
 import xarray as xr
 from brian2 import ms
 
-from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
+from fbsnn_brian import (
+    FeedbackNetwork,
+    FreePhase,
+    Protocol,
+    SpikeRecording,
+    ValidationError,
+    load_recording,
+    write_dataset,
+)
 from fbsnn_brian.datasets import load_digits
 
 neo = pytest.importorskip("neo")
@@ -86,3 +94,49 @@ def test_nwb_units_table_round_trips(recording: xr.Dataset, tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["spikes.nwb"]
     with pytest.raises(ValidationError, match="path must end in '.nwb'"):
         to_nwb(recording, tmp_path / "spikes.h5")
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> SpikeRecording:
+    network = FeedbackNetwork(n_inputs=64, layer_sizes=[6, 4], n_classes=10, seed=3)
+    digits = load_digits()
+    spikes = Protocol([FreePhase(duration=10 * ms)]).run(
+        network, inputs=digits.inputs[4:6], device="numpy"
+    )
+    labelled = spikes.with_samples(labels=digits.labels[4:6], positions=[4, 5])
+    path = write_dataset(labelled.to_xarray(), tmp_path_factory.mktemp("rec") / "rec.nc")
+    return load_recording(path)
+
+
+def test_a_loaded_recording_exports_to_neo_with_labels(loaded: SpikeRecording) -> None:
+    block = loaded.to_neo()
+    assert [segment.annotations["sample_position"] for segment in block.segments] == [4, 5]
+    expected = [int(v) for v in load_digits().labels[4:6]]
+    assert [segment.annotations["label"] for segment in block.segments] == expected
+    total = sum(len(train) for segment in block.segments for train in segment.spiketrains)
+    assert total == sum(len(times) for times in loaded.spike_times.values()) > 0
+
+
+def test_a_loaded_recording_writes_nwb_that_passes_nwbinspector(
+    loaded: SpikeRecording, tmp_path: Path
+) -> None:
+    nwbinspector = pytest.importorskip("nwbinspector")
+    path = loaded.to_nwb(tmp_path / "loaded.nwb")
+    with pynwb.NWBHDF5IO(str(path), "r") as io:
+        nwbfile = io.read()
+        trials = nwbfile.trials.to_dataframe()
+        assert nwbfile.units.resolution == pytest.approx(float(loaded.attrs["dt_s"]))
+    assert list(trials["sample_position"]) == [4, 5]
+    assert list(trials["label"]) == [int(v) for v in load_digits().labels[4:6]]
+    np.testing.assert_allclose(trials["stop_time"] - trials["start_time"], 0.010)
+    serious = {
+        nwbinspector.Importance.CRITICAL,
+        nwbinspector.Importance.BEST_PRACTICE_VIOLATION,
+    }
+    found = [
+        (message.check_function_name, message.message)
+        for message in nwbinspector.inspect_nwbfile(nwbfile_path=path)
+        if message is not None and message.importance in serious
+    ]
+    # a simulated network has no subject (species, age, sex), so none is invented
+    assert found == [("check_subject_exists", "Subject is missing.")]
