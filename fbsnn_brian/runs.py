@@ -395,13 +395,17 @@ def train_run(
     network.save(directory / "weights.npz")
     write_dataset(weights_to_xarray(network), directory / "weights.nc")
     write_dataset(history, directory / "history.nc")
-    recording = Protocol([FreePhase(duration=settings["free_tau"] * network.tau)]).run(
-        network, inputs=test.inputs[:5], device="numpy"
+    recording = (
+        Protocol([FreePhase(duration=settings["free_tau"] * network.tau)])
+        .run(network, inputs=test.inputs[:5], device="numpy")
+        .with_samples(labels=test.labels[:5], positions=np.arange(min(5, test.n_samples)))
     )
     write_dataset(recording.to_xarray(), directory / "recording.nc")
     # both phases of two test samples: forward spikes and the error units' events
-    learning_recording = TrainingSimulation(network, protocol, device="numpy").record(
-        test.inputs[:2], test.labels[:2]
+    learning_recording = (
+        TrainingSimulation(network, protocol, device="numpy")
+        .record(test.inputs[:2], test.labels[:2])
+        .with_samples(labels=test.labels[:2], positions=np.arange(min(2, test.n_samples)))
     )
     write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
     # the learning signal of this condition against the exact gradient, at the trained state

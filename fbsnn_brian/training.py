@@ -29,6 +29,7 @@ from fbsnn_brian.build import FreeRunSimulation
 from fbsnn_brian.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.devices import DEVICES
 from fbsnn_brian.errors import NumericalError, ValidationError
+from fbsnn_brian.export import describe_dataset
 from fbsnn_brian.genn_trainer import GeNNEvaluation, GeNNTrainingSimulation
 from fbsnn_brian.learning_build import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.model import FeedbackNetwork
@@ -36,6 +37,7 @@ from fbsnn_brian.protocol import Protocol
 from fbsnn_brian.rule_training import RecordedRuleSimulation
 from fbsnn_brian.rules import SPIDE, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, check_positive_int, describe
+from fbsnn_brian.version import __version__
 
 __all__ = ["SCHEDULES", "TRAINER_DEVICES", "Trainer"]
 
@@ -566,24 +568,11 @@ class Trainer:
             )
 
     def _history(self, records: dict[str, list[float]]) -> xr.Dataset:
-        units = {
-            "samples_per_s": "1/s",
-            "wall_time_s": "s",
-            "forward_rate": "1/tau",
-            "backward_rate": "1/tau",
-        }
         epochs = np.arange(1, len(records["train_accuracy"]) + 1)
         data = {
-            key: (
-                "epoch",
-                np.asarray(values, dtype=np.float64),
-                {"units": units[key]} if key in units else {},
-            )
-            for key, values in records.items()
+            key: ("epoch", np.asarray(values, dtype=np.float64)) for key, values in records.items()
         }
-        from fbsnn_brian import __version__
-
-        return xr.Dataset(
+        history = xr.Dataset(
             data,
             coords={"epoch": epochs},
             attrs={
@@ -599,3 +588,5 @@ class Trainer:
                 "compile_time_s": float(self._train.compile_time_s),
             },
         )
+        # long names and units from the one vocabulary of the exports
+        return describe_dataset(history, where="Trainer.fit")
