@@ -23,7 +23,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,20 @@ def _is_list_of(value: Any, length: int) -> bool:
     return isinstance(value, (list, tuple)) and len(value) == length
 
 
+def _frozen(array: Any) -> FloatArray:
+    """A read-only float64 copy that owns its data, so that no view of it can be made writeable."""
+    copy: FloatArray = np.array(array, dtype=np.float64, copy=True)
+    copy.flags.writeable = False
+    return copy
+
+
+def _view(array: FloatArray) -> FloatArray:
+    """A read-only view of a stored weight array (writing to it raises numpy's ValueError)."""
+    view: FloatArray = array.view()
+    view.flags.writeable = False
+    return view
+
+
 # largest number of weights a network may have (8 bytes each, a few copies while training)
 MAX_WEIGHTS = 200_000_000
 
@@ -89,6 +104,19 @@ class FeedbackNetwork:
     ``o = C a + d`` of the last layer's rates gives the class scores. With the IF neuron and
     the subtractive reset, average rates converge to the fixed point
     ``a = clip((W a + F x + b) / theta, 0, 1)`` (ALGORITHM.md, section 1).
+
+    The weights keep three invariants: every array has its shape and is finite, the weights
+    leaving a layer have the signs of Dale's law (``biophysics.excitatory_fraction``), and the
+    loop gain (:meth:`loop_gain`) stays below 1. The properties (``input_weights``,
+    ``forward_weights``, ``feedback_weights``, ``biases``, ``readout_weights``,
+    ``readout_bias``) and :meth:`weight_arrays` return read-only views: an in-place edit such as
+    ``net.feedback_weights[:] = 10`` raises numpy's ``ValueError: assignment destination is
+    read-only``. Assign a new array instead (``net.feedback_weights = 0.5 *
+    net.feedback_weights``): the setters copy and validate it and raise a ValidationError that
+    names the parameter and the value. The ``forward_weights`` setter checks shapes and signs
+    but not the loop gain, because a learning step sets the forward weights before it caps the
+    feedback (:meth:`set_learned_weights` does both at once); :meth:`check_invariants`, which
+    the simulations call before they start, checks all three.
 
     Parameters
     ----------
@@ -143,6 +171,10 @@ class FeedbackNetwork:
     0.5
     >>> float(net.dt / ms)
     0.25
+    >>> net.feedback_weights[:] = 10
+    Traceback (most recent call last):
+    ...
+    ValueError: assignment destination is read-only
     """
 
     def __init__(
@@ -322,17 +354,20 @@ class FeedbackNetwork:
             bound = 2.0 * np.sqrt(3.0 / n_pre)
             return rng.uniform(-bound, bound, size=(n_post, n_pre))
 
-        self._input_weights = uniform(sizes[0], self.n_inputs)
+        # every stored array is a read-only copy (_frozen); the properties hand out views
+        self._input_weights = _frozen(uniform(sizes[0], self.n_inputs))
         forward = [uniform(sizes[k + 1], sizes[k]) for k in range(self.n_layers - 1)]
-        self._forward_weights = [
-            self._dale_initial(weights, k) for k, weights in enumerate(forward)
-        ]
+        self._forward_weights = tuple(
+            _frozen(self._dale_initial(weights, k)) for k, weights in enumerate(forward)
+        )
         feedback = rng.standard_normal((sizes[0], sizes[-1]))
-        self._feedback_weights = self._dale_initial(feedback, self.n_layers - 1)
-        self._biases = [np.zeros(n) for n in sizes]
+        self._feedback_weights = _frozen(self._dale_initial(feedback, self.n_layers - 1))
+        self._biases = tuple(_frozen(np.zeros(n)) for n in sizes)
         bound = 1.0 / np.sqrt(sizes[-1])
-        self._readout_weights = rng.uniform(-bound, bound, size=(self.n_classes, sizes[-1]))
-        self._readout_bias = np.zeros(self.n_classes)
+        self._readout_weights = _frozen(
+            rng.uniform(-bound, bound, size=(self.n_classes, sizes[-1]))
+        )
+        self._readout_bias = _frozen(np.zeros(self.n_classes))
         self.restrict_feedback(max_gain=self.feedback_gain, exact=True)
 
     def presynaptic_signs(self, layer: int) -> FloatArray:
@@ -372,14 +407,14 @@ class FeedbackNetwork:
         return weights
 
     def _set(self, name: str, value: Any, shape: tuple[int, ...]) -> FloatArray:
-        return check_finite_array(
-            "FeedbackNetwork", name, value, ndim=len(shape), shape=shape
-        ).copy()
+        return _frozen(
+            check_finite_array("FeedbackNetwork", name, value, ndim=len(shape), shape=shape)
+        )
 
     @property
     def input_weights(self) -> FloatArray:
         """F, shape (n_1, n_inputs)."""
-        return self._input_weights
+        return _view(self._input_weights)
 
     @input_weights.setter
     def input_weights(self, value: Any) -> None:
@@ -390,7 +425,7 @@ class FeedbackNetwork:
     @property
     def forward_weights(self) -> tuple[FloatArray, ...]:
         """W^(l+1) for l = 1..N-1, each of shape (n_(l+1), n_l); empty for one layer."""
-        return tuple(self._forward_weights)
+        return tuple(_view(weights) for weights in self._forward_weights)
 
     @forward_weights.setter
     def forward_weights(self, value: Sequence[Any]) -> None:
@@ -400,19 +435,19 @@ class FeedbackNetwork:
                 f"matrices, got {describe(value)}."
             )
         sizes = self.layer_sizes
-        self._forward_weights = [
+        self._forward_weights = tuple(
             self._check_signs(
                 f"forward_weights[{k}]",
                 self._set(f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k])),
                 k,
             )
             for k, w in enumerate(value)
-        ]
+        )
 
     @property
     def feedback_weights(self) -> FloatArray:
         """W^fb, shape (n_1, n_N): from the last layer back to the first."""
-        return self._feedback_weights
+        return _view(self._feedback_weights)
 
     @feedback_weights.setter
     def feedback_weights(self, value: Any) -> None:
@@ -434,7 +469,7 @@ class FeedbackNetwork:
     @property
     def biases(self) -> tuple[FloatArray, ...]:
         """b^l per layer, each of shape (n_l,)."""
-        return tuple(self._biases)
+        return tuple(_view(bias) for bias in self._biases)
 
     @biases.setter
     def biases(self, value: Sequence[Any]) -> None:
@@ -443,15 +478,15 @@ class FeedbackNetwork:
                 f"FeedbackNetwork: biases must be a list of {self.n_layers} vectors, got "
                 f"{describe(value)}."
             )
-        self._biases = [
+        self._biases = tuple(
             self._set(f"biases[{k}]", b, (n,))
             for k, (b, n) in enumerate(zip(value, self.layer_sizes, strict=False))
-        ]
+        )
 
     @property
     def readout_weights(self) -> FloatArray:
         """C, shape (n_classes, n_N)."""
-        return self._readout_weights
+        return _view(self._readout_weights)
 
     @readout_weights.setter
     def readout_weights(self, value: Any) -> None:
@@ -462,7 +497,7 @@ class FeedbackNetwork:
     @property
     def readout_bias(self) -> FloatArray:
         """d, shape (n_classes,)."""
-        return self._readout_bias
+        return _view(self._readout_bias)
 
     @readout_bias.setter
     def readout_bias(self, value: Any) -> None:
@@ -502,27 +537,140 @@ class FeedbackNetwork:
         float
             The factor the feedback weights were multiplied by (1 if unchanged).
         """
-        bound = self.feedback_gain if max_gain is None else max_gain
-        if not (0 < bound < 1):
-            raise ValidationError(
-                f"FeedbackNetwork.restrict_feedback: max_gain must be in (0, 1), got {max_gain!r}."
-            )
+        bound = self._check_max_gain(
+            "FeedbackNetwork.restrict_feedback",
+            self.feedback_gain if max_gain is None else max_gain,
+        )
         gain = self.loop_gain()
         if gain == 0 or (gain <= bound and not exact):
             return 1.0
         factor = bound / gain
-        self._feedback_weights = self._feedback_weights * factor
+        self._feedback_weights = _frozen(self._feedback_weights * factor)
         return factor
+
+    @staticmethod
+    def _check_max_gain(owner: str, max_gain: Any) -> float:
+        if (
+            isinstance(max_gain, bool)
+            or not isinstance(max_gain, (int, float, np.integer, np.floating))
+            or not (0 < max_gain < 1)
+        ):
+            raise ValidationError(
+                f"{owner}: max_gain must be a number in (0, 1), got {describe(max_gain)}."
+            )
+        return float(max_gain)
 
     def set_learned_feedback(self, weights: Any, *, max_gain: float) -> None:
         """Set feedback weights a learning step produced, capped to the loop gain ``max_gain``.
 
-        A step may leave the contraction, so the cap is applied before the setter validates
-        (shape, finiteness, Dale's signs, gain < 1).
+        A step may leave the contraction, so the candidate is scaled down to the loop gain
+        ``max_gain`` (if above it) before the setter validates it (shape, finiteness, Dale's
+        signs, gain < 1). On an error the network keeps its previous feedback weights.
         """
-        self._feedback_weights = np.asarray(weights, dtype=np.float64)
-        self.restrict_feedback(max_gain=max_gain)
-        self.feedback_weights = self._feedback_weights
+        bound = self._check_max_gain("FeedbackNetwork.set_learned_feedback", max_gain)
+        candidate = self._set(
+            "feedback_weights", weights, (self.layer_sizes[0], self.layer_sizes[-1])
+        )
+        gain = self._loop_gain(candidate)
+        if gain > bound:
+            candidate = candidate * (bound / gain)
+        self.feedback_weights = candidate
+
+    def set_learned_weights(self, arrays: Mapping[str, Any], *, max_gain: float) -> None:
+        """Set every weight a learning step produced, capping the loop gain to ``max_gain``.
+
+        Parameters
+        ----------
+        arrays : mapping of str to array_like
+            Every name of :meth:`weight_arrays`.
+        max_gain : float
+            Loop gain in (0, 1) the feedback weights are scaled down to if the new weights
+            exceed it (:meth:`set_learned_feedback`).
+
+        Raises
+        ------
+        ValidationError
+            If a name is missing or an array is malformed or breaks Dale's law; the network
+            then keeps all its previous weights.
+        """
+        self._check_max_gain("FeedbackNetwork.set_learned_weights", max_gain)
+        with self._all_or_nothing():
+            self._set_non_feedback("FeedbackNetwork.set_learned_weights", arrays)
+            self.set_learned_feedback(arrays["feedback_weights"], max_gain=max_gain)
+
+    # ------------------------------------------------------------------ invariants
+    def check_invariants(self) -> None:
+        """Check every weight: shape, finiteness, Dale's signs and a loop gain below 1.
+
+        The setters keep these invariants and the stored arrays are read-only, so this finds
+        only what bypassed them (or forward weights that raised the loop gain); the
+        simulations call it before they start.
+
+        Raises
+        ------
+        ValidationError
+            Naming the first array that breaks an invariant, its value and what is allowed.
+        """
+        sizes = self.layer_sizes
+        expected: list[tuple[str, Any, tuple[int, ...]]] = [
+            ("input_weights", self._input_weights, (sizes[0], self.n_inputs)),
+            ("feedback_weights", self._feedback_weights, (sizes[0], sizes[-1])),
+            ("readout_weights", self._readout_weights, (self.n_classes, sizes[-1])),
+            ("readout_bias", self._readout_bias, (self.n_classes,)),
+        ]
+        forward = tuple(self._forward_weights)
+        biases = tuple(self._biases)
+        for name, values, count in (
+            ("forward_weights", forward, self.n_layers - 1),
+            ("biases", biases, self.n_layers),
+        ):
+            if len(values) != count:
+                raise ValidationError(
+                    f"FeedbackNetwork.check_invariants: {name} holds {len(values)} arrays, "
+                    f"the {self.n_layers}-layer network needs {count}."
+                )
+        expected += [
+            (f"forward_weights[{k}]", w, (sizes[k + 1], sizes[k])) for k, w in enumerate(forward)
+        ]
+        expected += [(f"biases[{k}]", b, (sizes[k],)) for k, b in enumerate(biases)]
+        for name, value, shape in expected:
+            check_finite_array(
+                "FeedbackNetwork.check_invariants", name, value, ndim=len(shape), shape=shape
+            )
+        for k, weights in enumerate(forward):
+            self._check_signs(f"forward_weights[{k}]", weights, k)
+        self._check_signs("feedback_weights", self._feedback_weights, self.n_layers - 1)
+        gain = self.loop_gain()
+        if not gain < 1:
+            raise ValidationError(
+                f"FeedbackNetwork.check_invariants: the feedback loop gain ||W_fb||_2 / theta"
+                f"{self._gain_suffix()} = {gain:.4g} must be < 1 for the fixed point to exist "
+                "and be unique; call restrict_feedback() or set smaller weights."
+            )
+
+    @contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """Restore every weight if the block raises (the stored arrays are immutable)."""
+        saved = (
+            self._input_weights,
+            self._forward_weights,
+            self._feedback_weights,
+            self._biases,
+            self._readout_weights,
+            self._readout_bias,
+        )
+        try:
+            yield
+        except BaseException:
+            (
+                self._input_weights,
+                self._forward_weights,
+                self._feedback_weights,
+                self._biases,
+                self._readout_weights,
+                self._readout_bias,
+            ) = saved
+            raise
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -588,41 +736,54 @@ class FeedbackNetwork:
             ) from None
 
     def weight_arrays(self) -> dict[str, FloatArray]:
-        """Every weight and bias by name (``forward_weights_k``, ``biases_k`` per layer)."""
+        """Every weight and bias by name (``forward_weights_k``, ``biases_k`` per layer).
+
+        The arrays are read-only views; set new ones with :meth:`set_weight_arrays`.
+        """
         arrays = {
-            "input_weights": self._input_weights,
-            "feedback_weights": self._feedback_weights,
-            "readout_weights": self._readout_weights,
-            "readout_bias": self._readout_bias,
+            "input_weights": _view(self._input_weights),
+            "feedback_weights": _view(self._feedback_weights),
+            "readout_weights": _view(self._readout_weights),
+            "readout_bias": _view(self._readout_bias),
         }
         for k, weights in enumerate(self._forward_weights):
-            arrays[f"forward_weights_{k}"] = weights
+            arrays[f"forward_weights_{k}"] = _view(weights)
         for k, bias in enumerate(self._biases):
-            arrays[f"biases_{k}"] = bias
+            arrays[f"biases_{k}"] = _view(bias)
         return arrays
 
-    def set_weight_arrays(self, arrays: Mapping[str, Any]) -> None:
-        """Set every weight and bias from :meth:`weight_arrays`' names (validated)."""
+    def _set_non_feedback(self, owner: str, arrays: Mapping[str, Any]) -> None:
+        if not isinstance(arrays, Mapping):
+            raise ValidationError(
+                f"{owner}: arrays must be a mapping of names to arrays, got {describe(arrays)}."
+            )
         missing = sorted(set(self.weight_arrays()) - set(arrays))
         if missing:
-            raise ValidationError(
-                f"FeedbackNetwork.set_weight_arrays: missing {', '.join(missing)}."
-            )
+            raise ValidationError(f"{owner}: missing {', '.join(missing)}.")
         self.input_weights = arrays["input_weights"]
         self.forward_weights = [arrays[f"forward_weights_{k}"] for k in range(self.n_layers - 1)]
         self.biases = [arrays[f"biases_{k}"] for k in range(self.n_layers)]
         self.readout_weights = arrays["readout_weights"]
         self.readout_bias = arrays["readout_bias"]
-        self.feedback_weights = arrays["feedback_weights"]
+
+    def set_weight_arrays(self, arrays: Mapping[str, Any]) -> None:
+        """Set every weight and bias from :meth:`weight_arrays`' names (validated).
+
+        All or nothing: if an array is missing, malformed, breaks Dale's law or the new weights
+        make the loop gain >= 1, a ValidationError is raised and no weight changes.
+        """
+        with self._all_or_nothing():
+            self._set_non_feedback("FeedbackNetwork.set_weight_arrays", arrays)
+            self.feedback_weights = arrays["feedback_weights"]
 
     # ------------------------------------------------------------------ reference
     def rate_model(self) -> RateModel:
         """The rate-level model of this network for :mod:`fbsnn_brian.reference`."""
         return RateModel(
             input_weights=self._input_weights,
-            forward_weights=tuple(self._forward_weights),
+            forward_weights=self._forward_weights,
             feedback_weights=self._feedback_weights,
-            biases=tuple(self._biases),
+            biases=self._biases,
             readout_weights=self._readout_weights,
             readout_bias=self._readout_bias,
             theta=self.theta,

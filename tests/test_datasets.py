@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,13 @@ import pytest
 from fbsnn_brian import datasets
 from fbsnn_brian.datasets import (
     Dataset,
+    EmptyClassWarning,
+    check_compatible,
     load_dataset,
     load_digits,
     load_idx,
     load_npz,
+    load_train_and_test,
     save_npz,
     train_test_split,
 )
@@ -309,3 +313,186 @@ def test_default_split_needs_classes_of_three() -> None:
         train_test_split(toy_dataset([0, 0, 1, 1, 2]))
     with pytest.raises(ValidationError, match="seed must be a non-negative integer, got -1"):
         train_test_split(toy_dataset([0, 0, 0]), seed=-1)
+
+
+# --- Number of classes ------------------------------------------------------------------------
+
+STRAY = [0, 1, 2, 0, 1, 2, 7, 0, 1, 2]  # 3-class data with one stray label 7
+
+
+def test_a_stray_label_warns_naming_the_empty_classes() -> None:
+    inputs = np.zeros((len(STRAY), 2))
+    with pytest.warns(EmptyClassWarning) as record:
+        data = Dataset(inputs=inputs, labels=STRAY, name="toy")
+    assert data.n_classes == 8
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "n_classes = 8 was taken from the largest label" in message
+    assert "classes 3, 4, 5, 6 have no sample; the labels are 0, 1, 2, 7" in message
+    assert issubclass(EmptyClassWarning, UserWarning)
+
+
+def test_inferred_classes_without_gaps_do_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = Dataset(inputs=np.zeros((4, 2)), labels=[2, 0, 1, 1], name="toy")
+    assert data.n_classes == 3
+
+
+def test_an_explicit_number_of_classes_refuses_the_stray_label() -> None:
+    inputs = np.zeros((len(STRAY), 2))
+    with pytest.raises(
+        ValidationError,
+        match=r"labels must lie in \[0, 3\) for n_classes=3, got label 7 \(1 of 10 samples\)",
+    ):
+        Dataset(inputs=inputs, labels=STRAY, n_classes=3, name="toy")
+    with pytest.raises(ValidationError, match=r"labels must be >= 0, got labels -2, -1"):
+        Dataset(inputs=np.zeros((3, 2)), labels=[-1, 0, -2], name="toy")
+
+
+def test_one_absurd_label_is_listed_without_allocating_its_classes() -> None:
+    with pytest.warns(EmptyClassWarning, match=r"1, 2, .*, 20, \.\.\. \(999999999 in all\)"):
+        data = Dataset(inputs=np.zeros((2, 1)), labels=[0, 10**9], name="toy")
+    assert data.n_classes == 10**9 + 1
+
+
+def test_loaders_infer_warn_and_take_an_explicit_number(
+    tmp_path: Path, tiny_images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    path = tmp_path / "stray.npz"
+    np.savez(path, X=np.zeros((len(STRAY), 4)), y=STRAY)
+    with pytest.warns(EmptyClassWarning, match="classes 3, 4, 5, 6 have no sample"):
+        assert load_dataset(f"npz:{path}").n_classes == 8
+    with pytest.raises(ValidationError, match="n_classes=3, got label 7"):
+        load_dataset(f"npz:{path}", n_classes=3)
+    images, labels = tiny_images
+    labels = np.array([0, 2, 1, 2, 9], dtype=np.uint8)
+    write_idx_pair(tmp_path, images, labels, split="t10k", compress=False)
+    with pytest.warns(EmptyClassWarning, match="classes 3, 4, 5, 6, 7, 8 have no sample"):
+        assert load_idx(tmp_path).n_classes == 10
+    with pytest.raises(ValidationError, match="n_classes=4, got label 9"):
+        load_dataset(f"idx:{tmp_path}", n_classes=4)
+    assert load_dataset("digits", n_classes=12).n_classes == 12
+    with pytest.raises(ValidationError, match="n_classes=9, got label 9"):
+        load_digits(n_classes=9)
+
+
+def test_a_split_warns_when_a_class_has_no_training_sample() -> None:
+    data = toy_dataset([0, 1, 0, 1, 0, 1, 2, 2])
+    with pytest.warns(EmptyClassWarning) as record:
+        train, test = train_test_split(data, train_size=6)
+    message = str(record[0].message)
+    assert "class 2 of Dataset(name='toy'" in message
+    assert "has no training sample (all in the test part); the training labels are 0, 1" in message
+    assert train.n_classes == test.n_classes == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_test_split(data)  # stratified: every class trains
+
+
+def test_test_size_zero_points_to_a_separate_test_file() -> None:
+    data = toy_dataset([0, 1, 2, 0, 1])
+    for sizes in ({"test_size": 0}, {"train_size": 5}):
+        with pytest.raises(ValidationError) as info:
+            train_test_split(data, **sizes)
+        assert "load_train_and_test(train_spec, test_spec)" in str(info.value)
+    with pytest.raises(ValidationError, match="a split needs a test part"):
+        train_test_split(data, test_size=0)
+
+
+# --- Separate test files ----------------------------------------------------------------------
+
+
+def test_check_compatible_names_both_sizes() -> None:
+    train = toy_dataset([0, 1, 2, 0])
+    wide = Dataset(inputs=np.zeros((2, 3)), labels=[0, 1], n_classes=2, name="wide")
+    with pytest.raises(
+        ValidationError,
+        match="test set 'wide' has 3 features, the training set 'toy' has 2; they must be equal",
+    ):
+        check_compatible(train, wide)
+    with pytest.warns(EmptyClassWarning):
+        stray = Dataset(inputs=np.zeros((3, 2)), labels=[0, 7, 5], name="stray")
+    with pytest.raises(ValidationError) as info:
+        check_compatible(train, stray)
+    message = str(info.value)
+    assert "test set 'stray' has labels 5, 7 (largest 7, i.e. at least 8 classes)" in message
+    assert "training set 'toy' has n_classes=3" in message
+    small = Dataset(inputs=np.zeros((2, 2)), labels=[1, 1], n_classes=2, name="small")
+    checked = check_compatible(train, small)
+    assert checked.n_classes == 3 and checked.labels.tolist() == [1, 1]
+    with pytest.raises(ValidationError, match="train must be a Dataset"):
+        check_compatible("toy", small)  # type: ignore[arg-type]
+
+
+def test_train_on_a_whole_file_and_test_on_another(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", X=rng.random((6, 5)), y=[0, 1, 2, 0, 1, 2])
+    np.savez(tmp_path / "test.npz", X=rng.random((2, 5)), y=[2, 2])  # lacks classes 0 and 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train, test = load_train_and_test(
+            f"npz:{tmp_path / 'train.npz'}", f"npz:{tmp_path / 'test.npz'}"
+        )
+    assert (train.n_samples, test.n_samples, train.n_classes, test.n_classes) == (6, 2, 3, 3)
+    np.savez(tmp_path / "other.npz", X=rng.random((2, 5)), y=[0, 3])
+    with pytest.raises(ValidationError, match="labels 3 .* training set .* has n_classes=3"):
+        load_train_and_test(f"npz:{tmp_path / 'train.npz'}", f"npz:{tmp_path / 'other.npz'}")
+    _, test = load_train_and_test(
+        f"npz:{tmp_path / 'train.npz'}", f"npz:{tmp_path / 'other.npz'}", n_classes=4
+    )
+    assert test.n_classes == 4
+
+
+def test_idx_train_and_test_splits_of_one_directory(
+    tmp_path: Path, tiny_images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    images, labels = tiny_images
+    write_idx_pair(tmp_path, images, labels, split="train", compress=False)
+    write_idx_pair(tmp_path, images[:2], labels[:2], split="t10k", compress=True)
+    spec = f"idx:{tmp_path}"
+    train, test = load_train_and_test(spec, spec, train_split="train", test_split="t10k")
+    assert (train.n_samples, test.n_samples, test.n_classes) == (5, 2, 3)
+
+
+# --- Images and tabular data ------------------------------------------------------------------
+
+
+def test_image_shape_marks_images_only(
+    tmp_path: Path, tiny_images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    digits = load_digits()
+    assert digits.image_shape == (8, 8) and digits.is_image
+    assert digits.subset([0, 1]).image_shape == (8, 8)
+    images, labels = tiny_images
+    write_idx_pair(tmp_path, images, labels, split="t10k", compress=False)
+    assert load_idx(tmp_path).image_shape == (3, 4)  # from the IDX header, not a square
+    # an npz of 64 features without image_shape is tabular, even though 64 is a square
+    np.savez(tmp_path / "table.npz", X=np.zeros((2, 64)), y=[0, 1])
+    table = load_npz(tmp_path / "table.npz")
+    assert table.image_shape is None and not table.is_image
+    np.savez(tmp_path / "pictures.npz", X=np.zeros((2, 6)), y=[0, 1], image_shape=[2, 3])
+    assert load_npz(tmp_path / "pictures.npz").image_shape == (2, 3)
+    save_npz(digits.subset([0, 1, 2]), tmp_path / "digits.npz")
+    assert load_npz(tmp_path / "digits.npz").image_shape == (8, 8)
+    save_npz(table, tmp_path / "table_again.npz")
+    assert load_npz(tmp_path / "table_again.npz").image_shape is None
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "message"),
+    [
+        ((3, 3), r"image_shape \(3, 3\) holds 9 pixels, but the inputs have 6 features"),
+        ((6,), "image_shape must be two positive integers"),
+        ((2.0, 3.0), "image_shape must be two positive integers"),
+        ((-2, -3), "image_shape must be two positive integers"),
+    ],
+)
+def test_image_shape_must_fit_the_features(image_shape: tuple[float, ...], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Dataset(
+            inputs=np.zeros((2, 6)),
+            labels=[0, 1],
+            name="toy",
+            image_shape=image_shape,  # type: ignore[arg-type]
+        )

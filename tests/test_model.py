@@ -124,3 +124,140 @@ def test_absurd_sizes_and_malformed_layer_lists_are_named() -> None:
         net.forward_weights = np.float64(3.0)  # type: ignore[assignment]
     with pytest.raises(ValidationError, match="must be a real-valued array"):
         net.input_weights = np.ones((3, 4)) * 1j
+
+
+# --- read-only weights ------------------------------------------------------------------------
+
+WEIGHT_PROPERTIES = (
+    "input_weights",
+    "feedback_weights",
+    "readout_weights",
+    "readout_bias",
+)
+
+
+@pytest.mark.parametrize("name", WEIGHT_PROPERTIES)
+def test_an_in_place_edit_of_a_weight_property_raises(name: str) -> None:
+    net = make(layer_sizes=[6, 5])
+    before = getattr(net, name).copy()
+    with pytest.raises(ValueError, match="read-only"):
+        getattr(net, name)[:] = 10
+    with pytest.raises(ValueError, match="read-only"):
+        getattr(net, name)[...] *= 3
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        getattr(net, name).flags.writeable = True
+    np.testing.assert_array_equal(getattr(net, name), before)
+
+
+def test_the_feedback_edit_that_made_a_loop_gain_of_40_is_refused() -> None:
+    net = make()
+    with pytest.raises(ValueError, match="read-only"):
+        net.feedback_weights[:] = 10
+    assert net.loop_gain() == pytest.approx(0.5)
+    net.check_invariants()
+
+
+def test_per_layer_arrays_and_weight_arrays_are_read_only() -> None:
+    net = make(layer_sizes=[6, 5, 4])
+    with pytest.raises(ValueError, match="read-only"):
+        net.forward_weights[1][0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        net.biases[2] += 1.0
+    before = {name: array.copy() for name, array in net.weight_arrays().items()}
+    for array in net.weight_arrays().values():
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0.5
+    for name, array in net.weight_arrays().items():
+        np.testing.assert_array_equal(array, before[name])
+    # copies are ordinary arrays: edit one and set it back through the setter
+    scaled = net.feedback_weights.copy()
+    scaled *= 0.5
+    net.feedback_weights = scaled
+    assert net.loop_gain() == pytest.approx(0.25)
+    assert not net.feedback_weights.flags.writeable
+
+
+def test_setter_with_a_bad_loop_gain_names_the_parameter_and_the_value() -> None:
+    net = make()
+    before = net.feedback_weights.copy()
+    with pytest.raises(ValidationError) as info:
+        net.feedback_weights = np.full((6, 6), 10.0)
+    message = str(info.value)
+    assert message.startswith("FeedbackNetwork: feedback_weights")
+    assert "= 30, which must be < 1" in message  # ||10 * ones(6, 6)||_2 / theta = 60 / 2
+    np.testing.assert_array_equal(net.feedback_weights, before)
+
+
+def test_setters_keep_dales_signs() -> None:
+    from fbsnn_brian.biophysics import Biophysics
+
+    net = make(layer_sizes=[6, 4], biophysics=Biophysics(excitatory_fraction=0.5))
+    flipped = -np.asarray(net.forward_weights[0])
+    with pytest.raises(ValidationError, match=r"forward_weights\[0\] breaks Dale's law"):
+        net.forward_weights = [flipped]
+    with pytest.raises(ValidationError, match="feedback_weights breaks Dale's law"):
+        net.feedback_weights = -net.feedback_weights
+    net.check_invariants()
+
+
+def test_set_weight_arrays_is_all_or_nothing() -> None:
+    net = make(layer_sizes=[6, 5])
+    before = {name: array.copy() for name, array in net.weight_arrays().items()}
+    arrays = {**before, "input_weights": np.zeros((6, 8))}
+    arrays["feedback_weights"] = np.full((6, 5), 10.0)  # loop gain far above 1
+    with pytest.raises(ValidationError, match="feedback_weights make the feedback loop gain"):
+        net.set_weight_arrays(arrays)
+    for name, array in net.weight_arrays().items():
+        np.testing.assert_array_equal(array, before[name])
+    with pytest.raises(ValidationError, match="set_weight_arrays: missing biases_1"):
+        net.set_weight_arrays({k: v for k, v in before.items() if k != "biases_1"})
+
+
+def test_set_learned_weights_caps_the_loop_gain() -> None:
+    net = make(layer_sizes=[6, 5])
+    arrays = {name: array.copy() for name, array in net.weight_arrays().items()}
+    arrays["forward_weights_0"] = 20 * arrays["forward_weights_0"]
+    with pytest.raises(ValidationError, match="loop gain"):
+        net.set_weight_arrays(arrays)  # the old feedback with the grown forward matrix
+    net.set_learned_weights(arrays, max_gain=0.9)
+    assert net.loop_gain() == pytest.approx(0.9)
+    np.testing.assert_array_equal(net.forward_weights[0], arrays["forward_weights_0"])
+    with pytest.raises(ValidationError, match=r"max_gain must be a number in \(0, 1\), got 1.5"):
+        net.set_learned_weights(arrays, max_gain=1.5)
+    with pytest.raises(ValidationError, match=r"max_gain must be a number in \(0, 1\)"):
+        net.set_learned_feedback(arrays["feedback_weights"], max_gain=0)
+
+
+def test_check_invariants_finds_what_bypassed_the_setters() -> None:
+    net = make(layer_sizes=[6, 5])
+    net.check_invariants()
+    # forward weights that raise the loop gain pass their setter but not the check
+    net.forward_weights = [10 * np.asarray(net.forward_weights[0])]
+    with pytest.raises(ValidationError, match=r"check_invariants: the feedback loop gain .* = 5"):
+        net.check_invariants()
+    net.restrict_feedback()
+    net.check_invariants()
+    net._readout_bias = np.zeros(4)  # only private code can do this
+    with pytest.raises(ValidationError, match=r"readout_bias must have shape \(3,\), got \(4,\)"):
+        net.check_invariants()
+
+
+def test_the_package_trains_with_read_only_weights() -> None:
+    from fbsnn_brian.datasets import load_digits
+    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.protocol import FreePhase, Protocol
+    from fbsnn_brian.training import Trainer
+
+    digits = load_digits()
+    net = FeedbackNetwork(n_inputs=64, layer_sizes=[8], n_classes=10, seed=0)
+    before = {name: array.copy() for name, array in net.weight_arrays().items()}
+    protocol = Protocol(
+        [FreePhase(duration=10 * ms), PerturbedPhase(duration=20 * ms)],
+        plasticity=SPIDEPlasticity(learning_rate=0.05, scale=4.0, max_feedback_gain=0.9),
+    )
+    trainer = Trainer(net, protocol, device="numpy", chunk_size=4, progress=False)
+    trainer.fit(digits.inputs[:4], digits.labels[:4], epochs=1)
+    after = net.weight_arrays()
+    assert any(not np.array_equal(after[name], before[name]) for name in before)
+    assert not any(array.flags.writeable for array in after.values())
+    net.check_invariants()
