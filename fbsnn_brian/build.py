@@ -244,6 +244,7 @@ class FreeRunSimulation:
         self.directory = directory
         self._compiled: tuple[standalone.StandaloneBuild, _Objects] | None = None
         self.compile_time_s = 0.0
+        self.build_cache_hit = False  # whether the build reused a compiled binary
 
     # ------------------------------------------------------------------ definition
     def _populations(self) -> list[Population]:
@@ -434,8 +435,9 @@ class FreeRunSimulation:
                 key=key,
                 directory=self.directory,
                 owner=self,
+                what="the free-phase simulation",
             )
-            self.compile_time_s = build.compile_time_s
+            self.compile_time_s, self.build_cache_hit = build.compile_time_s, build.cache_hit
             self._compiled = (build, objects)
         return self._compiled
 

@@ -5,13 +5,15 @@ works), ``numpy`` and ``cython`` force the runtime code target, ``cpp_standalone
 whole simulation into one binary that later runs with new inputs and weights through
 ``run_args`` without recompiling.
 
-Compiling, caching and running standalone builds is :mod:`fbsnn_brian.standalone`.
+Compiling, caching and running standalone builds is :mod:`fbsnn_brian.standalone`; a build
+that compiles says so first in one line on stderr (:func:`compile_notice`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,6 +31,8 @@ __all__ = [
     "check_device",
     "check_no_network_operation",
     "check_run_args",
+    "compile_notice",
+    "per_sample_input_path",
     "runtime_target",
 ]
 
@@ -89,3 +93,57 @@ def check_run_args(entries: Sequence[tuple[str, Any, tuple[int, ...]]]) -> None:
 def brian2_version() -> str:
     """The installed Brian2 version (for provenance)."""
     return str(brian2.__version__)
+
+
+def compile_notice(message: str) -> None:
+    """Say in one line on stderr that a compilation of some length starts now.
+
+    Parameters
+    ----------
+    message : str
+        What is compiled, for which device, about how long it takes and where, e.g.
+        ``'compiling the training simulation for cpp_standalone (about 20-60 s, ...)'``.
+    """
+    print(f"fbsnn: {message}...", file=sys.stderr, flush=True)
+
+
+# Brian2 logs a warning under this name before every run in which a synaptic pathway's
+# source, synapses and target do not share one dt
+_DT_MISMATCH_LOGGER = "brian2.synapses.synapses.synapses_dt_mismatch"
+_PER_SAMPLE_PATHWAY = "pathway 'input_synapses_pre' will run on the clock of the group 'stimulus'"
+
+
+class _PerSamplePathFilter(logging.Filter):
+    """Drop Brian2's dt warning about the per-sample input path, explained once instead."""
+
+    explained = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _PER_SAMPLE_PATHWAY not in record.getMessage():
+            return True
+        if not _PerSamplePathFilter.explained:
+            _PerSamplePathFilter.explained = True
+            logger.info(
+                "the input synapses run once per sample, on the clock of the group 'stimulus' "
+                "(one sample long), and add their input to layer 1 at a step that both clocks "
+                "share, without delays: Brian2's warning that their dt differs from layer "
+                "1's is expected and not shown"
+            )
+        return False
+
+
+@contextlib.contextmanager
+def per_sample_input_path() -> Iterator[None]:
+    """Run the enclosed Brian2 code without the dt warning about the per-sample input path.
+
+    Brian2 warns before every run in which the synapses ``input_synapses`` from the group
+    ``stimulus`` tick on another dt than their target; a build whose input path runs once per
+    sample does that on purpose. Only that warning is dropped (explained once at info level).
+    """
+    brian_logger = logging.getLogger(_DT_MISMATCH_LOGGER)
+    quiet = _PerSamplePathFilter()
+    brian_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        brian_logger.removeFilter(quiet)

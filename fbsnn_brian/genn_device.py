@@ -36,6 +36,7 @@ from brian2 import Network, defaultclock, prefs
 from brian2.devices.device import get_device, set_device
 from numpy.typing import NDArray
 
+from fbsnn_brian.devices import compile_notice
 from fbsnn_brian.errors import DeviceError, ValidationError
 from fbsnn_brian.model import FeedbackNetwork
 
@@ -161,7 +162,8 @@ def genn_build(
     """One GeNN build and run: yield the project directory with brian2genn as the device.
 
     The project goes to a temporary directory (removed afterwards) unless ``directory`` is
-    given. Results must be read inside the block, before Brian2 returns to runtime mode. A
+    given; a one-line notice on stderr says that it is compiled (GeNN builds are not
+    cached). Results must be read inside the block, before Brian2 returns to runtime mode. A
     failed build (brian2genn raises RuntimeError) becomes a DeviceError naming the project.
     """
     with contextlib.ExitStack() as stack:
@@ -169,6 +171,10 @@ def genn_build(
             target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genn_")))
         else:
             target = Path(directory).resolve()
+        backend = "CUDA" if use_GPU else "CPU"
+        compile_notice(
+            f"compiling the GeNN project of {owner} for {backend} (about 1-2 min) in {target}"
+        )
         with genn_device(target, dt=dt, use_GPU=use_GPU, compile_and_run=True):
             try:
                 yield target

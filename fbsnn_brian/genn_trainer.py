@@ -71,6 +71,7 @@ class GeNNTrainingSimulation:
         self.use_GPU = bool(use_GPU)
         self.directory = directory
         self.compile_time_s = 0.0
+        self.build_cache_hit = False  # GeNN builds are not cached: every build compiles
         #: the result of the last chunk
         self.last_result: GeNNTrainingResult | None = None
         self._binary: GeNNBinary | None = None

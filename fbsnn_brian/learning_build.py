@@ -247,6 +247,7 @@ class TrainingSimulation:
         # result does not depend on the device's random number generator
         self._dropout_rng = np.random.default_rng([network.seed, 7])
         self.compile_time_s = 0.0
+        self.build_cache_hit = False  # whether the last build reused a compiled binary
         self._record = False
 
     # ------------------------------------------------------------------ definition
@@ -658,7 +659,8 @@ class TrainingSimulation:
             if label in self._optimizer_state:
                 view[:] = self._optimizer_state[label]
         # one extra step: the update of the last sample happens at the next sample boundary
-        network.run(n_samples * self.sample_duration + net.dt, namespace={})
+        with devices.per_sample_input_path():
+            network.run(n_samples * self.sample_duration + net.dt, namespace={})
         return objects
 
     # ------------------------------------------------------------------ weights in and out
@@ -724,7 +726,7 @@ class TrainingSimulation:
                 },
             )
             build, objects = self._build(key=key, directory=self.directory)
-            self.compile_time_s = build.compile_time_s
+            self.compile_time_s, self.build_cache_hit = build.compile_time_s, build.cache_hit
             self._compiled = (build, objects)
         return self._compiled
 
@@ -745,6 +747,7 @@ class TrainingSimulation:
             directory=directory,
             owner=self,
             target=target,
+            what="the training simulation",
         )
 
     def generate(

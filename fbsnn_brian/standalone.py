@@ -18,6 +18,13 @@ The cache lives in ``$FBSNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fbsnn_bri
 ``~/.cache/fbsnn_brian``; :func:`clear_cache` empties it. With an explicit ``directory`` the
 project is built and run there instead, uncached, and kept.
 
+A cache hit recompiles nothing, because Brian2's generated code is made independent of the
+process: Brian2 resets the clocks of a run in the iteration order of a set of Clock objects,
+which follows their memory addresses and so changes with ``PYTHONHASHSEED``; the toolkit's
+devices put those resets in the order of the clocks' names. A build that has to compile says
+so in one line on stderr first (:func:`fbsnn_brian.devices.compile_notice`), and
+:attr:`StandaloneBuild.cache_hit` records whether the binary was reused.
+
 The generated network loop is changed in one place: Brian2 reads the process CPU clock after
 every time step only to report the run time at the end (and to stop at a maximum run time,
 which the toolkit never sets). On machines where that clock is a system call it costs about
@@ -35,7 +42,9 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,11 +57,12 @@ from typing import Any, TypeVar
 import brian2
 import numpy as np
 from brian2 import Clock, Network
+from brian2.core.names import find_name
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
 
 from fbsnn_brian import interrupt
-from fbsnn_brian.devices import check_no_network_operation
+from fbsnn_brian.devices import check_no_network_operation, compile_notice
 from fbsnn_brian.errors import DeviceError
 
 __all__ = [
@@ -79,7 +89,90 @@ _PER_STEP_CLOCK = re.compile(
 _AFTER_LOOP = "    Network::_globally_running = false;\n"
 
 
-class _FbsnnStandaloneDevice(CPPStandaloneDevice):  # type: ignore[misc]
+def _order_clock_resets(device: Any, start: int, net: Network) -> None:
+    """Sort what one ``network_run`` queued that depends on the order of a set of clocks.
+
+    Brian2's ``network_run`` iterates ``{obj.clock for obj in objects}``, whose order follows
+    the clocks' memory addresses, to queue each clock's ``timestep`` and ``t`` reset first
+    (from ``main_queue[start]`` on), and to add a clock without code objects to the network;
+    both are put in the order of the clocks' names. Anything else is left as Brian2 queued it
+    (with a debug message where the resets are not where they are expected).
+    """
+    clocks = sorted({obj.clock for obj in net.sorted_objects}, key=lambda clock: clock.name)
+    ranks = {
+        device.get_array_name(clock.variables[variable], access_data=False): (clock.name, rank)
+        for clock in clocks
+        for rank, variable in enumerate(("timestep", "t"))
+    }
+    queue = device.main_queue
+    end = start
+    while end < len(queue) and queue[end][0] == "set_by_single_value":
+        if queue[end][1][0] not in ranks:
+            break
+        end += 1
+    if end - start == len(ranks):
+        queue[start:end] = sorted(queue[start:end], key=lambda entry: ranks[entry[1][0]])
+    else:
+        logger.debug("unknown clock resets in main_queue: left as Brian2 queued them")
+    if queue and queue[-1][0] == "run_network":
+        lines = queue[-1][1][1]
+        added = f"{net.name}.add(&"
+        idle = [k for k, line in enumerate(lines) if line.startswith(added) and "NULL" in line]
+        for k, line in zip(idle, sorted(lines[k] for k in idle), strict=True):
+            lines[k] = line
+
+
+def _up_to_date(directory: str) -> bool:
+    """Whether make finds the project's binary up to date (nothing to recompile)."""
+    if not os.path.isfile(os.path.join(directory, "main")):
+        return False
+    make = shlex.split(brian2.prefs["devices.cpp_standalone.make_cmd_unix"])
+    try:
+        completed = subprocess.run(
+            [*make, "-q"],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError:
+        return False
+    return completed.returncode == 0
+
+
+class _ReproducibleBuild:
+    """Device mixin: code independent of the process, and a notice before a real compile.
+
+    Brian2 makes a code object's name (``layer_1_stateupdater_codeobject*``) unique among
+    all live Brian2 objects of the process, so a second build of a configuration in the same
+    process, while the first build's device lives (Brian2 keeps every device it switched
+    from), got names with a ``_1`` suffix and had to be compiled again; here names are made
+    unique among the device's own code objects. ``notice`` (set before the build) is printed,
+    through :func:`compile_notice`, only when make has something to compile; ``recompiled``
+    says afterwards whether it had.
+    """
+
+    notice: str | None = None
+    recompiled: bool = True
+
+    def code_object(self, owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.endswith("*"):
+            name = find_name(name, names=set(self.code_objects))  # type: ignore[attr-defined]
+        return super().code_object(owner, name, *args, **kwargs)  # type: ignore[misc]
+
+    def network_run(self, net: Network, *args: Any, **kwargs: Any) -> None:
+        start = len(self.main_queue)  # type: ignore[attr-defined]
+        super().network_run(net, *args, **kwargs)  # type: ignore[misc]
+        _order_clock_resets(self, start, net)
+
+    def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
+        self.recompiled = bool(clean) or not _up_to_date(directory)
+        if self.recompiled and self.notice:
+            compile_notice(self.notice)
+        return super().compile_source(directory, compiler, debug, clean)  # type: ignore[misc]
+
+
+class _FbsnnStandaloneDevice(_ReproducibleBuild, CPPStandaloneDevice):  # type: ignore[misc]
     """CPPStandaloneDevice whose network loop reads the CPU clock once, after the loop."""
 
     def generate_network_source(self, writer: Any, compiler: Any) -> None:
@@ -125,7 +218,9 @@ def _cuda_device_class() -> Any:
     """
     CUDAStandaloneDevice = _import_brian2cuda()
 
-    class _FbsnnCudaDevice(CUDAStandaloneDevice):  # type: ignore[misc, valid-type]
+    base: Any = CUDAStandaloneDevice
+
+    class _FbsnnCudaDevice(_ReproducibleBuild, base):  # type: ignore[misc]
         def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
             makefile = Path(directory) / "makefile"
             text = makefile.read_text()
@@ -282,13 +377,17 @@ class StandaloneBuild:
     compile_time_s : float
         Seconds spent in code generation and compilation (small for a cached build).
     cached : bool
-        Whether the build came from (or went into) the build cache.
+        Whether the build is an entry of the build cache (found there or put there).
+    cache_hit : bool
+        Whether the binary of an earlier build of the same project (the cache entry, or the
+        given directory) was reused: make had nothing to recompile.
     """
 
     device: Any
     directory: str
     compile_time_s: float
     cached: bool
+    cache_hit: bool = False
 
     def run(self, run_args: Mapping[Any, Any]) -> None:
         """Run the binary once with new values, then delete the value files it read."""
@@ -327,6 +426,7 @@ def compile_standalone(
     directory: str | None = None,
     owner: object | None = None,
     target: str = "cpp_standalone",
+    what: str = "the simulation",
 ) -> tuple[StandaloneBuild, T]:
     """Define a model on a fresh cpp_standalone device and compile it without running it.
 
@@ -346,6 +446,9 @@ def compile_standalone(
     target : {'cpp_standalone', 'cuda_standalone'}
         The device; cuda_standalone builds (brian2cuda, see :func:`configure_cuda`) need an
         explicit ``directory`` and are generated and compiled only.
+    what : str
+        What is compiled, for the one-line notice printed before a compilation that is not a
+        cache hit (e.g. ``'the training simulation'``).
 
     Returns
     -------
@@ -366,6 +469,7 @@ def compile_standalone(
     with lock or contextlib.nullcontext(), _standalone_device(str(project), target) as device:
         objects = define()
         check_no_network_operation(network_of(objects))
+        device.notice = _notice(what, target, project if not cached else None)
         try:
             device.build(directory=str(project), compile=True, run=False, with_output=False)
         except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
@@ -383,10 +487,25 @@ def compile_standalone(
         weakref.finalize(owner if owner is not None else device, shutil.rmtree, work, True)
     device.project_dir = work
     seconds = time.perf_counter() - start
+    hit = not device.recompiled
     logger.info(
-        "compiled a cpp_standalone simulation in %.1f s (%s%s)",
+        "compiled a %s simulation in %.1f s (%s%s)",
+        target,
         seconds,
         project,
-        ", cached" if cached else "",
+        (", cache hit" if hit else ", cached") if cached else "",
     )
-    return StandaloneBuild(device, work, seconds, cached), objects
+    return StandaloneBuild(device, work, seconds, cached, cache_hit=hit), objects
+
+
+def _notice(what: str, target: str, directory: Path | None) -> str:
+    """The notice before compiling ``what`` into ``directory`` (None: the build cache)."""
+    if directory is not None:
+        return f"compiling {what} for {target} (about 20-60 s) in {directory}"
+    where = str(cache_root())
+    home = os.path.expanduser("~")
+    if where == home or where.startswith(home + os.sep):
+        where = "~" + where[len(home) :]
+    return (
+        f"compiling {what} for {target} (about 20-60 s, once per configuration; cached in {where})"
+    )

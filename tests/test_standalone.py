@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +31,7 @@ def simulation(seed: int = 0) -> FreeRunSimulation:
 
 
 def test_the_cache_is_reused_and_runs_stay_private(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FBSNN_CACHE_DIR", str(tmp_path / "cache"))
     assert cache_root() == tmp_path / "cache"
@@ -36,6 +39,9 @@ def test_the_cache_is_reused_and_runs_stay_private(
     first = simulation()
     rates = first.run(inputs).layer_rates()[0]
     build, _ = first._compile()
+    assert not build.cache_hit and not first.build_cache_hit
+    notice = capfd.readouterr().err
+    assert "fbsnn: compiling the free-phase simulation for cpp_standalone" in notice
     entries = sorted((tmp_path / "cache" / "builds").glob("free_run-*[!k]"))
     assert len(entries) == 1 and entries[0].is_dir()
     # the run took place in a private copy, and left no value files behind
@@ -47,7 +53,8 @@ def test_the_cache_is_reused_and_runs_stay_private(
     second = simulation()  # same configuration: same cache entry, same results
     np.testing.assert_array_equal(second.run(inputs).layer_rates()[0], rates)
     second_build, _ = second._compile()
-    assert second_build.cached
+    assert second_build.cached and second_build.cache_hit and second.build_cache_hit
+    assert "fbsnn: compiling" not in capfd.readouterr().err  # a cache hit compiles nothing
     assert second_build.directory != build.directory
     assert len(sorted((tmp_path / "cache" / "builds").glob("free_run-*[!k]"))) == 1
 
@@ -63,6 +70,53 @@ def test_the_cache_is_reused_and_runs_stay_private(
     assert not work.exists()  # the private directory goes with its simulation
     clear_cache()
     assert not (tmp_path / "cache" / "builds").exists()
+
+
+_BUILD_IN_A_PROCESS = """
+import hashlib, json, sys
+from pathlib import Path
+from brian2 import ms
+from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+from fbsnn_brian.build import FreeRunSimulation
+
+network = FeedbackNetwork(n_inputs=8, layer_sizes=[4], n_classes=2, seed=0)
+simulation = FreeRunSimulation(
+    network, Protocol([FreePhase(duration=2 * ms)]), device="cpp_standalone", chunk_size=2,
+    record_spikes=False,
+)
+build, _ = simulation._compile()
+(project,) = [entry for entry in (Path(sys.argv[1]) / "builds").iterdir() if entry.is_dir()]
+sources = {
+    str(path.relative_to(project)): hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in sorted(project.rglob("*.cpp"))
+}
+print(json.dumps({"cache_hit": simulation.build_cache_hit, "sources": sources}))
+"""
+
+
+def test_a_build_is_a_cache_hit_in_another_process(tmp_path: Path) -> None:
+    # Brian2 resets a run's clocks in the order of a set of Clock objects, which changes
+    # with the hash seed; the same configuration must give the same code in every process,
+    # so that a later process reuses the compiled binary without recompiling anything
+    def build(hash_seed: str) -> tuple[dict[str, object], str]:
+        environment = {**os.environ, "FBSNN_CACHE_DIR": str(tmp_path), "PYTHONHASHSEED": hash_seed}
+        completed = subprocess.run(
+            [sys.executable, "-c", _BUILD_IN_A_PROCESS, str(tmp_path)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(completed.stdout.splitlines()[-1]), completed.stderr
+
+    first, notice = build("0")
+    assert not first["cache_hit"]
+    assert "fbsnn: compiling the free-phase simulation for cpp_standalone" in notice
+    for hash_seed in ("1", "2", "3"):
+        later, notice = build(hash_seed)
+        assert later["sources"] == first["sources"], f"PYTHONHASHSEED={hash_seed}"
+        assert later["cache_hit"], f"PYTHONHASHSEED={hash_seed}"
+        assert "fbsnn: compiling" not in notice
 
 
 def test_the_key_follows_the_configuration() -> None:
