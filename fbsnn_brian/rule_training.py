@@ -112,6 +112,11 @@ class RecordedRuleSimulation:
         return float(self._free.compile_time_s)
 
     @property
+    def build_cache_hit(self) -> bool:
+        """Whether the free-phase build reused a compiled binary (False in runtime mode)."""
+        return bool(self._free.build_cache_hit)
+
+    @property
     def optimizer_state(self) -> dict[str, FloatArray]:
         """Copies of the momentum velocities (empty without momentum)."""
         return {name: value.copy() for name, value in self._velocity.items()}
