@@ -468,6 +468,7 @@ class FreeRunSimulation:
     def run(self, inputs: NDArray[np.float64], *, progress: bool = False) -> SpikeRecording:
         """Simulate all samples (in chunks) and collect spikes and average rates."""
         net = self.network
+        net.check_invariants()  # weights the user changed since the build was defined
         n_samples = len(inputs)
         chunk = (
             self.chunk_size if self.device == "cpp_standalone" else min(self.chunk_size, n_samples)

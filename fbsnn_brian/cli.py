@@ -25,7 +25,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+        if "(default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
             return text
         return super()._get_help_string(action) or text
 
@@ -80,7 +80,7 @@ def _add_check_parsers(commands: Any) -> None:
         "--duration", type=float, default=30.0, help="free phase, in units of tau"
     )
     equilibrium.add_argument("--samples", type=int, default=5, help="number of digits simulated")
-    equilibrium.add_argument("--seed", type=int, default=0)
+    equilibrium.add_argument("--seed", type=int, default=0, help="seed of the network")
     equilibrium.add_argument("--neuron", default="if", help="if or lif")
     equilibrium.add_argument(
         "--device", default="runtime", help="runtime, numpy, cython or cpp_standalone"
@@ -93,7 +93,7 @@ def _add_check_parsers(commands: Any) -> None:
     gradient.add_argument("--perturbed", type=float, default=100.0, help="perturbed phase, in tau")
     gradient.add_argument("--scale", type=float, default=4.0, help="error scale s")
     gradient.add_argument("--samples", type=int, default=3)
-    gradient.add_argument("--seed", type=int, default=0)
+    gradient.add_argument("--seed", type=int, default=0, help="seed of the network")
     gradient.add_argument(
         "--device", default="numpy", help="runtime, numpy, cython, cpp_standalone"
     )
@@ -119,6 +119,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("--split-seed", "split_seed", int, "seed of the stratified split"),
     ("--preset", "preset", str, "settings per data set: digits, mnist or generic"),
+    ("--classes", "n_classes", int, "number of classes; labels must lie below it"),
     ("--layers", "layers", _layer_sizes, "hidden layer sizes, comma-separated"),
     ("--neuron", "neuron", str, "if or lif"),
     ("--epochs", "epochs", int, "passes over the training set"),
@@ -161,7 +162,9 @@ def _shown_default(key: str, default: Any, preset_keys: set[str]) -> str:
     if key == "chunk_size":
         return "200 for spide, 16 for the other rules"
     if default is None:
-        return "seeded split" if key in ("train_size", "test_size") else "none"
+        return {"train_size": "seeded split", "test_size": "seeded split"}.get(
+            key, "the largest training label + 1" if key == "n_classes" else "none"
+        )
     return ",".join(map(str, default)) if isinstance(default, list) else str(default)
 
 
@@ -178,7 +181,8 @@ def _add_run_parsers(commands: Any) -> None:
     train.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML file of settings (see fbsnn_brian.run_file); options given here override it",
+        help="TOML file of settings (see fbsnn_brian.run_file); options given here override it "
+        "(default: none)",
     )
     preset_keys = set().union(*PRESETS.values())
     for flag, key, kind, text in _TRAIN_OPTIONS:
@@ -207,7 +211,8 @@ def _add_run_parsers(commands: Any) -> None:
         "--resume",
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoint with its own config.json; only "
-        "--epochs may be given too, to extend a run with the constant schedule",
+        "--epochs may be given too, to extend a run with the constant schedule (default: a new "
+        "run)",
     )
     train.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -219,8 +224,12 @@ def _add_run_parsers(commands: Any) -> None:
         help="train every learning rule on the same network and data; one table",
     )
     compare.add_argument("--dataset", default="digits", help="digits, idx:DIR or npz:FILE")
-    compare.add_argument("--train-size", type=int, help="first N samples train")
-    compare.add_argument("--test-size", type=int, help="last M samples test")
+    compare.add_argument(
+        "--train-size", type=int, help="first N samples train (default: seeded split)"
+    )
+    compare.add_argument(
+        "--test-size", type=int, help="last M samples test (default: seeded split)"
+    )
     compare.add_argument("--layers", type=_layer_sizes, default=[128])
     compare.add_argument("--epochs", type=int, default=10)
     compare.add_argument(
@@ -240,7 +249,7 @@ def _add_run_parsers(commands: Any) -> None:
     )
     compare.add_argument("--na-free", type=float, default=10.0, help="NA's free phase, in tau")
     compare.add_argument("--device", default="cpp_standalone")
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--seed", type=int, default=0, help="seed of the network and shuffling")
     compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.add_argument("--json", action="store_true", help="print JSON only")

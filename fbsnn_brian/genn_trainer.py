@@ -105,6 +105,7 @@ class GeNNTrainingSimulation:
     ) -> ChunkStatistics:
         """Train on ``inputs`` (at most ``chunk_size`` samples); return ChunkStatistics."""
         del apply_after  # batch_size is 1 on GeNN: every sample's update is applied
+        self.training.network.check_invariants()
         start = time.perf_counter()
         if self._binary is None:
             directory = self.directory

@@ -804,6 +804,7 @@ class TrainingSimulation:
             sample (default: after the last sample of the chunk and every ``batch_size``-th).
         """
         net = self.network
+        net.check_invariants()
         n_samples = len(inputs)
         rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (n_samples,))
         start = time.perf_counter()

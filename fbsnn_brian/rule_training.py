@@ -183,9 +183,7 @@ class RecordedRuleSimulation:
                 # Dale's law as for SPIDE: a weight that would change sign stops at zero
                 new = np.where(signs[None, :] * new < 0, 0.0, new)
             updated[name] = new
-        feedback = updated.pop("feedback_weights")
-        net.set_weight_arrays({**updated, "feedback_weights": net.feedback_weights})
-        net.set_learned_feedback(feedback, max_gain=self.plasticity.max_feedback_gain)
+        net.set_learned_weights(updated, max_gain=self.plasticity.max_feedback_gain)
         layer_rates = [rates.mean() for rates in recording.layer_rates()]
         sizes = net.layer_sizes
         return ChunkStatistics(

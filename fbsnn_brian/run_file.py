@@ -7,6 +7,10 @@ A file sets any of the settings of :data:`fbsnn_brian.runs.DEFAULTS`, grouped in
     train_size = 8000           # optional: first N samples train
     test_size = 2000            # optional: last M samples test
     split_seed = 0
+    test_dataset = "npz:FILE"   # optional: a separate test set; the whole dataset then trains
+    validation_size = 0         # last V training samples followed per epoch instead of training
+    n_classes = 10              # optional: default the largest training label + 1
+    preset = "digits"           # optional: "digits", "mnist" or "generic" (fbsnn_brian.presets)
 
     [network]
     layers = [128]
@@ -55,6 +59,10 @@ SECTIONS: dict[str, dict[str, str]] = {
         "train_size": "optional_int",
         "test_size": "optional_int",
         "split_seed": "int",
+        "test_dataset": "str",
+        "validation_size": "int",
+        "n_classes": "optional_int",
+        "preset": "str",
     },
     "network": {
         "layers": "int_list",

@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from fbsnn_brian.datasets import Dataset, check_compatible, load_dataset, train_test_split
+from fbsnn_brian.datasets import (
+    Dataset,
+    check_compatible,
+    load_dataset,
+    load_train_and_test,
+    train_test_split,
+)
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.files import write_json_atomically
 from fbsnn_brian.interrupt import Interrupted
@@ -69,6 +75,8 @@ DEFAULTS: TrainingConfig = {
     "split_seed": 0,
     # settings per data set (fbsnn_brian.presets); None: chosen from the data set
     "preset": None,
+    # None: the largest training label + 1 (with a warning for classes without samples)
+    "n_classes": None,
     "layers": [128],
     "neuron": "if",
     # digits, 64-128-10, seeded split, these settings: 97.47 / 96.46 / 97.97 % test accuracy
@@ -153,6 +161,7 @@ def split_dataset(
     test_size: int | None,
     split_seed: int,
     test_spec: str | None = None,
+    n_classes: int | None = None,
 ) -> tuple[Dataset, Dataset]:
     """Training and test parts of a data set, by the toolkit's rules.
 
@@ -162,21 +171,27 @@ def split_dataset(
       layout): its own partition, the ``train`` files training and the ``t10k`` files testing,
       with the sizes applied as above.
     * otherwise :func:`fbsnn_brian.datasets.train_test_split` of the one data set.
+
+    ``n_classes`` (default: the largest training label + 1) is checked against every label.
     """
     if test_spec is None and _has_own_partition(spec):
-        train, test = load_dataset(spec, split="train"), load_dataset(spec, split="t10k")
+        train, test = load_train_and_test(
+            spec, spec, n_classes=n_classes, train_split="train", test_split="t10k"
+        )
     elif test_spec is not None:
-        train, test = load_dataset(spec), load_dataset(test_spec)
+        train, test = load_train_and_test(spec, test_spec, n_classes=n_classes)
     else:
         return train_test_split(
-            load_dataset(spec), train_size=train_size, test_size=test_size, seed=split_seed
+            load_dataset(spec, n_classes=n_classes),
+            train_size=train_size,
+            test_size=test_size,
+            seed=split_seed,
         )
     if train_size is not None:
         train = train.subset(np.arange(min(train_size, train.n_samples)))
     if test_size is not None:
         test = test.subset(np.arange(max(0, test.n_samples - test_size), test.n_samples))
-    check_compatible(train, test)
-    return train, test
+    return train, check_compatible(train, test)
 
 
 def _has_own_partition(spec: str) -> bool:
@@ -268,6 +283,7 @@ def _datasets(settings: TrainingConfig) -> tuple[Dataset, Dataset, Dataset | Non
         test_size=settings["test_size"],
         split_seed=settings["split_seed"],
         test_spec=settings["test_dataset"],
+        n_classes=settings["n_classes"],
     )
     size = settings["validation_size"]
     if not size:
@@ -317,7 +333,9 @@ def _trainer(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any
         schedule=settings["schedule"],
         seed=settings["seed"],
         progress=progress,
-        augmentation=RandomShift(max_shift=settings["shift"]) if settings["shift"] else None,
+        augmentation=RandomShift(max_shift=settings["shift"], image_shape=train.image_shape)
+        if settings["shift"]
+        else None,
     )
 
 
@@ -428,6 +446,7 @@ def train_run(
         "wall_time_s": wall,
         "test_evaluation_time_s": evaluation_time,
         "compile_time_s": float(history.attrs["compile_time_s"]),
+        "build_cache_hit": bool(history.attrs["build_cache_hit"]),
         "mean_forward_rate": float(history["forward_rate"].mean()),
         "mean_backward_rate": float(history["backward_rate"].mean()),
         "loop_gain": network.loop_gain(),
@@ -486,6 +505,7 @@ def evaluate_run(
             test_size=saved["test_size"] if test_size is None else test_size,
             split_seed=saved["split_seed"] if split_seed is None else split_seed,
             test_spec=saved["test_dataset"],
+            n_classes=network.n_classes,
         )
     else:
         if train_size is not None or split_seed is not None:

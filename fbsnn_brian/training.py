@@ -245,6 +245,7 @@ class Trainer:
 
     def evaluate(self, inputs: Any, labels: Any) -> dict[str, Any]:
         """Accuracy and confusion matrix (rows: true class, columns: predicted class)."""
+        self.network.check_invariants()
         array = self.network.check_inputs(inputs, owner="Trainer.evaluate")
         truth = _check_labels("Trainer.evaluate", labels, len(array), self.network.n_classes)
         recording = self._evaluator().run(array)
@@ -318,6 +319,7 @@ class Trainer:
             ``loop_gain``.
         """
         owner = "Trainer.fit"
+        self.network.check_invariants()
         array = self.network.check_inputs(inputs, owner=owner)
         truth = _check_labels(owner, labels, len(array), self.network.n_classes)
         epochs = check_positive_int(owner, "epochs", epochs)
@@ -586,6 +588,7 @@ class Trainer:
                 "seed": self.seed,
                 "chunk_size": self.chunk_size,
                 "compile_time_s": float(self._train.compile_time_s),
+                "build_cache_hit": int(self._train.build_cache_hit),
             },
         )
         # long names and units from the one vocabulary of the exports
