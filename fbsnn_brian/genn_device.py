@@ -36,6 +36,7 @@ from brian2 import Network, defaultclock, prefs
 from brian2.devices.device import get_device, set_device
 from numpy.typing import NDArray
 
+from fbsnn_brian import interrupt
 from fbsnn_brian.devices import compile_notice
 from fbsnn_brian.errors import DeviceError, ValidationError
 from fbsnn_brian.model import FeedbackNetwork
@@ -179,6 +180,7 @@ def genn_build(
             try:
                 yield target
             except RuntimeError as error:
+                interrupt.check(f"while building the GeNN project in {target}")
                 hint = (
                     " (use_GPU=True needs a CUDA GPU and GeNN's CUDA backend; without them, "
                     "use use_GPU=False, or --cpu-only on the command line)"
@@ -301,6 +303,7 @@ def rerun_binary(
         check=False,
     )
     if completed.returncode != 0:
+        interrupt.check(f"while the GeNN binary in {binary.project} ran")
         raise DeviceError(
             f"{owner}: the GeNN binary in {binary.project} failed (exit status "
             f"{completed.returncode}): {(completed.stdout + completed.stderr)[-2000:]}"

@@ -400,6 +400,8 @@ class StandaloneBuild:
                 run_args=dict(run_args),
             )
         except Exception as error:  # Brian2 raises a bare RuntimeError
+            # a binary stopped by Ctrl-C: not a device fault (the caller discards the chunk)
+            interrupt.check(f"while the compiled simulation in {self.directory} ran")
             raise DeviceError(
                 f"cpp_standalone: the compiled simulation in {self.directory} failed ({error})."
             ) from error

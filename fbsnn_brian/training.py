@@ -9,6 +9,7 @@ shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -392,10 +393,11 @@ class Trainer:
                         chunks_bar,
                         checkpoint_every,
                     )
-                    if validation is None:
-                        accuracies = [self._accuracies([(array, truth)])[0], math.nan]
-                    else:
-                        accuracies = self._accuracies([(array, truth), (val_inputs, val_labels)])
+                    sets = [(array, truth)]
+                    if validation is not None:
+                        sets.append((val_inputs, val_labels))
+                    with contextlib.suppress(interrupt.Interrupted):  # redone on resume
+                        accuracies = [*self._accuracies(sets), math.nan][:2]
                     if interrupt.requested():
                         # an evaluation binary stops early on the signal: redone on resume
                         save(epoch, len(array), order)
@@ -478,12 +480,15 @@ class Trainer:
             shown = array[chosen]
             if self.augmentation is not None:
                 shown = self.augmentation(shown, generators["augmentation"])
-            stats = self._train.train_chunk(
-                shown,
-                truth[chosen],
-                rates[first : first + len(chosen)],
-                apply_after[first : first + len(chosen)],
-            )
+            try:
+                stats = self._train.train_chunk(
+                    shown,
+                    truth[chosen],
+                    rates[first : first + len(chosen)],
+                    apply_after[first : first + len(chosen)],
+                )
+            except interrupt.Interrupted:
+                pass  # the binary died of the signal: undone below
             if interrupt.requested():
                 self._restore(before, generators)
                 save(epoch, first, order)
