@@ -3,7 +3,7 @@
     fbsnn sweep protocols/plausibility.toml --out plausibility.nc
     python analysis/claims_table.py plausibility.nc [--out claims.md] [--figure conditions.png]
 
-See :mod:`fbsnn_brian.claims` for what each row measures.
+See :mod:`fbsnn_brian.experiments.claims` for what each row measures.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fbsnn_brian.claims import claims_table
-from fbsnn_brian.export import read_dataset
-from fbsnn_brian.plotting import plot_conditions
+from fbsnn_brian.analysis.plotting import plot_conditions
+from fbsnn_brian.experiments.claims import claims_table
+from fbsnn_brian.io.recording import read_dataset
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ and scored after every epoch on that validation split. The test part is never lo
 network nor evaluated. The chosen candidate has the best mean final validation accuracy over
 the seeds (ties: the better mean over the last three epochs, then the first in grid order).
 The JSON result holds the command line, the data set, the split sizes, every run's per-epoch
-validation accuracy and the chosen settings (the values of :data:`fbsnn_brian.presets.PRESETS`).
+validation accuracy and the chosen settings (the values of
+:data:`fbsnn_brian.experiments.presets.PRESETS`).
 
 Validation splits:
 
@@ -39,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from fbsnn_brian.datasets import Dataset
-from fbsnn_brian.runs import DEFAULTS, network_from_settings, split_dataset
+from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings, split_dataset
+from fbsnn_brian.io.datasets import Dataset
 
 # fraction of each class of the training part carved out as the validation split
 VALIDATION_FRACTION = 0.15
@@ -160,12 +161,12 @@ def validation_split(
 
 
 def train_candidate(settings: dict[str, Any], fit: Dataset, validation: Dataset) -> dict[str, Any]:
-    """Train as :func:`fbsnn_brian.runs.train_run` does; score on ``validation`` every epoch."""
-    from fbsnn_brian.augmentation import RandomShift
-    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.protocol import FreePhase, Protocol
-    from fbsnn_brian.rules import rule_from_name
-    from fbsnn_brian.training import Trainer
+    """Train as :func:`fbsnn_brian.experiments.runs.train_run` does; score validation per epoch."""
+    from fbsnn_brian.learning.augmentation import RandomShift
+    from fbsnn_brian.learning.trainer import Trainer
+    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.model.protocol import FreePhase, Protocol
+    from fbsnn_brian.rules.learning_rules import rule_from_name
 
     network = network_from_settings(settings, fit.n_features, fit.n_classes)
     protocol = Protocol(

@@ -1,7 +1,8 @@
 """SPIDE training on GeNN against the same definition on Brian2's runtime, side by side.
 
 Runs in the genn environment (brian2genn 1.7, Brian2 2.5.x, numpy < 2) with GENN_PATH set.
-One network trains with :class:`~fbsnn_brian.genn_trainer.GeNNTrainingSimulation` (GeNN's
+One network trains with :class:`~fbsnn_brian.build.devices.genn_engines.GeNNTrainingSimulation`
+(GeNN's
 CPU backend unless ``--gpu``): the first chunk builds the project, the later chunks rerun its
 binary. A copy trains on the first chunk with the same definition on Brian2's runtime device
 (numpy target, brian2genn's schedule). Reports the build time, the samples/s of the reruns
@@ -25,10 +26,10 @@ import numpy as np
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
-from fbsnn_brian.datasets import load_dataset
-from fbsnn_brian.genn_trainer import GeNNTrainingSimulation
-from fbsnn_brian.genn_training import GeNNTraining
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+from fbsnn_brian.build.devices.genn_engines import GeNNTrainingSimulation
+from fbsnn_brian.build.devices.genn_training import GeNNTraining
+from fbsnn_brian.io.datasets import load_dataset
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ import numpy as np
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
-from fbsnn_brian.datasets import load_dataset
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.learning_build import TrainingSimulation
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.io.datasets import load_dataset
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 
 def main() -> None:

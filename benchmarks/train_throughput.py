@@ -32,10 +32,10 @@ from brian2 import ms, prefs
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
 from fbsnn_brian import reference as ref
-from fbsnn_brian.build import FreeRunSimulation
-from fbsnn_brian.datasets import load_dataset
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.learning_build import TrainingSimulation
+from fbsnn_brian.build.free_run import FreeRunSimulation
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.io.datasets import load_dataset
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 
 def reference_throughput(network: FeedbackNetwork, inputs: np.ndarray, labels: np.ndarray) -> float:
@@ -54,8 +54,8 @@ CACHED_BUILD = """
 import sys
 from brian2 import ms
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.learning_build import TrainingSimulation
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
+from fbsnn_brian.build.training import TrainingSimulation
 hidden, n_inputs, n_classes, chunk = (int(v) for v in sys.argv[1:5])
 protocol = Protocol(
     [FreePhase(duration=30 * ms), PerturbedPhase(duration=100 * ms)],

@@ -9,7 +9,7 @@ import pytest
 from brian2 import prefs
 from brian2.devices.device import set_device
 
-from fbsnn_brian.datasets import load_digits
+from fbsnn_brian.io.datasets import load_digits
 
 
 @pytest.fixture(autouse=True)

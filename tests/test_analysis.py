@@ -11,14 +11,15 @@ import xarray as xr
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError, analysis
-from fbsnn_brian.cli import main
-from fbsnn_brian.datasets import load_digits
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.cli.main import main
+from fbsnn_brian.io.datasets import load_digits
 
 
 def record(network: FeedbackNetwork, duration_tau: float, n: int = 3) -> xr.Dataset:
     inputs = load_digits().inputs[:n]
     protocol = Protocol([FreePhase(duration=duration_tau * ms)])
-    return protocol.run(network, inputs=inputs, device="numpy").to_xarray()
+    return simulate(network, protocol, inputs=inputs, device="numpy").to_xarray()
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,8 @@ def test_firing_rates_and_synaptic_operations_agree_with_the_rates(
 def test_perturbed_phase_operations_count_error_events_through_the_transpose(
     network: FeedbackNetwork,
 ) -> None:
-    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.learning_build import TrainingSimulation
+    from fbsnn_brian.build.training import TrainingSimulation
+    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
     digits = load_digits()
     protocol = Protocol(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fbsnn_brian import ValidationError
-from fbsnn_brian.augmentation import RandomShift
+from fbsnn_brian.learning.augmentation import RandomShift
 
 
 class FixedShift(RandomShift):

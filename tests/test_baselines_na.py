@@ -14,9 +14,10 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.baselines import NeuronConstants, SampleSpikes, grid_model, na_gradients
-from fbsnn_brian.datasets import load_digits
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.io.datasets import load_digits
 from fbsnn_brian.reference import RateModel, cosine_similarity, ide_gradients_at_rates
+from fbsnn_brian.rules.baselines import NeuronConstants, SampleSpikes, grid_model, na_gradients
 
 N_SAMPLES = 6
 
@@ -282,7 +283,9 @@ def record_digits(
 ) -> tuple[RateModel, np.ndarray, np.ndarray, list[SampleSpikes]]:
     digits = load_digits()
     inputs, labels = digits.inputs[:N_SAMPLES], digits.labels[:N_SAMPLES]
-    recording = Protocol([FreePhase(duration=30 * ms)]).run(net, inputs=inputs, device="numpy")
+    recording = simulate(
+        net, Protocol([FreePhase(duration=30 * ms)]), inputs=inputs, device="numpy"
+    )
     samples = [SampleSpikes.from_recording(recording, k) for k in range(N_SAMPLES)]
     return net.rate_model(), inputs, labels, samples
 

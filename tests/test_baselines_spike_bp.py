@@ -14,13 +14,14 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.baselines import (
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.reference import RateModel, cosine_similarity, ide_gradients_at_rates
+from fbsnn_brian.rules.baselines import (
     NeuronConstants,
     SampleSpikes,
     leak_corrected_derivatives,
     spike_bp_gradients,
 )
-from fbsnn_brian.reference import RateModel, cosine_similarity, ide_gradients_at_rates
 
 INPUTS = np.array([[0.9, 0.1, 0.6, 0.3, 0.8], [0.2, 0.7, 0.4, 1.0, 0.5], [0.6, 0.6, 0.0, 0.2, 0.9]])
 LABELS = (0, 2, 1)
@@ -28,7 +29,7 @@ LABELS = (0, 2, 1)
 
 def record(net: FeedbackNetwork, duration_tau: float = 30.0) -> list[SampleSpikes]:
     protocol = Protocol([FreePhase(duration=duration_tau * net.tau)])
-    recording = protocol.run(net, inputs=INPUTS, device="numpy")
+    recording = simulate(net, protocol, inputs=INPUTS, device="numpy")
     return [SampleSpikes.from_recording(recording, k) for k in range(len(INPUTS))]
 
 

@@ -13,7 +13,8 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.baselines import NeuronConstants, SampleSpikes
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.rules.baselines import NeuronConstants, SampleSpikes
 
 
 def test_constants_derived_quantities_by_hand() -> None:
@@ -112,7 +113,9 @@ def test_from_recording_gives_the_recorded_rates_in_units_of_tau() -> None:
     # tau = 2 ms: spike times must be divided by 2 ms, not by 1 ms
     net = FeedbackNetwork(n_inputs=3, layer_sizes=[4, 2], n_classes=2, seed=1, tau=2 * ms)
     inputs = np.array([[0.9, 0.2, 0.5], [0.1, 1.0, 0.7]])
-    recording = Protocol([FreePhase(duration=40 * ms)]).run(net, inputs=inputs, device="numpy")
+    recording = simulate(
+        net, Protocol([FreePhase(duration=40 * ms)]), inputs=inputs, device="numpy"
+    )
     for sample in range(2):
         spikes = SampleSpikes.from_recording(recording, sample)
         assert spikes.duration == pytest.approx(20.0, rel=1e-12)

@@ -15,19 +15,20 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.baselines import (
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.model.biophysics import Biophysics
+from fbsnn_brian.reference import (
+    RateModel,
+    cosine_similarity,
+    ide_gradients_at_rates,
+)
+from fbsnn_brian.rules.baselines import (
     NeuronConstants,
     SampleSpikes,
     correction_table,
     count_model,
     psp_kernel,
     st_rsbp_gradients,
-)
-from fbsnn_brian.biophysics import Biophysics
-from fbsnn_brian.reference import (
-    RateModel,
-    cosine_similarity,
-    ide_gradients_at_rates,
 )
 
 INPUTS = np.array([[0.9, 0.1, 0.6, 0.3, 0.8], [0.2, 0.7, 0.4, 1.0, 0.5], [0.6, 0.6, 0.0, 0.2, 0.9]])
@@ -80,7 +81,7 @@ def cross_entropy(scores: np.ndarray, label: int) -> float:
 
 def record(net: FeedbackNetwork, duration_tau: float) -> list[SampleSpikes]:
     protocol = Protocol([FreePhase(duration=duration_tau * net.tau)])
-    recording = protocol.run(net, inputs=INPUTS, device="numpy")
+    recording = simulate(net, protocol, inputs=INPUTS, device="numpy")
     return [SampleSpikes.from_recording(recording, k) for k in range(len(INPUTS))]
 
 

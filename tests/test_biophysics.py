@@ -14,16 +14,17 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.biophysics import Biophysics
-from fbsnn_brian.export import SpikeRecording
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.io.recording import SpikeRecording
+from fbsnn_brian.learning.trainer import Trainer
+from fbsnn_brian.model.biophysics import Biophysics
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 from fbsnn_brian.reference import fixed_point_batch
-from fbsnn_brian.training import Trainer
 
 
 def run(net: FeedbackNetwork, inputs: np.ndarray, duration_tau: float) -> SpikeRecording:
     protocol = Protocol([FreePhase(duration=duration_tau * net.tau)])
-    return protocol.run(net, inputs=inputs, device="numpy")
+    return simulate(net, protocol, inputs=inputs, device="numpy")
 
 
 def two_layers(biophysics: Biophysics | None = None, **kwargs: object) -> FeedbackNetwork:
@@ -208,7 +209,7 @@ def test_dale_law_signs_hold_at_initialisation_and_are_enforced() -> None:
 
 
 def test_dale_law_holds_after_training(digits_inputs: np.ndarray) -> None:
-    from fbsnn_brian.datasets import load_digits
+    from fbsnn_brian.io.datasets import load_digits
 
     data = load_digits()
     net = FeedbackNetwork(
@@ -274,8 +275,8 @@ def test_switches_survive_save_and_load(tmp_path: object) -> None:
 def test_cpp_standalone_runs_the_switches_as_runtime_does(tmp_path: object) -> None:
     # Deterministic switches (exponential synapses, heterogeneous delays, reset to rest,
     # Dale's law) train to the same weights in the compiled binary as in runtime mode.
-    from fbsnn_brian.datasets import load_digits
-    from fbsnn_brian.learning_build import TrainingSimulation
+    from fbsnn_brian.build.training import TrainingSimulation
+    from fbsnn_brian.io.datasets import load_digits
 
     digits = load_digits()
     inputs, labels = digits.inputs[:4], digits.labels[:4]
@@ -313,7 +314,9 @@ def test_cpp_standalone_runs_the_switches_as_runtime_does(tmp_path: object) -> N
     # noise is drawn by the binary's own generator: identical neurons spread out
     noisy = isolated_neurons(50, 0.8, Biophysics(noise_sigma=1.0))
     protocol = Protocol([FreePhase(duration=100 * ms)])
-    (rates,) = protocol.run(noisy, inputs=np.zeros((1, 1)), device="cpp_standalone").layer_rates()
+    (rates,) = simulate(
+        noisy, protocol, inputs=np.zeros((1, 1)), device="cpp_standalone"
+    ).layer_rates()
     # expected spread 0.05 (see the white-noise test); a quarter of it rules out "no noise"
     assert rates.std() > 0.0125
 
@@ -349,7 +352,7 @@ def test_exponential_rate_estimate_weights_recent_spikes(digits_inputs: np.ndarr
     )
     with pytest.raises(ValidationError, match="rate_estimate must be one of 'average'"):
         FeedbackNetwork(n_inputs=4, layer_sizes=[4], n_classes=2, rate_estimate="ema")
-    from fbsnn_brian.datasets import load_digits
+    from fbsnn_brian.io.datasets import load_digits
 
     data = load_digits()
     before = lif.input_weights.copy()

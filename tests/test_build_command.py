@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fbsnn_brian.cli import main
+from fbsnn_brian.cli.main import main
 
 SMALL = ["--inputs", "16", "--layers", "8", "--classes", "3", "--chunk-size", "2"]
 

@@ -22,9 +22,9 @@ TRAIN = textwrap.dedent(
     import numpy as np
     from brian2 import ms
     from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, Trainer
-    from fbsnn_brian.augmentation import RandomShift
-    from fbsnn_brian.datasets import load_digits
-    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.learning.augmentation import RandomShift
+    from fbsnn_brian.io.datasets import load_digits
+    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
     device, checkpoint, out = sys.argv[1], sys.argv[2], sys.argv[3]
     digits = load_digits()
@@ -100,8 +100,8 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
     from brian2 import ms
 
     from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, Trainer
-    from fbsnn_brian.datasets import load_digits
-    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.io.datasets import load_digits
+    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
     digits = load_digits()
     protocol = Protocol(

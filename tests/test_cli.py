@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fbsnn_brian.cli import main
+from fbsnn_brian.cli.main import main
 
 
 def test_check_equilibrium_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Tests of fbsnn_brian.datasets: loaders, validation messages and split rules."""
+"""Tests of fbsnn_brian.io.datasets: loaders, validation messages and split rules."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fbsnn_brian import datasets
-from fbsnn_brian.datasets import (
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.io import datasets
+from fbsnn_brian.io.datasets import (
     Dataset,
     EmptyClassWarning,
     check_compatible,
@@ -24,7 +25,6 @@ from fbsnn_brian.datasets import (
     save_npz,
     train_test_split,
 )
-from fbsnn_brian.errors import ValidationError
 
 MNIST_T10K = Path("/work/shared/data/mnist-t10k")
 

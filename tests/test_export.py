@@ -20,6 +20,7 @@ from fbsnn_brian import (
     read_dataset,
     write_dataset,
 )
+from fbsnn_brian.build.free_run import simulate
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,12 @@ def dataset() -> xr.Dataset:
     net = FeedbackNetwork(
         n_inputs=64, layer_sizes=[12, 8], n_classes=10, seed=0, input_coding="spikes"
     )
-    from fbsnn_brian.datasets import load_digits
+    from fbsnn_brian.io.datasets import load_digits
 
     inputs = load_digits().inputs[:3]
-    recording = Protocol([FreePhase(duration=20 * ms)]).run(net, inputs=inputs, device="numpy")
+    recording = simulate(
+        net, Protocol([FreePhase(duration=20 * ms)]), inputs=inputs, device="numpy"
+    )
     return recording.to_xarray()
 
 
@@ -118,7 +121,7 @@ def labelled() -> SpikeRecording:
         n_inputs=6, layer_sizes=[5, 3], n_classes=3, seed=2, input_coding="spikes"
     )
     inputs = np.linspace(0.2, 0.9, 18).reshape(3, 6)
-    recording = Protocol([FreePhase(duration=8 * ms)]).run(net, inputs=inputs, device="numpy")
+    recording = simulate(net, Protocol([FreePhase(duration=8 * ms)]), inputs=inputs, device="numpy")
     return recording.with_samples(labels=[2, 0, 1], positions=[7, 3, 11])
 
 

@@ -14,6 +14,7 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
+from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.reference import fixed_point_batch
 
 N_SAMPLES = 5
@@ -27,7 +28,7 @@ def free_rates(
     **kw: object,
 ) -> list[np.ndarray]:
     protocol = Protocol([FreePhase(duration=duration_tau * net.tau)])
-    recording = protocol.run(net, inputs=inputs, device=device, **kw)  # type: ignore[arg-type]
+    recording = simulate(net, protocol, inputs=inputs, device=device, **kw)  # type: ignore[arg-type]
     return recording.layer_rates()
 
 
@@ -83,7 +84,9 @@ def test_spiking_input_coding_reaches_the_same_fixed_point(digits_inputs: np.nda
         n_inputs=64, layer_sizes=[50], n_classes=10, seed=2, input_coding="spikes"
     )
     inputs = digits_inputs[:3]
-    recording = Protocol([FreePhase(duration=300 * ms)]).run(net, inputs=inputs, device="numpy")
+    recording = simulate(
+        net, Protocol([FreePhase(duration=300 * ms)]), inputs=inputs, device="numpy"
+    )
     # input neurons fire at x per tau, counted with rounding: error <= 1/(2T)
     assert np.abs(recording.rates_of("input") - inputs).max() <= 1 / 600 + 1e-12
     err = errors(net, inputs, recording.layer_rates())
@@ -127,11 +130,11 @@ def test_cython_target_matches_numpy(digits_inputs: np.ndarray) -> None:
 def test_cpp_standalone_agrees_with_runtime_and_reuses_its_binary(
     single_layer: FeedbackNetwork, digits_inputs: np.ndarray, tmp_path: object
 ) -> None:
-    from fbsnn_brian.build import FreeRunSimulation
+    from fbsnn_brian.build.free_run import FreeRunSimulation
 
     inputs = digits_inputs[:5]
     protocol = Protocol([FreePhase(duration=30 * ms)])
-    runtime = protocol.run(single_layer, inputs=inputs, device="numpy").layer_rates()[0]
+    runtime = simulate(single_layer, protocol, inputs=inputs, device="numpy").layer_rates()[0]
     simulation = FreeRunSimulation(
         single_layer, protocol, device="cpp_standalone", chunk_size=2, directory=str(tmp_path)
     )
@@ -143,7 +146,7 @@ def test_cpp_standalone_agrees_with_runtime_and_reuses_its_binary(
     try:
         single_layer.input_weights = original * 0.5
         halved = simulation.run(inputs).layer_rates()[0]
-        expected = protocol.run(single_layer, inputs=inputs, device="numpy").layer_rates()[0]
+        expected = simulate(single_layer, protocol, inputs=inputs, device="numpy").layer_rates()[0]
     finally:
         single_layer.input_weights = original
     assert simulation.compile_time_s == compile_time
@@ -156,23 +159,23 @@ def test_bad_protocol_input_is_named(
 ) -> None:
     protocol = Protocol([FreePhase(duration=30 * ms)])
     with pytest.raises(
-        ValidationError, match=r"Protocol.run: inputs must have shape \('any', 64\)"
+        ValidationError, match=r"simulate: inputs must have shape \('any', 64\)"
     ):
-        protocol.run(single_layer, inputs=digits_inputs[:2, :10])
+        simulate(single_layer, protocol, inputs=digits_inputs[:2, :10])
     bad = digits_inputs[:2].copy()
     bad[0, 0] = np.inf
     with pytest.raises(ValidationError, match="inputs must contain only finite values"):
-        protocol.run(single_layer, inputs=bad)
+        simulate(single_layer, protocol, inputs=bad)
     with pytest.raises(ValidationError, match="device must be one of .* got 'gpu'"):
-        protocol.run(single_layer, inputs=digits_inputs[:2], device="gpu")
+        simulate(single_layer, protocol, inputs=digits_inputs[:2], device="gpu")
     with pytest.raises(ValidationError, match="chunk_size must be a positive integer, got 0"):
-        protocol.run(single_layer, inputs=digits_inputs[:2], chunk_size=0)
+        simulate(single_layer, protocol, inputs=digits_inputs[:2], chunk_size=0)
     with pytest.raises(ValidationError, match="duration must be a Brian2 time quantity"):
         FreePhase(duration=30)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="duration must be a positive, finite time"):
         FreePhase(duration=-5 * ms)
     with pytest.raises(ValidationError, match="whole, positive number of integration steps"):
         protocol_odd = Protocol([FreePhase(duration=30.1 * ms)])
-        protocol_odd.run(single_layer, inputs=digits_inputs[:2])
+        simulate(single_layer, protocol_odd, inputs=digits_inputs[:2])
     with pytest.raises(ValidationError, match="Protocol: phases must be a non-empty list"):
         Protocol([])

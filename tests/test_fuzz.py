@@ -21,11 +21,11 @@ from hypothesis.extra import numpy as hnp
 
 from fbsnn_brian import FbsnnError, FeedbackNetwork, FreePhase, Protocol
 from fbsnn_brian import reference as ref
-from fbsnn_brian.augmentation import RandomShift
-from fbsnn_brian.datasets import Dataset, load_dataset
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.run_file import load_run_file
-from fbsnn_brian.training import Trainer
+from fbsnn_brian.experiments.run_file import load_run_file
+from fbsnn_brian.io.datasets import Dataset, load_dataset
+from fbsnn_brian.learning.augmentation import RandomShift
+from fbsnn_brian.learning.trainer import Trainer
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 from fbsnn_brian.validation import check_choice, check_positive_float, check_positive_int
 
 FUZZ = settings(

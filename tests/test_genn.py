@@ -23,10 +23,10 @@ from fbsnn_brian import (
     SpikeRecording,
     ValidationError,
 )
-from fbsnn_brian.biophysics import Biophysics
-from fbsnn_brian.build import FreeRunSimulation
-from fbsnn_brian.genn import GeNNFreeRun
-from fbsnn_brian.genn_device import GENN_SCHEDULE
+from fbsnn_brian.build.devices.genn_device import GENN_SCHEDULE
+from fbsnn_brian.build.devices.genn_free_run import GeNNFreeRun
+from fbsnn_brian.build.free_run import FreeRunSimulation
+from fbsnn_brian.model.biophysics import Biophysics
 
 pytest.importorskip("brian2genn")
 
@@ -106,7 +106,8 @@ def test_genn_reproduces_the_runtime_free_phase_spike_for_spike(
     runtime = FreeRunSimulation(network, FREE_PHASE, device="numpy").run(inputs)
 
     # Tolerance: none. All three run in float64 and integrate the same values at every step
-    # (module docstring of fbsnn_brian.genn: the drive F x arrives in the same step, and
+    # (module docstring of fbsnn_brian.build.devices.genn_free_run: the drive F x arrives in the
+    # same step, and
     # the gated on_pre makes brian2genn's schedule deliver exactly the spikes that Brian2's
     # default schedule delivers). What may differ is only the association of the additions
     # into v (GeNN sums a step's synaptic input in a buffer before adding it, Brian2 adds

@@ -2,7 +2,7 @@
 
 The GeNN training network is first checked on Brian2's runtime device (no brian2genn needed):
 with brian2genn's schedule it must compute the same weights as
-:class:`~fbsnn_brian.learning_build.TrainingSimulation`. The tests marked ``genn`` need
+:class:`~fbsnn_brian.build.training.TrainingSimulation`. The tests marked ``genn`` need
 brian2genn (its own environment: Brian2 < 2.6, numpy < 2); those that build and run also need
 GeNN 4.x (``GENN_PATH``), CPU-only is enough:
 ``GENN_PATH=... python -m pytest tests/test_genn_training.py -m genn``.
@@ -20,11 +20,11 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import DeviceError, FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.biophysics import Biophysics
-from fbsnn_brian.genn_training import GeNNTraining
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.learning_build import TrainingSimulation
-from fbsnn_brian.training import Trainer
+from fbsnn_brian.build.devices.genn_training import GeNNTraining
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.learning.trainer import Trainer
+from fbsnn_brian.model.biophysics import Biophysics
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 needs_brian2genn = pytest.mark.skipif(
     importlib.util.find_spec("brian2genn") is None, reason="brian2genn is not installed"
@@ -225,7 +225,7 @@ def test_genn_training_reproduces_the_runtime_definition(
 def test_a_compiled_genn_project_reruns_chunk_after_chunk(
     tmp_path: Path, digits_inputs: np.ndarray, digits_labels: np.ndarray
 ) -> None:
-    from fbsnn_brian.genn_trainer import GeNNTrainingSimulation
+    from fbsnn_brian.build.devices.genn_engines import GeNNTrainingSimulation
 
     schedule = protocol()
     on_genn, reference = network([12, 8]), network([12, 8])
@@ -251,7 +251,7 @@ def test_a_compiled_genn_project_reruns_chunk_after_chunk(
 def test_rerun_refuses_more_samples_than_the_build_holds(
     digits_inputs: np.ndarray, digits_labels: np.ndarray, tmp_path: Path
 ) -> None:
-    from fbsnn_brian.genn_training import GeNNBinary
+    from fbsnn_brian.build.devices.genn_training import GeNNBinary
 
     training = GeNNTraining(network([6]), protocol())
     binary = GeNNBinary(
@@ -305,7 +305,7 @@ def test_trainer_on_genn_equals_trainer_on_runtime_epoch_by_epoch(
 def test_fbsnn_train_on_genn_cpu_only_writes_a_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fbsnn_brian.cli import main
+    from fbsnn_brian.cli.main import main
 
     out = tmp_path / "run"
     arguments = ["train", "--device", "genn", "--cpu-only", "--layers", "12", "--epochs", "1"]

@@ -18,7 +18,8 @@ from fbsnn_brian import (
     load_recording,
     write_dataset,
 )
-from fbsnn_brian.datasets import load_digits
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.io.datasets import load_digits
 
 neo = pytest.importorskip("neo")
 pynwb = pytest.importorskip("pynwb")
@@ -28,13 +29,13 @@ pynwb = pytest.importorskip("pynwb")
 def recording() -> xr.Dataset:
     network = FeedbackNetwork(n_inputs=64, layer_sizes=[12, 6], n_classes=10, seed=3)
     protocol = Protocol([FreePhase(duration=15 * ms)])
-    return protocol.run(network, inputs=load_digits().inputs[:3], device="numpy").to_xarray()
+    return simulate(network, protocol, inputs=load_digits().inputs[:3], device="numpy").to_xarray()
 
 
 def test_the_recording_methods_delegate(tmp_path: Path) -> None:
     network = FeedbackNetwork(n_inputs=64, layer_sizes=[4], n_classes=10, seed=3)
     protocol = Protocol([FreePhase(duration=5 * ms)])
-    spikes = protocol.run(network, inputs=load_digits().inputs[:1], device="numpy")
+    spikes = simulate(network, protocol, inputs=load_digits().inputs[:1], device="numpy")
     assert len(spikes.to_neo().segments) == 1
     assert spikes.to_nwb(tmp_path / "one.nwb").is_file()
 
@@ -51,7 +52,7 @@ def test_neo_block_holds_every_spike(recording: xr.Dataset) -> None:
     import quantities as pq
     from elephant.statistics import mean_firing_rate
 
-    from fbsnn_brian.interop import to_neo
+    from fbsnn_brian.io.interop import to_neo
 
     block = to_neo(recording)
     assert len(block.segments) == 3  # one per sample (one phase recorded)
@@ -81,7 +82,7 @@ def test_neo_block_holds_every_spike(recording: xr.Dataset) -> None:
 
 
 def test_nwb_units_table_round_trips(recording: xr.Dataset, tmp_path: Path) -> None:
-    from fbsnn_brian.interop import to_nwb
+    from fbsnn_brian.io.interop import to_nwb
 
     path = to_nwb(recording, tmp_path / "spikes.nwb")
     with pynwb.NWBHDF5IO(str(path), "r") as io:
@@ -100,8 +101,8 @@ def test_nwb_units_table_round_trips(recording: xr.Dataset, tmp_path: Path) -> N
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> SpikeRecording:
     network = FeedbackNetwork(n_inputs=64, layer_sizes=[6, 4], n_classes=10, seed=3)
     digits = load_digits()
-    spikes = Protocol([FreePhase(duration=10 * ms)]).run(
-        network, inputs=digits.inputs[4:6], device="numpy"
+    spikes = simulate(
+        network, Protocol([FreePhase(duration=10 * ms)]), inputs=digits.inputs[4:6], device="numpy"
     )
     labelled = spikes.with_samples(labels=digits.labels[4:6], positions=[4, 5])
     path = write_dataset(labelled.to_xarray(), tmp_path_factory.mktemp("rec") / "rec.nc")

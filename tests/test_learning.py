@@ -8,9 +8,10 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian import reference as ref
-from fbsnn_brian.datasets import load_digits
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.learning_build import TrainingSimulation
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.io.datasets import load_digits
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 
 def cosine(first: np.ndarray, second: np.ndarray) -> float:
@@ -41,8 +42,9 @@ def spide_update_of_one_sample(
 
 
 def free_rates(layer_sizes: list[int], x: np.ndarray) -> tuple[np.ndarray, ...]:
-    recording = Protocol([FreePhase(duration=30 * ms)]).run(
+    recording = simulate(
         FeedbackNetwork(n_inputs=64, layer_sizes=layer_sizes, n_classes=10, seed=0),
+        Protocol([FreePhase(duration=30 * ms)]),
         inputs=x[None, :],
         device="numpy",
     )

@@ -189,7 +189,7 @@ def test_setter_with_a_bad_loop_gain_names_the_parameter_and_the_value() -> None
 
 
 def test_setters_keep_dales_signs() -> None:
-    from fbsnn_brian.biophysics import Biophysics
+    from fbsnn_brian.model.biophysics import Biophysics
 
     net = make(layer_sizes=[6, 4], biophysics=Biophysics(excitatory_fraction=0.5))
     flipped = -np.asarray(net.forward_weights[0])
@@ -243,10 +243,10 @@ def test_check_invariants_finds_what_bypassed_the_setters() -> None:
 
 
 def test_the_package_trains_with_read_only_weights() -> None:
-    from fbsnn_brian.datasets import load_digits
-    from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.protocol import FreePhase, Protocol
-    from fbsnn_brian.training import Trainer
+    from fbsnn_brian.io.datasets import load_digits
+    from fbsnn_brian.learning.trainer import Trainer
+    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.model.protocol import FreePhase, Protocol
 
     digits = load_digits()
     net = FeedbackNetwork(n_inputs=64, layer_sizes=[8], n_classes=10, seed=0)

@@ -11,14 +11,15 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
-from fbsnn_brian.baselines import SampleSpikes
-from fbsnn_brian.cli import main
-from fbsnn_brian.comparison import compare_rules, comparison_table, rule_alignment
-from fbsnn_brian.datasets import load_digits
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.rule_training import RecordedRuleSimulation, gradient_arrays
-from fbsnn_brian.rules import RULES, ExactIDE, rule_from_name
-from fbsnn_brian.training import Trainer
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.cli.main import main
+from fbsnn_brian.experiments.comparison import compare_rules, comparison_table, rule_alignment
+from fbsnn_brian.io.datasets import load_digits
+from fbsnn_brian.learning.recorded import RecordedRuleSimulation, gradient_arrays
+from fbsnn_brian.learning.trainer import Trainer
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
+from fbsnn_brian.rules.baselines import SampleSpikes
+from fbsnn_brian.rules.learning_rules import RULES, ExactIDE, rule_from_name
 
 
 def protocol(learning_rate: float = 0.1, momentum: float = 0.0) -> Protocol:
@@ -38,7 +39,9 @@ def test_a_recorded_chunk_applies_the_mean_of_the_rules_gradients() -> None:
     rule = rule_from_name("spike_bp")
     simulation = RecordedRuleSimulation(net, protocol(0.05), rule, device="numpy", chunk_size=4)
     simulation.train_chunk(inputs, labels, 0.05)
-    recording = Protocol([FreePhase(duration=20 * ms)]).run(before, inputs=inputs, device="numpy")
+    recording = simulate(
+        before, Protocol([FreePhase(duration=20 * ms)]), inputs=inputs, device="numpy"
+    )
     expected: dict[str, np.ndarray] = {}
     for k in range(4):
         spikes = SampleSpikes.from_recording(recording, k)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from fbsnn_brian import ValidationError
-from fbsnn_brian.cli import main
-from fbsnn_brian.run_file import SECTIONS, load_run_file
-from fbsnn_brian.runs import DEFAULTS
+from fbsnn_brian.cli.main import main
+from fbsnn_brian.experiments.run_file import SECTIONS, load_run_file
+from fbsnn_brian.experiments.runs import DEFAULTS
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -85,7 +85,7 @@ def test_the_command_reports_a_bad_file_in_one_line(
 def test_options_on_the_command_line_override_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fbsnn_brian.runs
+    import fbsnn_brian.experiments.runs
 
     captured: dict[str, object] = {}
 
@@ -93,7 +93,7 @@ def test_options_on_the_command_line_override_the_file(
         captured.update(config)
         raise ValidationError("stopped before training")
 
-    monkeypatch.setattr(fbsnn_brian.runs, "train_run", fake_train_run)
+    monkeypatch.setattr(fbsnn_brian.experiments.runs, "train_run", fake_train_run)
     path = write(tmp_path, "[training]\nepochs = 3\nlearning_rate = 0.2\n")
     assert main(["train", "--config", str(path), "--lr", "0.05"]) == 2
     assert captured == {"epochs": 3, "learning_rate": 0.05}

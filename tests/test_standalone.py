@@ -14,9 +14,9 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
-from fbsnn_brian.build import FreeRunSimulation
-from fbsnn_brian.datasets import load_digits
-from fbsnn_brian.standalone import build_key, cache_root, clear_cache
+from fbsnn_brian.build.devices.standalone import build_key, cache_root, clear_cache
+from fbsnn_brian.build.free_run import FreeRunSimulation
+from fbsnn_brian.io.datasets import load_digits
 
 
 def simulation(seed: int = 0) -> FreeRunSimulation:
@@ -77,7 +77,7 @@ import hashlib, json, sys
 from pathlib import Path
 from brian2 import ms
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
-from fbsnn_brian.build import FreeRunSimulation
+from fbsnn_brian.build.free_run import FreeRunSimulation
 
 network = FeedbackNetwork(n_inputs=8, layer_sizes=[4], n_classes=2, seed=0)
 simulation = FreeRunSimulation(
@@ -148,8 +148,8 @@ def test_runs_that_differ_only_in_their_seed_share_one_build(
 
 
 def test_the_seed_stays_in_the_key_where_it_is_built_into_the_code() -> None:
-    from fbsnn_brian.biophysics import Biophysics
-    from fbsnn_brian.build import network_key
+    from fbsnn_brian.build.free_run import network_key
+    from fbsnn_brian.model.biophysics import Biophysics
 
     def net(seed: int, biophysics: Biophysics | None = None) -> FeedbackNetwork:
         return FeedbackNetwork(

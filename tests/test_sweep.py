@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 
 from fbsnn_brian import ValidationError
-from fbsnn_brian.export import read_dataset, write_dataset
-from fbsnn_brian.sweep import load_sweep_file, run_sweep
+from fbsnn_brian.experiments.sweep import load_sweep_file, run_sweep
+from fbsnn_brian.io.recording import read_dataset, write_dataset
 
 SMALL = """
 [data]
@@ -137,7 +137,7 @@ def test_bad_sweep_files_are_reported(tmp_path: Path, text: str, message: str) -
 
 
 def test_the_shipped_plausibility_sweep_loads_and_its_conditions_build() -> None:
-    from fbsnn_brian.runs import DEFAULTS, network_from_settings
+    from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings
 
     spec = load_sweep_file(Path(__file__).parents[1] / "protocols" / "plausibility.toml")
     assert list(spec["conditions"]) == [
@@ -166,7 +166,7 @@ def test_the_shipped_plausibility_sweep_loads_and_its_conditions_build() -> None
 
 
 def test_the_claims_table_reports_the_sweep(local_result: xr.Dataset, tmp_path: Path) -> None:
-    from fbsnn_brian.claims import claims_table
+    from fbsnn_brian.experiments.claims import claims_table
 
     table = claims_table(local_result)
     lines = table.splitlines()

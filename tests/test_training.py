@@ -12,12 +12,13 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, NumericalError, Protocol, ValidationError
 from fbsnn_brian import reference as ref
-from fbsnn_brian.checks import check_gradient
-from fbsnn_brian.cli import main
-from fbsnn_brian.datasets import load_digits
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.learning_build import TrainingSimulation
-from fbsnn_brian.training import Trainer
+from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.cli.main import main
+from fbsnn_brian.experiments.checks import check_gradient
+from fbsnn_brian.io.datasets import load_digits
+from fbsnn_brian.learning.trainer import Trainer
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 
 def spide_protocol(learning_rate: float = 0.01, backward_tau: float = 100) -> Protocol:
@@ -52,8 +53,11 @@ def test_backward_path_uses_the_updated_forward_weights() -> None:
     TrainingSimulation(net, protocol, device="numpy").train_chunk(
         digits.inputs[1:2], digits.labels[1:2], 1.0
     )
-    rates = Protocol([FreePhase(duration=30 * ms)]).run(
-        _with_weights(net, after_first), inputs=digits.inputs[1:2], device="numpy"
+    rates = simulate(
+        _with_weights(net, after_first),
+        Protocol([FreePhase(duration=30 * ms)]),
+        inputs=digits.inputs[1:2],
+        device="numpy",
     )
     simulated = tuple(layer[0] for layer in rates.layer_rates())
     x, label = digits.inputs[1], int(digits.labels[1])

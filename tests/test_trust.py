@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fbsnn_brian.cli import main
+from fbsnn_brian.cli.main import main
 from fbsnn_brian.version import __version__
 
 # a small cpp_standalone run of several chunks per epoch; every test below shares its build
@@ -163,7 +163,7 @@ def test_version_and_global_options_after_the_subcommand(
 
 
 def test_every_option_help_shows_its_default() -> None:
-    from fbsnn_brian.cli import _parser
+    from fbsnn_brian.cli.main import _parser
 
     def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
         found = [parser]
@@ -211,7 +211,7 @@ def test_evaluate_honours_sizes_and_names_a_mismatch(
 def test_a_separate_test_file_trains_on_the_whole_training_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from fbsnn_brian.datasets import load_digits
+    from fbsnn_brian.io.datasets import load_digits
 
     digits = load_digits()
     np.savez(tmp_path / "train.npz", X=digits.inputs[:300], y=digits.labels[:300])

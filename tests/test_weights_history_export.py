@@ -10,10 +10,10 @@ import xarray as xr
 from brian2 import ms, second
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, Trainer, ValidationError
-from fbsnn_brian.datasets import load_digits
-from fbsnn_brian.export import describe_dataset, read_dataset, write_dataset
-from fbsnn_brian.learning import PerturbedPhase, SPIDEPlasticity
-from fbsnn_brian.weights import weights_from_xarray, weights_to_xarray
+from fbsnn_brian.io.datasets import load_digits
+from fbsnn_brian.io.recording import describe_dataset, read_dataset, write_dataset
+from fbsnn_brian.io.weights import weights_from_xarray, weights_to_xarray
+from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
@@ -116,7 +116,7 @@ def test_the_written_weights_describe_every_variable(tmp_path: Path, suffix: str
 
 
 def test_the_vocabulary_describes_every_sweep_and_comparison_variable() -> None:
-    from fbsnn_brian.sweep import MEASURES
+    from fbsnn_brian.experiments.sweep import MEASURES
 
     shape = (2, 1)
     sweep = xr.Dataset(
@@ -130,7 +130,7 @@ def test_the_vocabulary_describes_every_sweep_and_comparison_variable() -> None:
     )
     assert_described(describe_dataset(sweep))
     assert describe_dataset(sweep)["mean_forward_rate"].attrs["tau_s"] == 1e-3
-    # the variables of fbsnn_brian.comparison.compare_rules
+    # the variables of fbsnn_brian.experiments.comparison.compare_rules
     names = (
         "test_accuracy",
         "train_accuracy",

@@ -1,0 +1,1 @@
+"""Measures, plots and reports on the exported xarray data (never live Brian2 objects)."""

@@ -1,0 +1,513 @@
+"""cpp_standalone builds: compiled once per configuration, cached on disk, run privately.
+
+A simulation definition (network shape, protocol, chunk size, ...) is compiled once into a
+project directory of the build cache, keyed by a hash of that configuration and of the
+versions that shape the generated code. Later chunks, epochs and Python sessions with the same
+configuration reuse it: Brian2 rewrites only generated files whose text changed, so ``make``
+has nothing to do and a "compile" of a cached build costs the code generation alone (seconds
+instead of about half a minute).
+
+Two processes may share the cache. A build holds an exclusive lock on its cache entry while it
+generates and compiles, then copies the binary and its static arrays into a private working
+directory, where every later run of that simulation takes place: its ``run_args`` value files
+and results never touch the shared entry, and the value files are deleted after each run so
+that long trainings do not fill the disk. The working directory is removed when the
+simulation object is garbage collected (or at interpreter exit).
+
+The cache lives in ``$FBSNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fbsnn_brian`` or
+``~/.cache/fbsnn_brian``; :func:`clear_cache` empties it. With an explicit ``directory`` the
+project is built and run there instead, uncached, and kept.
+
+A cache hit recompiles nothing, because Brian2's generated code is made independent of the
+process: Brian2 resets the clocks of a run in the iteration order of a set of Clock objects,
+which follows their memory addresses and so changes with ``PYTHONHASHSEED``; the toolkit's
+devices put those resets in the order of the clocks' names. A build that has to compile says
+so in one line on stderr first (:func:`fbsnn_brian.build.devices.registry.compile_notice`), and
+:attr:`StandaloneBuild.cache_hit` records whether the binary was reused.
+
+The generated network loop is changed in one place: Brian2 reads the process CPU clock after
+every time step only to report the run time at the end (and to stop at a maximum run time,
+which the toolkit never sets). On machines where that clock is a system call it costs about
+1-2 microseconds per step, a sixth of a training step of the MNIST network, so the toolkit's
+devices read it once after the loop instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import brian2
+import numpy as np
+from brian2 import Clock, Network
+from brian2.core.names import find_name
+from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+from brian2.devices.device import all_devices, get_device, set_device
+
+from fbsnn_brian import interrupt
+from fbsnn_brian.build.devices.registry import check_no_network_operation, compile_notice
+from fbsnn_brian.errors import DeviceError
+
+__all__ = [
+    "TARGETS",
+    "StandaloneBuild",
+    "build_key",
+    "cache_root",
+    "clear_cache",
+    "compile_standalone",
+    "configure_cuda",
+    "step_clock",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_instance_counter = itertools.count()
+
+# the per-step CPU-clock read at the end of the generated network loop (Brian2 2.5 - 2.10)
+_PER_STEP_CLOCK = re.compile(
+    r"\n[ \t]*current = std::clock\(\);\n[ \t]*elapsed_realtime = [^\n]*\n"
+)
+_AFTER_LOOP = "    Network::_globally_running = false;\n"
+
+
+def _order_clock_resets(device: Any, start: int, net: Network) -> None:
+    """Sort what one ``network_run`` queued that depends on the order of a set of clocks.
+
+    Brian2's ``network_run`` iterates ``{obj.clock for obj in objects}``, whose order follows
+    the clocks' memory addresses, to queue each clock's ``timestep`` and ``t`` reset first
+    (from ``main_queue[start]`` on), and to add a clock without code objects to the network;
+    both are put in the order of the clocks' names. Anything else is left as Brian2 queued it
+    (with a debug message where the resets are not where they are expected).
+    """
+    clocks = sorted({obj.clock for obj in net.sorted_objects}, key=lambda clock: clock.name)
+    ranks = {
+        device.get_array_name(clock.variables[variable], access_data=False): (clock.name, rank)
+        for clock in clocks
+        for rank, variable in enumerate(("timestep", "t"))
+    }
+    queue = device.main_queue
+    end = start
+    while end < len(queue) and queue[end][0] == "set_by_single_value":
+        if queue[end][1][0] not in ranks:
+            break
+        end += 1
+    if end - start == len(ranks):
+        queue[start:end] = sorted(queue[start:end], key=lambda entry: ranks[entry[1][0]])
+    else:
+        logger.debug("unknown clock resets in main_queue: left as Brian2 queued them")
+    if queue and queue[-1][0] == "run_network":
+        lines = queue[-1][1][1]
+        added = f"{net.name}.add(&"
+        idle = [k for k, line in enumerate(lines) if line.startswith(added) and "NULL" in line]
+        for k, line in zip(idle, sorted(lines[k] for k in idle), strict=True):
+            lines[k] = line
+
+
+def _up_to_date(directory: str) -> bool:
+    """Whether make finds the project's binary up to date (nothing to recompile)."""
+    if not os.path.isfile(os.path.join(directory, "main")):
+        return False
+    make = shlex.split(brian2.prefs["devices.cpp_standalone.make_cmd_unix"])
+    try:
+        completed = subprocess.run(
+            [*make, "-q"],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError:
+        return False
+    return completed.returncode == 0
+
+
+class _ReproducibleBuild:
+    """Device mixin: code independent of the process, and a notice before a real compile.
+
+    Brian2 makes a code object's name (``layer_1_stateupdater_codeobject*``) unique among
+    all live Brian2 objects of the process, so a second build of a configuration in the same
+    process, while the first build's device lives (Brian2 keeps every device it switched
+    from), got names with a ``_1`` suffix and had to be compiled again; here names are made
+    unique among the device's own code objects. ``notice`` (set before the build) is printed,
+    through :func:`compile_notice`, only when make has something to compile; ``recompiled``
+    says afterwards whether it had.
+    """
+
+    notice: str | None = None
+    recompiled: bool = True
+
+    def code_object(self, owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.endswith("*"):
+            name = find_name(name, names=set(self.code_objects))  # type: ignore[attr-defined]
+        return super().code_object(owner, name, *args, **kwargs)  # type: ignore[misc]
+
+    def network_run(self, net: Network, *args: Any, **kwargs: Any) -> None:
+        start = len(self.main_queue)  # type: ignore[attr-defined]
+        super().network_run(net, *args, **kwargs)  # type: ignore[misc]
+        _order_clock_resets(self, start, net)
+
+    def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
+        self.recompiled = bool(clean) or not _up_to_date(directory)
+        if self.recompiled and self.notice:
+            compile_notice(self.notice)
+        return super().compile_source(directory, compiler, debug, clean)  # type: ignore[misc]
+
+
+class _FbsnnStandaloneDevice(_ReproducibleBuild, CPPStandaloneDevice):  # type: ignore[misc]
+    """CPPStandaloneDevice whose network loop reads the CPU clock once, after the loop."""
+
+    def generate_network_source(self, writer: Any, compiler: Any) -> None:
+        if self._maximum_run_time is not None:
+            super().generate_network_source(writer, compiler)
+            return
+        network = self.code_object_class().templater.network(None, None, maximum_run_time=None)
+        source = network.cpp_file
+        match = _PER_STEP_CLOCK.search(source)
+        if match is None or _AFTER_LOOP not in source:
+            logger.debug("unknown network.cpp template: left as Brian2 generated it")
+        else:
+            clock_read = match.group(0)
+            source = source.replace(clock_read, "\n", 1)
+            source = source.replace(_AFTER_LOOP, clock_read.lstrip("\n") + _AFTER_LOOP, 1)
+        writer.write("network.cpp", source)
+        writer.write("network.h", network.h_file)
+
+
+TARGETS = ("cpp_standalone", "cuda_standalone")
+
+
+def _import_brian2cuda() -> Any:
+    """Import brian2cuda (registering its device and preferences); return its device class."""
+    try:
+        import brian2cuda  # noqa: F401
+        from brian2cuda.device import CUDAStandaloneDevice
+    except ImportError as error:
+        raise DeviceError(
+            "cuda_standalone needs brian2cuda, which needs Python >= 3.12 and brian2 == 2.10.1: "
+            f"pip install -e '.[cuda]' in such an environment ({error})."
+        ) from None
+    return CUDAStandaloneDevice
+
+
+def _cuda_device_class() -> Any:
+    """A brian2cuda device class that compiles with C++17 and finds cuRAND (imported lazily).
+
+    brian2cuda 1.0b1 writes ``-std=c++11`` into its makefile, which the CUDA 13 headers
+    refuse; the makefile is switched to C++17 (supported by nvcc 11 and later) before make
+    runs. Where the CUDA toolkit lacks cuRAND's headers, those of the ``nvidia-curand`` wheel
+    are used.
+    """
+    CUDAStandaloneDevice = _import_brian2cuda()
+
+    base: Any = CUDAStandaloneDevice
+
+    class _FbsnnCudaDevice(_ReproducibleBuild, base):  # type: ignore[misc]
+        def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
+            makefile = Path(directory) / "makefile"
+            text = makefile.read_text()
+            if "-std=c++11" in text:
+                makefile.write_text(text.replace("-std=c++11", "-std=c++17"))
+            return super().compile_source(directory, compiler, debug, clean)
+
+    return _FbsnnCudaDevice
+
+
+def configure_cuda(compute_capability: float = 8.0) -> None:
+    """Set brian2cuda's preferences to generate and compile without a GPU.
+
+    Also switches Brian2's loop-invariant optimisation off for the rest of the process (see
+    the comment in the code), so call it in a process dedicated to the CUDA build.
+
+    Parameters
+    ----------
+    compute_capability : float
+        Compute capability the code is compiled for (e.g. 8.0 for an A100, 9.0 for an H100).
+    """
+    _import_brian2cuda()
+    prefs = brian2.prefs
+    # brian2cuda 1.0b1 declares `t` twice in an event's reset code when a scalar expression
+    # of t (such as real_samples(t)) is lifted out of the loop; generate without lifting
+    prefs["codegen.loop_invariant_optimisations"] = False
+    backend = "devices.cuda_standalone.cuda_backend"
+    prefs[f"{backend}.detect_gpus"] = False
+    prefs[f"{backend}.gpu_id"] = 0
+    prefs[f"{backend}.compute_capability"] = float(compute_capability)
+    cuda_include = Path(shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc").parent.parent
+    if not (cuda_include / "include" / "curand.h").is_file():
+        try:
+            import nvidia  # the nvidia-curand wheel
+        except ImportError:
+            raise DeviceError(
+                "cuda_standalone: the CUDA toolkit has no cuRAND headers (curand.h); install "
+                "them or the nvidia-curand wheel (part of the [cuda] extra)."
+            ) from None
+        for root in (Path(p) for p in nvidia.__path__):
+            for candidate in sorted(root.glob("*/include/curand.h")) + sorted(
+                root.glob("curand/include/curand.h")
+            ):
+                library = candidate.parent.parent / "lib"
+                if str(candidate.parent) not in prefs["codegen.cpp.include_dirs"]:
+                    prefs["codegen.cpp.include_dirs"] += [str(candidate.parent)]
+                # the wheel ships libcurand.so.N only; -lcurand needs the plain name
+                links = cache_root() / "cuda_libraries"
+                links.mkdir(parents=True, exist_ok=True)
+                for versioned in library.glob("libcurand.so.*"):
+                    plain = links / "libcurand.so"
+                    if not plain.exists():
+                        plain.symlink_to(versioned)
+                for directory in (str(library), str(links)):
+                    if directory not in prefs["codegen.cpp.library_dirs"]:
+                        prefs["codegen.cpp.library_dirs"] += [directory]
+                    if directory not in prefs["codegen.cpp.runtime_library_dirs"]:
+                        prefs["codegen.cpp.runtime_library_dirs"] += [directory]
+                return
+
+
+def step_clock(dt: Any) -> Clock:
+    """The clock of the per-step updates of a build.
+
+    A named clock of its own, except under brian2cuda, whose synapse code reads the
+    device's ``defaultclock`` by name: there the device's defaultclock (set to ``dt``) is it.
+    """
+    device = get_device()
+    if any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__):
+        device.defaultclock.dt = dt
+        return device.defaultclock
+    return Clock(dt=dt, name="step_clock")
+
+
+def cache_root() -> Path:
+    """Directory of the build cache (see the module docstring for how it is chosen)."""
+    explicit = os.environ.get("FBSNN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fbsnn_brian"
+
+
+def clear_cache() -> None:
+    """Delete every cached build."""
+    shutil.rmtree(cache_root() / "builds", ignore_errors=True)
+
+
+def build_key(kind: str, configuration: Mapping[str, Any]) -> str:
+    """Hash of a build's configuration and of everything else that shapes its code.
+
+    Parameters
+    ----------
+    kind : str
+        The simulation class (``'training'``, ``'free_run'``).
+    configuration : mapping
+        JSON-serialisable description of the definition: network, protocol, chunk size, ...
+    """
+    from fbsnn_brian.version import __version__
+
+    payload = {
+        "kind": kind,
+        "configuration": configuration,
+        "fbsnn_brian": __version__,
+        "brian2": str(brian2.__version__),
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "codegen": {
+            name: str(brian2.prefs[name])
+            for name in (
+                "codegen.cpp.extra_compile_args",
+                "devices.cpp_standalone.openmp_threads",
+            )
+        },
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _standalone_device(directory: str, target: str = "cpp_standalone") -> Iterator[Any]:
+    """Make a fresh standalone device the active one while the model is defined."""
+    device = (_FbsnnStandaloneDevice if target == "cpp_standalone" else _cuda_device_class())()
+    name = f"fbsnn_{target}_{next(_instance_counter)}"
+    all_devices[name] = device
+    set_device(name, directory=directory, build_on_run=False)
+    try:
+        yield device
+    finally:
+        set_device("runtime")
+
+
+@dataclass
+class StandaloneBuild:
+    """A compiled simulation and the directory its runs take place in.
+
+    Attributes
+    ----------
+    device : CPPStandaloneDevice
+        The device instance the simulation was defined on.
+    directory : str
+        Working directory of the runs (the binary, its static arrays, ``results/``).
+    compile_time_s : float
+        Seconds spent in code generation and compilation (small for a cached build).
+    cached : bool
+        Whether the build is an entry of the build cache (found there or put there).
+    cache_hit : bool
+        Whether the binary of an earlier build of the same project (the cache entry, or the
+        given directory) was reused: make had nothing to recompile.
+    """
+
+    device: Any
+    directory: str
+    compile_time_s: float
+    cached: bool
+    cache_hit: bool = False
+
+    def run(self, run_args: Mapping[Any, Any]) -> None:
+        """Run the binary once with new values, then delete the value files it read."""
+        device = self.device
+        try:
+            device.run(
+                directory=self.directory,
+                results_directory="results",
+                with_output=False,
+                run_args=dict(run_args),
+            )
+        except Exception as error:  # Brian2 raises a bare RuntimeError
+            # a binary stopped by Ctrl-C: not a device fault (the caller discards the chunk)
+            interrupt.check(f"while the compiled simulation in {self.directory} ran")
+            raise DeviceError(
+                f"cpp_standalone: the compiled simulation in {self.directory} failed ({error})."
+            ) from error
+        finally:
+            for name in device.run_args_arrays:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.directory, "static_arrays", name))
+
+
+def _private_copy(project: Path) -> str:
+    """Copy a built project's binary and static arrays into a new working directory."""
+    work = tempfile.mkdtemp(prefix="fbsnn_run_")
+    shutil.copy2(project / "main", os.path.join(work, "main"))
+    shutil.copytree(project / "static_arrays", os.path.join(work, "static_arrays"))
+    os.makedirs(os.path.join(work, "results"))
+    return work
+
+
+def compile_standalone(
+    define: Callable[[], T],
+    *,
+    network_of: Callable[[T], Network],
+    key: str | None = None,
+    directory: str | None = None,
+    owner: object | None = None,
+    target: str = "cpp_standalone",
+    what: str = "the simulation",
+) -> tuple[StandaloneBuild, T]:
+    """Define a model on a fresh cpp_standalone device and compile it without running it.
+
+    Parameters
+    ----------
+    define : callable
+        Creates the Brian2 objects (and calls ``Network.run``, which only records the run).
+    network_of : callable
+        Returns the Network of what ``define`` returned, to check it for network operations.
+    key : str, optional
+        Build-cache key (:func:`build_key`); without it the build goes to a new temporary
+        directory.
+    directory : str, optional
+        Build and run in this directory instead (no cache, kept afterwards).
+    owner : object, optional
+        The private working directory is deleted when this object is garbage collected.
+    target : {'cpp_standalone', 'cuda_standalone'}
+        The device; cuda_standalone builds (brian2cuda, see :func:`configure_cuda`) need an
+        explicit ``directory`` and are generated and compiled only.
+    what : str
+        What is compiled, for the one-line notice printed before a compilation that is not a
+        cache hit (e.g. ``'the training simulation'``).
+
+    Returns
+    -------
+    (StandaloneBuild, defined objects)
+    """
+    if target not in TARGETS:
+        raise DeviceError(f"compile_standalone: target must be one of {TARGETS}, got {target!r}.")
+    if target == "cuda_standalone" and directory is None:
+        raise DeviceError("compile_standalone: a cuda_standalone build needs a directory.")
+    if directory is not None:
+        project, cached = Path(directory), False
+    elif key is not None:
+        project, cached = cache_root() / "builds" / key, True
+    else:
+        project, cached = Path(tempfile.mkdtemp(prefix="fbsnn_cpp_")), False
+    start = time.perf_counter()
+    lock = _exclusive(project.with_name(project.name + ".lock")) if cached else None
+    with lock or contextlib.nullcontext(), _standalone_device(str(project), target) as device:
+        objects = define()
+        check_no_network_operation(network_of(objects))
+        device.notice = _notice(what, target, project if not cached else None)
+        try:
+            device.build(directory=str(project), compile=True, run=False, with_output=False)
+        except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
+            # a Ctrl-C reaches the compiler too, which then fails: say so, not "install g++"
+            interrupt.check(f"while compiling the {target} simulation in {project}")
+            tools = "nvcc (CUDA)" if target == "cuda_standalone" else "a C++ compiler (g++)"
+            raise DeviceError(
+                f"{target}: compiling the simulation in {project} failed ({error}); {tools} and "
+                "the Python headers must be installed."
+            ) from error
+        work = _private_copy(project) if cached else str(project)
+    if directory is None:
+        if not cached:
+            work = str(project)
+        weakref.finalize(owner if owner is not None else device, shutil.rmtree, work, True)
+    device.project_dir = work
+    seconds = time.perf_counter() - start
+    hit = not device.recompiled
+    logger.info(
+        "compiled a %s simulation in %.1f s (%s%s)",
+        target,
+        seconds,
+        project,
+        (", cache hit" if hit else ", cached") if cached else "",
+    )
+    return StandaloneBuild(device, work, seconds, cached, cache_hit=hit), objects
+
+
+def _notice(what: str, target: str, directory: Path | None) -> str:
+    """The notice before compiling ``what`` into ``directory`` (None: the build cache)."""
+    if directory is not None:
+        return f"compiling {what} for {target} (about 20-60 s) in {directory}"
+    where = str(cache_root())
+    home = os.path.expanduser("~")
+    if where == home or where.startswith(home + os.sep):
+        where = "~" + where[len(home) :]
+    return (
+        f"compiling {what} for {target} (about 20-60 s, once per configuration; cached in {where})"
+    )

@@ -1,0 +1,585 @@
+"""Build layer: turns a FeedbackNetwork and a Protocol into one Brian2 simulation.
+
+The central design (ARCHITECTURE.md, "one simulation, many samples"): a chunk of samples is
+presented back to back inside ONE Brian2 run. The input of sample k comes from a TimedArray
+indexed by the sample number, membranes and counters are reset by ``run_regularly`` string
+code at each sample boundary, and nothing runs in Python during the run (no
+``network_operation``), so the same objects run in runtime mode and in cpp_standalone.
+
+Object layout of the free phase (names are the Brian2 object names):
+
+* ``stimulus``: one neuron per input feature holding ``x`` (spiking at rate ``x`` per tau
+  with ``input_coding='spikes'``);
+* ``drive`` (current coding only): layer 1's input current ``F x``, a summed variable on a
+  clock whose step is one sample, so that ``F x`` is computed once per sample; layer 1 reads
+  it through a linked variable;
+* ``layer_1`` .. ``layer_N``: the spiking layers; ``forward_l`` connects layer l to l+1 and
+  ``feedback`` connects layer N to layer 1 (a recurrent matrix for one layer); each spike adds
+  its weight to the target membrane.
+
+Synapses are created all-to-all in pre-major order, so the synaptic weight vector of a
+(post, pre) matrix ``W`` is ``W.T.ravel()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from brian2 import (
+    Clock,
+    Network,
+    NeuronGroup,
+    SpikeMonitor,
+    Synapses,
+    TimedArray,
+    linked_var,
+    second,
+)
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from fbsnn_brian.build.devices import registry as devices
+from fbsnn_brian.build.devices import standalone
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.validation import check_positive_int, describe
+from fbsnn_brian.io.recording import Population, SpikeRecording
+from fbsnn_brian.model.network import FeedbackNetwork
+from fbsnn_brian.build.neurons import (
+    NeuronTemplate,
+    biophysics_namespace,
+    drive_group_equations,
+    forward_neuron,
+    input_neuron,
+    refractory_argument,
+    synaptic_on_pre,
+)
+from fbsnn_brian.model.protocol import Protocol
+
+__all__ = [
+    "FreeRunSimulation",
+    "simulate",
+    "RunArg",
+    "SynapticDelays",
+    "all_to_all",
+    "matrix_to_synapses",
+    "network_key",
+    "synapses_to_matrix",
+    "weight_run_args",
+    "whole_steps",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def matrix_to_synapses(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Synaptic weight vector (pre-major order) of a (post, pre) matrix."""
+    return np.ascontiguousarray(matrix.T).ravel()
+
+
+def synapses_to_matrix(
+    weights: NDArray[np.float64], n_post: int, n_pre: int
+) -> NDArray[np.float64]:
+    """Inverse of :func:`matrix_to_synapses`."""
+    return np.asarray(weights, dtype=np.float64).reshape(n_pre, n_post).T.copy()
+
+
+def whole_steps(owner: str, name: str, duration: Any, dt: Any) -> int:
+    """Number of integration steps in ``duration``; refuse a duration that dt does not divide."""
+    ratio = float(duration / dt)
+    steps = round(ratio)
+    if steps < 1 or abs(ratio - steps) > 1e-9:
+        raise ValidationError(
+            f"{owner}: {name} = {duration!r} must be a whole, positive number of integration "
+            f"steps of dt = {dt!r} (got {ratio:.6g} steps)."
+        )
+    return steps
+
+
+def all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pre and post indices of all-to-all synapses in pre-major order."""
+    return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
+
+
+RunArg = tuple[Any, str, NDArray[np.float64], tuple[int, ...]]
+
+
+class SynapticDelays:
+    """Transmission delays of a network's connections between layers (its Biophysics).
+
+    Homogeneous delays are passed to the Synapses constructor (one scalar per pathway);
+    heterogeneous ones are drawn once per synapse from a generator seeded by the network's
+    seed, in the order the connections are built, so every build of a network gets the same
+    delays.
+    """
+
+    def __init__(self, network: FeedbackNetwork) -> None:
+        self.biophysics = network.biophysics
+        self.dt = network.dt
+        self._rng = np.random.default_rng([network.seed, 11])
+
+    def homogeneous(self, pathways: list[str]) -> Any:
+        """``delay=`` argument of a Synapses with these pathways (None without delays)."""
+        if not self.biophysics.has_delays or self.biophysics.delay_spread > 0 * second:
+            return None  # no delay, or per-synapse delays set after connect()
+        if pathways == ["pre"]:
+            return self.biophysics.delay
+        return {pathway: self.biophysics.delay for pathway in pathways}
+
+    def set_heterogeneous(self, synapses: Synapses, pathways: list[str]) -> None:
+        """Draw and set per-synapse delays, rounded to dt (no-op without a spread)."""
+        if self.biophysics.delay_spread <= 0 * second:
+            return
+        draw = self.biophysics.synapse_delays(len(synapses), self._rng)
+        steps = np.rint(np.asarray(draw / self.dt))
+        for pathway in pathways:
+            getattr(synapses, pathway).delay = steps * self.dt
+
+
+def network_key(network: FeedbackNetwork, *, random_feedback: bool = False) -> dict[str, Any]:
+    """The part of a network's configuration its generated code depends on (a build key).
+
+    Every weight and bias reaches a compiled binary through ``run_args``, so the seed of the
+    weight initialisation does not change the code, and the runs of a sweep that differ only
+    in their seed share one compiled build. The seed stays in the key where it draws something
+    built into the code: heterogeneous delays, and fixed random backward weights.
+    """
+    config = network.config()
+    if not (random_feedback or network.biophysics.delay_spread > 0 * second):
+        config.pop("seed")
+    return config
+
+
+def weight_run_args(
+    network: FeedbackNetwork,
+    *,
+    input_synapses: Synapses,
+    forward_synapses: list[Synapses],
+    feedback_synapses: Synapses,
+    layers: list[NeuronGroup],
+) -> list[RunArg]:
+    """run_args entries (key, label, value, expected shape) of F, W, W_fb and the biases."""
+    sizes = network.layer_sizes
+    entries: list[RunArg] = [
+        (
+            input_synapses.w,
+            "input_synapses.w",
+            matrix_to_synapses(network.input_weights),
+            (network.n_inputs * sizes[0],),
+        ),
+        (
+            feedback_synapses.w,
+            "feedback.w",
+            matrix_to_synapses(network.feedback_weights),
+            (sizes[-1] * sizes[0],),
+        ),
+    ]
+    for k, (synapses, weights) in enumerate(
+        zip(forward_synapses, network.forward_weights, strict=True)
+    ):
+        shape = (sizes[k] * sizes[k + 1],)
+        entries.append((synapses.w, f"forward_{k + 1}.w", matrix_to_synapses(weights), shape))
+    for k, (group, bias) in enumerate(zip(layers, network.biases, strict=True)):
+        entries.append((group.b, f"layer_{k + 1}.b", bias.copy(), (sizes[k],)))
+    return entries
+
+
+@dataclass
+class _Objects:
+    """The Brian2 objects of one built simulation."""
+
+    network: Network
+    sample_inputs: TimedArray
+    layers: list[NeuronGroup]
+    stimulus: NeuronGroup
+    input_synapses: Synapses
+    forward_synapses: list[Synapses]
+    feedback_synapses: Synapses
+    monitors: dict[str, SpikeMonitor] = field(default_factory=dict)
+
+
+class FreeRunSimulation:
+    """A free-phase simulation of a chunk of samples, built once for a device.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The network; its weights are read at every :meth:`run`.
+    protocol : Protocol
+        The schedule (one free phase).
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
+        Runtime devices define fresh Brian2 objects per chunk (cheap: Brian2 caches the
+        generated code); cpp_standalone compiles once and reruns the binary with new inputs
+        and weights passed through ``run_args``.
+    chunk_size : int
+        Samples per Brian2 run (cpp_standalone pads the last chunk).
+    record_spikes : bool
+        Keep every spike event in the returned recording.
+    directory : str, optional
+        cpp_standalone project directory, kept (default: the build cache, see
+        :mod:`fbsnn_brian.build.devices.standalone`).
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        device: str = "runtime",
+        chunk_size: int = 100,
+        record_spikes: bool = True,
+        directory: str | None = None,
+    ) -> None:
+        owner = "FreeRunSimulation"
+        self.device = devices.check_device(owner, device)
+        self.network = network
+        self.protocol = protocol
+        self.chunk_size = chunk_size
+        self.record_spikes = record_spikes
+        self.free_steps = whole_steps(
+            owner, "FreePhase.duration", protocol.free_phase.duration, network.dt
+        )
+        self.sample_steps = self.free_steps
+        self.sample_duration = self.sample_steps * network.dt
+        self.directory = directory
+        self._compiled: tuple[standalone.StandaloneBuild, _Objects] | None = None
+        self.compile_time_s = 0.0
+        self.build_cache_hit = False  # whether the build reused a compiled binary
+
+    # ------------------------------------------------------------------ definition
+    def _populations(self) -> list[Population]:
+        pops = []
+        if self.network.input_coding == "spikes":
+            pops.append(Population(name="input", size=self.network.n_inputs, layer=0, role="input"))
+        for k, size in enumerate(self.network.layer_sizes):
+            pops.append(Population(name=f"layer_{k + 1}", size=size, layer=k + 1, role="forward"))
+        return pops
+
+    def _define(self, n_samples: int, inputs: NDArray[np.float64]) -> _Objects:
+        """Create the Brian2 objects for a chunk of ``n_samples`` samples."""
+        net = self.network
+        clock = standalone.step_clock(net.dt)
+        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
+        sample_inputs = TimedArray(inputs, dt=self.sample_duration, name="sample_inputs")
+        namespace: dict[str, Any] = {
+            "tau": net.tau,
+            "tau_m": net.tau_m,
+            "v_threshold": net.v_threshold,
+            "theta": net.theta,
+            "refractory": net.refractory,
+            "sample_steps": self.sample_steps,
+            "free_steps": self.free_steps,
+            "sample_inputs": sample_inputs,
+            **biophysics_namespace(net.biophysics),
+        }
+        gated = self.sample_steps != self.free_steps
+        spiking_input = net.input_coding == "spikes"
+
+        def group_of(
+            template: NeuronTemplate, size: int, name: str, refractory: Any = False
+        ) -> NeuronGroup:
+            return NeuronGroup(
+                size,
+                template.model,
+                threshold=template.threshold,
+                reset=template.reset,
+                method=template.method,
+                refractory=refractory,
+                clock=clock,
+                namespace=namespace,
+                name=name,
+            )
+
+        template = input_neuron(spiking=spiking_input, gated_by_phase=gated)
+        stimulus = group_of(template, net.n_inputs, "stimulus")
+        stimulus.run_regularly(
+            template.sample_start,
+            clock=sample_clock,  # named: a rebuild in the same process finds the cached binary
+            when="start",
+            order=-2,
+            name="stimulus_sample_start",
+        )
+        objects: list[Any] = [stimulus]
+
+        layers: list[NeuronGroup] = []
+        for k, size in enumerate(net.layer_sizes):
+            template = forward_neuron(
+                neuron=net.neuron,
+                current_input=(k == 0 and not spiking_input),
+                gated_by_phase=gated,
+                biophysics=net.biophysics,
+            )
+            group = group_of(
+                template,
+                size,
+                f"layer_{k + 1}",
+                refractory_argument(net.biophysics, net.refractory),
+            )
+            group.b = net.biases[k]
+            group.t_last_spike = -net.refractory
+            group.run_regularly(
+                template.sample_start,
+                clock=sample_clock,
+                when="start",
+                order=-1,
+                name=f"layer_{k + 1}_sample_start",
+            )
+            layers.append(group)
+        objects.extend(layers)
+
+        n_in, n_first = net.n_inputs, net.layer_sizes[0]
+        pre, post = all_to_all(n_in, n_first)
+        if spiking_input:
+            input_synapses = Synapses(
+                stimulus,
+                layers[0],
+                "w : 1",
+                on_pre="v_post += w",
+                clock=clock,
+                name="input_synapses",
+            )
+        else:
+            drive = NeuronGroup(n_first, drive_group_equations(), clock=sample_clock, name="drive")
+            input_synapses = Synapses(
+                stimulus,
+                drive,
+                "w : 1\nI_post = w * x_pre : 1 (summed)",
+                clock=sample_clock,
+                name="input_synapses",
+            )
+            layers[0].I_input = linked_var(drive, "I")
+            objects.append(drive)
+        input_synapses.connect(i=pre, j=post)
+        input_synapses.w = matrix_to_synapses(net.input_weights)
+        objects.append(input_synapses)
+
+        on_pre = synaptic_on_pre(net.biophysics)
+        delays = SynapticDelays(net)
+
+        def loop_synapses(
+            source: NeuronGroup, target: NeuronGroup, weights: NDArray[np.float64], name: str
+        ) -> Synapses:
+            synapses = Synapses(
+                source,
+                target,
+                "w : 1",
+                on_pre=on_pre,
+                delay=delays.homogeneous(["pre"]),
+                clock=clock,
+                name=name,
+            )
+            pre, post = all_to_all(len(source), len(target))
+            synapses.connect(i=pre, j=post)
+            synapses.w = matrix_to_synapses(weights)
+            delays.set_heterogeneous(synapses, ["pre"])
+            return synapses
+
+        forward = [
+            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}")
+            for k, weights in enumerate(net.forward_weights)
+        ]
+        feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
+        objects.extend(forward)
+        objects.append(feedback)
+
+        monitors: dict[str, SpikeMonitor] = {}
+        groups = ([stimulus] if spiking_input else []) + layers
+        names = [pop.name for pop in self._populations()]
+        for name, group in zip(names, groups, strict=True):
+            monitors[name] = SpikeMonitor(group, record=True, name=f"spikes_{name}")
+        objects.extend(monitors.values())
+
+        network = Network(*objects, name="free_run")
+        network.run(n_samples * self.sample_duration, namespace={})
+        return _Objects(
+            network=network,
+            sample_inputs=sample_inputs,
+            layers=layers,
+            stimulus=stimulus,
+            input_synapses=input_synapses,
+            forward_synapses=forward,
+            feedback_synapses=feedback,
+            monitors=monitors,
+        )
+
+    # ------------------------------------------------------------------ running
+    def _run_args(self, objects: _Objects, inputs: NDArray[np.float64]) -> list[RunArg]:
+        """(key, label, value, expected shape) of every value passed to the binary."""
+        shape = (self.chunk_size, self.network.n_inputs)
+        return [
+            (objects.sample_inputs, "sample_inputs", inputs, shape),
+            *weight_run_args(
+                self.network,
+                input_synapses=objects.input_synapses,
+                forward_synapses=objects.forward_synapses,
+                feedback_synapses=objects.feedback_synapses,
+                layers=objects.layers,
+            ),
+        ]
+
+    def _compile(self) -> tuple[Any, _Objects]:
+        if self._compiled is None:
+            zeros = np.zeros((self.chunk_size, self.network.n_inputs))
+            key = standalone.build_key(
+                "free_run",
+                {
+                    "network": network_key(self.network),
+                    "protocol": self.protocol.describe(),
+                    "chunk_size": self.chunk_size,
+                    "record_spikes": self.record_spikes,
+                },
+            )
+            build, objects = standalone.compile_standalone(
+                lambda: self._define(self.chunk_size, zeros),
+                network_of=lambda objects: objects.network,
+                key=key,
+                directory=self.directory,
+                owner=self,
+                what="the free-phase simulation",
+            )
+            self.compile_time_s, self.build_cache_hit = build.compile_time_s, build.cache_hit
+            self._compiled = (build, objects)
+        return self._compiled
+
+    def _run_chunk(
+        self, inputs: NDArray[np.float64]
+    ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """Simulate one chunk; return spike (neuron index, time in s) per population."""
+        n_samples = len(inputs)
+        if self.device == "cpp_standalone":
+            build, objects = self._compile()
+            padded = np.zeros((self.chunk_size, self.network.n_inputs))
+            padded[:n_samples] = inputs
+            entries = self._run_args(objects, padded)
+            devices.check_run_args([(label, value, shape) for _, label, value, shape in entries])
+            build.run({key: value for key, _, value, _ in entries})
+        else:
+            with devices.runtime_target(self.device):
+                objects = self._define(n_samples, inputs)
+        end = n_samples * float(self.sample_duration / second)
+        spikes = {}
+        for name, monitor in objects.monitors.items():
+            times = np.asarray(monitor.t[:] / second, dtype=np.float64)
+            indices = np.asarray(monitor.i[:], dtype=np.int64)
+            keep = times < end - 0.25 * float(self.network.dt / second)
+            spikes[name] = (indices[keep], times[keep])
+        return spikes
+
+    def run(self, inputs: NDArray[np.float64], *, progress: bool = False) -> SpikeRecording:
+        """Simulate all samples (in chunks) and collect spikes and average rates."""
+        net = self.network
+        net.check_invariants()  # weights the user changed since the build was defined
+        n_samples = len(inputs)
+        chunk = (
+            self.chunk_size if self.device == "cpp_standalone" else min(self.chunk_size, n_samples)
+        )
+        populations = self._populations()
+        dt_s = float(net.dt / second)
+        sample_s = float(self.sample_duration / second)
+        counts = {pop.name: np.zeros((n_samples, pop.size)) for pop in populations}
+        events: dict[
+            str, list[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]
+        ] = {pop.name: [] for pop in populations}
+        start = time.perf_counter()
+        starts = range(0, n_samples, chunk)
+        for first in tqdm(starts, disable=not progress, desc="free phase", unit="chunk"):
+            block = inputs[first : first + chunk]
+            spikes = self._run_chunk(block)
+            for name, (indices, times) in spikes.items():
+                steps = np.rint(times / dt_s).astype(np.int64)
+                local_sample = steps // self.sample_steps
+                in_sample = (steps - local_sample * self.sample_steps) * dt_s * second
+                weights = net.spike_weights(in_sample, self.free_steps * net.dt)
+                np.add.at(counts[name], (first + local_sample, indices), weights)
+                if self.record_spikes:
+                    events[name].append((indices, times + first * sample_s, first + local_sample))
+        wall = time.perf_counter() - start
+        normaliser = net.rate_normaliser(self.free_steps * net.dt)
+        rates = {name: counts[name][:, None, :] / normaliser for name in counts}
+        return SpikeRecording.from_chunks(
+            network=net,
+            protocol=self.protocol,
+            populations=populations,
+            events=events,
+            rates=rates,
+            inputs=inputs,
+            phase_durations_s=(self.free_steps * dt_s,),
+            sample_duration_s=sample_s,
+            device=self.device,
+            wall_time_s=wall,
+        )
+
+
+def simulate(
+    network: FeedbackNetwork,
+    protocol: Protocol,
+    *,
+    inputs: Any,
+    device: str = "runtime",
+    chunk_size: int | None = None,
+    record_spikes: bool = True,
+    directory: str | None = None,
+    progress: bool = False,
+) -> SpikeRecording:
+    """Simulate every sample of ``inputs`` through the protocol's free phase.
+
+    The weights are not changed (use :class:`fbsnn_brian.Trainer` to learn).
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The network to simulate (its weights are read, not changed).
+    protocol : Protocol
+        Its free phase is simulated.
+    inputs : array_like, shape (n_samples, n_inputs)
+        Input values in [0, 1].
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
+        Where to simulate. Runtime devices simulate each chunk as one Brian2 run;
+        cpp_standalone compiles once and runs the binary per chunk.
+    chunk_size : int, optional
+        Samples per Brian2 run (default: all samples in one run for runtime devices, 100
+        for cpp_standalone).
+    record_spikes : bool
+        Record every spike (needed for :meth:`SpikeRecording.to_xarray` spike events).
+    directory : str, optional
+        Project directory of the cpp_standalone build (default: a temporary directory).
+    progress : bool
+        Show a progress bar over chunks.
+
+    Returns
+    -------
+    SpikeRecording
+        Spikes and average rates per (sample, phase, neuron).
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+    >>> net = FeedbackNetwork(n_inputs=2, layer_sizes=[3], n_classes=2, seed=0)
+    >>> recording = simulate(net, Protocol([FreePhase(duration=5 * ms)]),
+    ...                      inputs=[[0.5, 1.0]], device="numpy")
+    >>> recording.n_samples
+    1
+    """
+    owner = "simulate"
+    if not isinstance(protocol, Protocol):
+        raise ValidationError(f"{owner}: protocol must be a Protocol, got {describe(protocol)}.")
+    devices.check_device(owner, device)
+    array = network.check_inputs(inputs, owner=owner)
+    if chunk_size is None:
+        # Runtime devices pay ~0.1 s per run() call: one run for everything. A compiled binary
+        # has a fixed chunk size, reused for every chunk (the last one padded).
+        chunk_size = len(array) if device != "cpp_standalone" else min(len(array), 100)
+    check_positive_int(owner, "chunk_size", chunk_size)
+    simulation = FreeRunSimulation(
+        network,
+        Protocol([protocol.free_phase]),
+        device=device,
+        chunk_size=chunk_size,
+        record_spikes=record_spikes,
+        directory=directory,
+    )
+    return simulation.run(array, progress=progress)

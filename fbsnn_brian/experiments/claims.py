@@ -1,0 +1,111 @@
+"""The SPIDE paper's claims, as measured in a sweep (``analysis/claims_table.py``).
+
+:func:`claims_table` turns the Dataset of :func:`fbsnn_brian.experiments.sweep.run_sweep` into a
+Markdown
+table with one row per claim and one column per condition, each cell holding the measured
+evidence (mean and standard deviation over the seeds that finished):
+
+* *spike-only computation*: test accuracy reached with spikes in both phases (the readout
+  o = C a + d is the only non-spiking part, as in the paper);
+* *locality*: whether the backward path reuses the forward weights (weight transport) or is
+  fixed and random, and the accuracy cost of the latter against the first condition;
+* *memory independent of time*: bytes per synapse and per neuron the rule keeps, which do not
+  depend on the phase lengths (:func:`fbsnn_brian.analysis.measures.rule_memory`);
+* *few time steps*: tau and simulation steps per sample;
+* *sparse firing*: mean spikes per neuron and tau in the free phase and error events in the
+  perturbed phase (1 is the ceiling);
+* the loop gain of the trained feedback, which says how much of the network is recurrent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from fbsnn_brian.analysis.measures import rule_memory
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings
+
+__all__ = ["claims_table"]
+
+
+def _mean_sd(values: Any, scale: float = 1.0, digits: int = 2) -> str:
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)] * scale
+    if finite.size == 0:
+        return "failed"
+    if finite.size == 1:
+        return f"{finite[0]:.{digits}f}"
+    return f"{finite.mean():.{digits}f} ± {finite.std(ddof=1):.{digits}f}"
+
+
+def _mean(sweep: xr.Dataset, condition: str) -> float:
+    """Mean test accuracy over the finished seeds of a condition (NaN if none finished)."""
+    values = np.asarray(sweep["test_accuracy"].sel(condition=condition).values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def claims_table(sweep: xr.Dataset) -> str:
+    """Markdown table of the claims (rows) against the sweep's conditions (columns)."""
+    base = {**DEFAULTS, **json.loads(str(sweep.attrs["base"]))}
+    overrides = json.loads(str(sweep.attrs["conditions"]))
+    conditions = [str(c) for c in sweep["condition"].values]
+    reference = conditions[0]
+
+    def cell(condition: str, measure: str, scale: float = 1.0, digits: int = 2) -> str:
+        return _mean_sd(sweep[measure].sel(condition=condition).values, scale, digits)
+
+    rows: dict[str, list[str]] = {
+        "spike-only computation: test accuracy (%)": [
+            cell(c, "test_accuracy", 100.0) for c in conditions
+        ],
+        "locality: backward weights": [
+            "random, fixed" if {**base, **overrides[c]}["feedback"] == "random" else "transpose"
+            for c in conditions
+        ],
+        f"locality: accuracy change vs {reference} (points)": [
+            _mean_sd(100 * (_mean(sweep, c) - _mean(sweep, reference))) for c in conditions
+        ],
+    }
+    if "gradient_cosine_vs_ide" in sweep:
+        rows["locality: cosine of the spike-computed update with the exact IDE gradient"] = [
+            cell(c, "gradient_cosine_vs_ide", digits=3) for c in conditions
+        ]
+    memory, steps = [], []
+    for c in conditions:
+        settings = {**base, **overrides[c]}
+        # bytes per synapse and per neuron do not depend on the input and class counts
+        try:
+            network = network_from_settings(settings, 64, 10)
+        except ValidationError:
+            memory.append("failed")  # the condition's settings are invalid
+        else:
+            usage = rule_memory(network, momentum=float(settings["momentum"]) > 0)
+            memory.append(
+                f"{usage['bytes_per_synapse']} B/synapse, {usage['bytes_per_neuron']} B/neuron"
+            )
+        total_tau = float(settings["free_tau"]) + float(settings["perturbed_tau"])
+        steps.append(f"{total_tau:.0f} tau = {round(total_tau * 4)} steps")
+    rows["memory independent of time"] = memory
+    rows["few time steps (per sample)"] = steps
+    rows["sparse firing: free phase (spikes / neuron / tau)"] = [
+        cell(c, "mean_forward_rate", digits=3) for c in conditions
+    ]
+    rows["sparse firing: perturbed phase (events / neuron / tau)"] = [
+        cell(c, "mean_backward_rate", digits=3) for c in conditions
+    ]
+    rows["loop gain of the trained feedback"] = [cell(c, "loop_gain", digits=3) for c in conditions]
+    seeds = [str(int(s)) for s in sweep["seed"].values]
+    failed = int((sweep["status"] == "failed").sum())
+    header = "| claim | " + " | ".join(conditions) + " |"
+    rule = "|---|" + "---|" * len(conditions)
+    lines = [header, rule] + [f"| {claim} | " + " | ".join(v) + " |" for claim, v in rows.items()]
+    notes = (
+        f"\nMean ± standard deviation over seeds {', '.join(seeds)}; {failed} failed runs. "
+        "Steps assume dt = tau/4 (the toolkit's default)."
+    )
+    return "\n".join(lines) + "\n" + notes + "\n"

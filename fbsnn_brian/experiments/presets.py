@@ -1,0 +1,136 @@
+"""Training presets per kind of data set, chosen on a validation split of the training part.
+
+A preset is a subset of the run settings of :data:`fbsnn_brian.experiments.runs.DEFAULTS`; ``fbsnn
+train``
+applies the preset of its data set (:func:`default_preset`) over the defaults, and explicit
+options over the preset. Each preset was selected by ``analysis/select_presets.py``: for each
+candidate of a small grid and each seed, a network trained on the training part minus a
+validation split carved from it, and the candidate with the best mean final validation accuracy
+over the seeds was chosen. The test part was never evaluated. The committed result files hold
+every run's per-epoch validation accuracy.
+
+======== ===================================================== ===============================
+preset   values                                                how chosen
+======== ===================================================== ===============================
+digits   layers [128], 30 epochs, lr 0.04, cosine, weight      grid lr {0.02, 0.04, 0.08} x
+         decay 1e-3, one-pixel random shifts                   shift {0, 1}, seeds 0 and 1;
+                                                               1193 train / 209 validation of
+                                                               the 1402 training digits
+mnist    layers [256], 8 epochs, lr 0.01, constant, no weight  grid lr {0.005, 0.01, 0.02},
+         decay, no shifts                                      seed 0; first 7000 / last 1000
+                                                               of the 8000 training images
+generic  layers [64], 30 epochs, lr 0.02, constant, weight     grid lr {0.01, 0.02, 0.04} x
+         decay 1e-3, no shifts (no image augmentation)         {constant, cosine}, seeds 0, 1;
+                                                               breast cancer data (min-max
+                                                               scaled npz), 377 / 67 of 444
+======== ===================================================== ===============================
+
+Commands and result files::
+
+    python analysis/select_presets.py --preset digits --out analysis/results/presets_digits.json
+    python analysis/select_presets.py --preset mnist --out analysis/results/presets_mnist.json
+    python analysis/select_presets.py --preset generic --out analysis/results/presets_generic.json
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fbsnn_brian.errors import ValidationError
+
+__all__ = ["MNIST_FEATURES", "PRESETS", "default_preset", "preset_settings"]
+
+#: Number of features (28 x 28 pixels) of an IDX data set that gets the ``mnist`` preset.
+MNIST_FEATURES = 784
+
+#: Run settings of each preset (keys of :data:`fbsnn_brian.experiments.runs.DEFAULTS`).
+PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {
+        "layers": [128],
+        "epochs": 30,
+        "learning_rate": 0.04,
+        "schedule": "cosine",
+        "weight_decay": 0.001,
+        "shift": 1,
+    },
+    "mnist": {
+        "layers": [256],
+        "epochs": 8,
+        "learning_rate": 0.01,
+        "schedule": "constant",
+        "weight_decay": 0.0,
+        "shift": 0,
+    },
+    "generic": {
+        "layers": [64],
+        "epochs": 30,
+        "learning_rate": 0.02,
+        "schedule": "constant",
+        "weight_decay": 0.001,
+        "shift": 0,
+    },
+}
+
+
+def default_preset(dataset_spec: str, n_features: int) -> str:
+    """Name the preset of a data set.
+
+    Parameters
+    ----------
+    dataset_spec : str
+        A data set spec of :func:`fbsnn_brian.io.datasets.load_dataset`.
+    n_features : int
+        Number of features per sample of that data set.
+
+    Returns
+    -------
+    str
+        ``'digits'`` for the digits, ``'mnist'`` for an ``idx:`` directory of 784-feature
+        images, ``'generic'`` for everything else.
+
+    Examples
+    --------
+    >>> default_preset("digits", 64)
+    'digits'
+    >>> default_preset("idx:/data/mnist", 784)
+    'mnist'
+    >>> default_preset("npz:/data/wine.npz", 13)
+    'generic'
+    """
+    scheme = dataset_spec.partition(":")[0]
+    if scheme == "digits":
+        return "digits"
+    if scheme == "idx" and n_features == MNIST_FEATURES:
+        return "mnist"
+    return "generic"
+
+
+def preset_settings(name: str) -> dict[str, Any]:
+    """Return a copy of the run settings of preset ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of the keys of :data:`PRESETS`.
+
+    Returns
+    -------
+    dict
+        The preset's settings (a deep copy, safe to change).
+
+    Raises
+    ------
+    ValidationError
+        If ``name`` is not a preset; the message names ``--preset``, the value and the allowed
+        names.
+
+    Examples
+    --------
+    >>> preset_settings("mnist")["learning_rate"]
+    0.01
+    """
+    if not isinstance(name, str) or name not in PRESETS:
+        allowed = ", ".join(repr(key) for key in PRESETS)
+        raise ValidationError(f"--preset must be one of {allowed}, got {name!r}.")
+    return copy.deepcopy(PRESETS[name])

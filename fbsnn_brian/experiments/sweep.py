@@ -1,0 +1,197 @@
+"""Sweeps: conditions x seeds as independent training runs on Dask (``fbsnn sweep FILE``).
+
+A sweep file is a run file (:mod:`fbsnn_brian.experiments.run_file`) with a ``[sweep]`` table::
+
+    [data]
+    dataset = "digits"
+    [training]
+    epochs = 5
+
+    [sweep]
+    seeds = [0, 1, 2]
+    [[sweep.conditions]]
+    name = "ideal"                     # the base settings unchanged
+    [[sweep.conditions]]
+    name = "lif"
+    neuron = "lif"                     # any setting of fbsnn_brian.experiments.runs.DEFAULTS
+    [[sweep.conditions]]
+    name = "no_weight_transport"
+    feedback = "random"
+
+Every (condition, seed) pair is one :func:`fbsnn_brian.experiments.runs.train_run` task on a
+dask.distributed cluster: a LocalCluster of worker processes by default, or the scheduler at
+``scheduler`` (``tcp://host:port``). A task that fails is retried once; if it fails again its
+error is recorded in the result instead of ending the sweep. The result is one xarray Dataset
+over (``condition``, ``seed``) with the accuracy, speed, firing rates and loop gain of each run,
+a ``status`` (``ok`` / ``failed``) and the ``error`` text, described by the CF conventions
+(:func:`fbsnn_brian.io.recording.describe_dataset`: accuracies are fractions, rates in spikes per
+tau with ``tau_s``); it round-trips through netCDF and zarr. Builds of the compiled devices
+are shared through the build cache, which is safe for concurrent processes
+(:mod:`fbsnn_brian.build.devices.standalone`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.experiments.run_file import SECTIONS, read_toml, settings_from_tables
+from fbsnn_brian.io.recording import describe_dataset
+from fbsnn_brian.validation import describe
+
+__all__ = ["MEASURES", "load_sweep_file", "run_sweep"]
+
+# metrics of each run kept in the sweep Dataset
+MEASURES = (
+    "test_accuracy",
+    "train_accuracy",
+    "samples_per_s",
+    "mean_forward_rate",
+    "mean_backward_rate",
+    "loop_gain",
+    "gradient_cosine_vs_ide",
+    "wall_time_s",
+)
+
+_SETTINGS = {key: kind for table in SECTIONS.values() for key, kind in table.items()}
+
+
+def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a sweep file: ``{'base': settings, 'conditions': {name: overrides}, 'seeds': [...]}``.
+
+    Raises
+    ------
+    ValidationError
+        For any problem of the run-file part, a missing or malformed ``[sweep]`` table, an
+        unknown setting in a condition or a duplicated condition name (each with its key path).
+    """
+    document = read_toml(path, "sweep file")
+    where = f"sweep file {str(path)!r}"
+    sweep = document.pop("sweep", None)
+    if not isinstance(sweep, dict):
+        raise ValidationError(f"{where}: needs a [sweep] table with seeds and conditions.")
+    base = settings_from_tables(document, where)
+    seeds = sweep.get("seeds", [0])
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValidationError(
+            f"{where}: [sweep].seeds must be a list of distinct non-negative integers, got "
+            f"{describe(seeds)}."
+        )
+    conditions: dict[str, dict[str, Any]] = {}
+    entries = sweep.get("conditions", [{"name": "base"}])
+    if not isinstance(entries, list) or not entries:
+        raise ValidationError(f"{where}: [[sweep.conditions]] must list at least one condition.")
+    for k, entry in enumerate(entries):
+        path_k = f"{where}: [[sweep.conditions]] #{k + 1}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValidationError(f"{path_k} needs a name (a string), got {describe(entry)}.")
+        name = entry["name"]
+        if name in conditions:
+            raise ValidationError(f"{path_k}: the name {name!r} is used twice.")
+        overrides = {key: value for key, value in entry.items() if key != "name"}
+        unknown = sorted(set(overrides) - set(_SETTINGS) - {"seed"})
+        if unknown:
+            raise ValidationError(
+                f"{path_k} ({name!r}): unknown settings {unknown}; allowed: "
+                f"{', '.join(sorted(_SETTINGS))}."
+            )
+        conditions[name] = overrides
+    return {"base": base, "conditions": conditions, "seeds": seeds}
+
+
+def _train_task(config: dict[str, Any]) -> dict[str, Any]:
+    """One run on a worker, in a temporary run directory; returns its metrics."""
+    from fbsnn_brian.experiments.runs import train_run
+
+    with tempfile.TemporaryDirectory(prefix="fbsnn_sweep_run_") as directory:
+        metrics = train_run(config, Path(directory) / "run", progress=False)
+    return {key: metrics[key] for key in MEASURES if key in metrics}
+
+
+def run_sweep(
+    spec: dict[str, Any], *, scheduler: str | None = None, n_workers: int = 2
+) -> xr.Dataset:
+    """Run every (condition, seed) of a sweep spec (:func:`load_sweep_file`) on Dask.
+
+    Parameters
+    ----------
+    spec : dict
+        ``base`` settings, ``conditions`` (name -> overrides) and ``seeds``.
+    scheduler : str, optional
+        Address of a running dask scheduler; by default a LocalCluster is started.
+    n_workers : int
+        Worker processes of the LocalCluster (one thread each).
+    """
+    from dask.distributed import Client, LocalCluster, wait
+
+    names = list(spec["conditions"])
+    seeds = list(spec["seeds"])
+    configs = {
+        (name, seed): {**spec["base"], **spec["conditions"][name], "seed": seed}
+        for name in names
+        for seed in seeds
+    }
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        futures = {
+            key: client.submit(_train_task, config, retries=1, pure=False)
+            for key, config in configs.items()
+        }
+        wait(list(futures.values()))
+        results = {}
+        for key, future in futures.items():
+            if future.status == "finished":
+                results[key] = (future.result(), "ok", "")
+            else:
+                error = future.exception()
+                results[key] = ({}, "failed", f"{type(error).__name__}: {error}")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    shape = (len(names), len(seeds))
+    data: dict[str, Any] = {}
+    for measure in MEASURES:
+        values = np.full(shape, np.nan)
+        for (name, seed), (metrics, _, _) in results.items():
+            if measure in metrics:
+                values[names.index(name), seeds.index(seed)] = metrics[measure]
+        data[measure] = (("condition", "seed"), values)
+    status = np.empty(shape, dtype=object)
+    error = np.empty(shape, dtype=object)
+    for (name, seed), (_, state, message) in results.items():
+        status[names.index(name), seeds.index(seed)] = state
+        error[names.index(name), seeds.index(seed)] = message
+    data["status"] = (("condition", "seed"), status.astype(str))
+    data["error"] = (("condition", "seed"), error.astype(str))
+    result = xr.Dataset(
+        data,
+        coords={"condition": names, "seed": seeds},
+        attrs={
+            "title": "fbsnn_brian sweep",
+            "base": json.dumps(spec["base"], sort_keys=True),
+            "conditions": json.dumps(spec["conditions"], sort_keys=True),
+            "scheduler": scheduler or "LocalCluster",
+            # fbsnn_brian.experiments.runs.network_from_settings builds every run's network with
+            # tau = 1 ms
+            "tau_s": 1e-3,
+        },
+    )
+    return describe_dataset(result, where="run_sweep")

@@ -1,0 +1,674 @@
+"""SpikeRecording: every spike and average rate of a protocol run, exported to xarray.
+
+Data model (ARCHITECTURE.md, "Data model: xarray"):
+
+* spikes: a flat event list along dimension ``spike`` with ``time`` (float64, seconds, from the
+  start of the run), ``neuron`` (index within its population), ``population``, ``sample`` and
+  ``phase``. ``population`` and ``phase`` are small integer codes whose meanings are stored
+  CF-style in the ``flag_values`` / ``flag_meanings`` attributes (and as the ``population`` /
+  ``phase`` coordinates), which round-trips through netCDF and zarr alike;
+* rates: ``rate`` (sample_index, phase_name, unit), where ``unit`` runs over every neuron of every
+  population, with coordinates ``unit_population``, ``unit_layer``, ``unit_index`` and
+  ``unit_role``; rates are in spikes per ``tau`` (attribute ``units = "1/tau"``);
+* ``inputs`` (sample_index, feature) and ``readout`` (sample_index, class): the readout
+  ``C a + d`` of the last layer's free-phase rates;
+* attributes: provenance (toolkit and Brian2 versions, device, dt, tau, the network and the
+  protocol as JSON strings). Attributes are strings or numbers only.
+
+The rate dimensions are ``sample_index`` and ``phase_name`` rather than ``sample`` and
+``phase`` because those two names are taken by the spike variables.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from fbsnn_brian.errors import ValidationError
+
+if TYPE_CHECKING:
+    from fbsnn_brian.model.network import FeedbackNetwork
+    from fbsnn_brian.model.protocol import Protocol
+
+__all__ = [
+    "CONVENTIONS",
+    "UNITS",
+    "VOCABULARY",
+    "Population",
+    "SpikeRecording",
+    "Term",
+    "describe_dataset",
+    "load_recording",
+    "read_dataset",
+    "write_dataset",
+]
+
+#: Value of the global ``Conventions`` attribute of every Dataset the toolkit writes.
+CONVENTIONS = "CF-1.10"
+
+#: The UDUNITS strings a variable's ``units`` may take (seconds, per second, dimensionless).
+UNITS = ("1", "s", "s-1")
+
+
+class Term(NamedTuple):
+    """Description of one variable name: its CF ``long_name`` and ``units``.
+
+    ``units`` is None for variables without a unit (indices, codes, names). ``per_tau`` marks
+    quantities counted per ``tau`` (rates times ``tau``, durations over ``tau``): they get the
+    attribute ``tau_s`` (``tau`` in seconds) wherever the Dataset states ``tau``.
+    """
+
+    long_name: str
+    units: str | None = None
+    per_tau: bool = False
+
+
+_PER_TAU = "per tau (the rate times tau; divide by the attribute tau_s for Hz)"
+
+#: long_name and units of every variable name the toolkit writes.
+VOCABULARY: dict[str, Term] = {
+    # spike recordings (SpikeRecording.to_xarray)
+    "time": Term("spike time from the start of the run", "s"),
+    "neuron": Term("index of the spiking neuron within its population"),
+    "population": Term("population of the spiking neuron (code)"),
+    "sample": Term("index of the sample during which the neuron spiked"),
+    "phase": Term("phase in which the neuron spiked (code)"),
+    "rate": Term(f"average firing rate in spikes {_PER_TAU}", "1", per_tau=True),
+    "inputs": Term("input value of the feature, in [0, 1]", "1"),
+    "readout": Term("readout C a + d of the last layer's free-phase rates", "1"),
+    "label": Term("true class label of the sample"),
+    "sample_position": Term("position of the sample in the data set it was drawn from"),
+    "sample_index": Term("index of the sample in this recording"),
+    "phase_name": Term("name of the protocol phase"),
+    "phase_duration": Term("duration of the protocol phase", "s"),
+    "population_name": Term("name of the population with this code"),
+    "unit_population": Term("population of the neuron"),
+    "unit_layer": Term("layer of the neuron (0: input)"),
+    "unit_index": Term("index of the neuron within its population"),
+    "unit_role": Term("role of the neuron's population"),
+    # weights (fbsnn_brian.io.weights.weights_to_xarray), in units of the threshold scale
+    "input_weights": Term("input weights F onto layer 1", "1"),
+    "feedback_weights": Term("feedback weights W_fb from the last layer onto layer 1", "1"),
+    "readout_weights": Term("readout weights C from the last layer", "1"),
+    "readout_bias": Term("readout bias d", "1"),
+    # training history (Trainer.fit), one value per epoch
+    "epoch": Term("training epoch (from 1)"),
+    "train_accuracy": Term("fraction of training samples correctly classified", "1"),
+    "test_accuracy": Term("fraction of test samples correctly classified", "1"),
+    "learning_rate": Term("mean learning rate", "1"),
+    "samples_per_s": Term("training samples per second of wall-clock time", "s-1"),
+    "wall_time_s": Term("wall-clock time", "s"),
+    "forward_rate": Term(
+        f"mean firing rate of the forward neurons in the free phase, in spikes {_PER_TAU}",
+        "1",
+        per_tau=True,
+    ),
+    "backward_rate": Term(
+        f"mean event rate of the error units in the perturbed phase, in events {_PER_TAU}",
+        "1",
+        per_tau=True,
+    ),
+    "loop_gain": Term("gain of the feedback loop (a contraction below 1)", "1"),
+    # sweeps (fbsnn_brian.experiments.sweep.run_sweep), one value per condition and seed
+    "condition": Term("name of the sweep condition"),
+    "seed": Term("random seed of the run"),
+    "mean_forward_rate": Term(
+        f"mean over epochs of the free-phase firing rate, in spikes {_PER_TAU}", "1", per_tau=True
+    ),
+    "mean_backward_rate": Term(
+        f"mean over epochs of the error units' event rate, in events {_PER_TAU}",
+        "1",
+        per_tau=True,
+    ),
+    "gradient_cosine_vs_ide": Term(
+        "cosine between the rule's update and the exact IDE gradient", "1"
+    ),
+    "status": Term("outcome of the run (ok or failed)"),
+    "error": Term("error of a failed run (empty if it succeeded)"),
+    # rule comparisons (fbsnn_brian.experiments.comparison.compare_rules), one value per rule
+    "rule": Term("learning rule"),
+    "cosine_vs_ide": Term("cosine between the rule's update and the exact IDE gradient", "1"),
+    "local": Term("whether the rule uses only information local to each synapse"),
+    "weight_transport": Term("whether the rule needs the transpose of the forward weights"),
+    "memory_bytes_per_sample": Term(
+        "peak memory of the rule's work per sample with a free phase of T_f, in bytes", "1"
+    ),
+    "memory_bytes_per_sample_double_phase": Term(
+        "peak memory of the rule's work per sample with a free phase of 2 T_f, in bytes", "1"
+    ),
+    "free_phase_tau": Term(
+        "duration of the free phase in units of tau (multiply by the attribute tau_s for seconds)",
+        "1",
+        per_tau=True,
+    ),
+    "summary": Term("summary of the learning rule"),
+}
+
+# numbered variable names of weights_to_xarray: forward_weights_k and biases_k
+_FORWARD_WEIGHTS = re.compile(r"forward_weights_(\d+)")
+_BIASES = re.compile(r"biases_(\d+)")
+
+
+def _term(name: str) -> Term | None:
+    if name in VOCABULARY:
+        return VOCABULARY[name]
+    match = _FORWARD_WEIGHTS.fullmatch(name)
+    if match:
+        k = int(match.group(1))
+        return Term(f"forward weights W from layer {k + 1} onto layer {k + 2}", "1")
+    match = _BIASES.fullmatch(name)
+    if match:
+        return Term(f"biases b of layer {int(match.group(1)) + 1}", "1")
+    return None
+
+
+def _tau_s(dataset: xr.Dataset) -> float | None:
+    """``tau`` in seconds as the Dataset states it (attribute, or the network's JSON)."""
+    if "tau_s" in dataset.attrs:
+        return float(dataset.attrs["tau_s"])
+    try:
+        return float(json.loads(str(dataset.attrs["network"]))["tau_s"])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def describe_dataset(dataset: xr.Dataset, *, where: str = "describe_dataset") -> xr.Dataset:
+    """A copy of ``dataset`` that describes itself by the CF conventions.
+
+    Sets the global attribute ``Conventions`` to :data:`CONVENTIONS`; gives every variable
+    (data variable or coordinate) whose name is in :data:`VOCABULARY` (or is
+    ``forward_weights_k`` / ``biases_k``) the table's ``long_name`` and ``units``, replacing any
+    the variable had (the table is authoritative for its names), and gives per-tau quantities
+    the attribute ``tau_s`` where the Dataset states ``tau``. Other attributes (CF flags) are
+    kept. Variables not in the table keep their own attributes. Applying it twice changes
+    nothing.
+
+    Parameters
+    ----------
+    dataset : xarray.Dataset
+    where : str
+        Name of the caller, for the error message.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    ValidationError
+        If a variable ends up without a ``long_name``, or with ``units`` that are not among
+        :data:`UNITS`; the message names the variable.
+    """
+    described = dataset.copy(deep=False)
+    tau_s = _tau_s(dataset)
+    for name in list(described.variables):
+        variable = described.variables[name]
+        attrs = dict(variable.attrs)
+        term = _term(str(name))
+        if term is not None:
+            attrs["long_name"] = term.long_name
+            if term.units is None:
+                attrs.pop("units", None)
+            else:
+                attrs["units"] = term.units
+            if term.per_tau and tau_s is not None:
+                attrs["tau_s"] = tau_s
+        variable.attrs = attrs
+        if not str(attrs.get("long_name", "")).strip():
+            raise ValidationError(
+                f"{where}: variable {str(name)!r} has no long_name; give it "
+                "attrs['long_name'] (or add its name to fbsnn_brian.io.recording.VOCABULARY) so "
+                "that "
+                "nothing is written undescribed."
+            )
+        if "units" in attrs and attrs["units"] not in UNITS:
+            raise ValidationError(
+                f"{where}: variable {str(name)!r} has units {attrs['units']!r}; allowed: "
+                f"{', '.join(repr(u) for u in UNITS)} (UDUNITS strings; dimensionless is '1')."
+            )
+    described.attrs = {**dataset.attrs, "Conventions": CONVENTIONS}
+    return described
+
+
+EventChunks = Mapping[
+    str, Sequence[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]]
+]
+
+
+@dataclass(frozen=True)
+class Population:
+    """A group of neurons in the simulation: its name, size, layer (0 = input) and role."""
+
+    name: str
+    size: int
+    layer: int
+    role: str
+
+
+class SpikeRecording:
+    """Spikes and average rates of one protocol run.
+
+    Built by :func:`fbsnn_brian.simulate`; :meth:`to_xarray` gives the exported Dataset.
+
+    Attributes
+    ----------
+    populations : tuple of Population
+    spike_times : dict of str to ndarray
+        Spike times in seconds from the start of the run, per population.
+    spike_neurons, spike_samples : dict of str to ndarray
+        Neuron index within the population and sample index of each spike.
+    rates : dict of str to ndarray, shape (n_samples, n_phases, size)
+        Average rate of each neuron per sample and phase, in spikes per tau.
+    labels : ndarray of int64, shape (n_samples,), or None
+        True class of each sample, if given.
+    sample_positions : ndarray of int64, shape (n_samples,), or None
+        Position of each sample in the data set it was drawn from (e.g. the test split), if
+        given.
+    """
+
+    def __init__(
+        self,
+        *,
+        populations: Sequence[Population],
+        spike_times: Mapping[str, NDArray[np.float64]],
+        spike_neurons: Mapping[str, NDArray[np.int64]],
+        spike_samples: Mapping[str, NDArray[np.int64]],
+        rates: Mapping[str, NDArray[np.float64]],
+        inputs: NDArray[np.float64],
+        readout: NDArray[np.float64],
+        phase_names: Sequence[str],
+        phase_durations_s: Sequence[float],
+        sample_duration_s: float,
+        attrs: Mapping[str, str | int | float],
+        labels: Any = None,
+        sample_positions: Any = None,
+    ) -> None:
+        self.populations = tuple(populations)
+        self.spike_times = dict(spike_times)
+        self.spike_neurons = dict(spike_neurons)
+        self.spike_samples = dict(spike_samples)
+        self.rates = dict(rates)
+        self.inputs = inputs
+        self.readout = readout
+        self.phase_names = tuple(phase_names)
+        self.phase_durations_s = tuple(phase_durations_s)
+        self.sample_duration_s = float(sample_duration_s)
+        self.attrs = dict(attrs)
+        self.labels = self._per_sample("labels", labels)
+        self.sample_positions = self._per_sample("sample_positions", sample_positions)
+
+    def _per_sample(self, name: str, values: Any) -> NDArray[np.int64] | None:
+        """``values`` as one non-negative integer per sample (None stays None)."""
+        if values is None:
+            return None
+        array = np.asarray(values)
+        if (
+            array.shape != (self.n_samples,)
+            or not np.issubdtype(array.dtype, np.integer)
+            or (array.size and array.min() < 0)
+        ):
+            raise ValidationError(
+                f"SpikeRecording: {name} must hold one non-negative integer per sample "
+                f"({self.n_samples}), got an array of shape {array.shape} and dtype "
+                f"{array.dtype}."
+            )
+        return array.astype(np.int64)
+
+    def with_samples(self, *, labels: Any = None, positions: Any = None) -> SpikeRecording:
+        """A copy of this recording that knows its samples' labels and positions.
+
+        Parameters
+        ----------
+        labels : array_like of int, shape (n_samples,), optional
+            True class of each sample (kept from this recording if not given).
+        positions : array_like of int, shape (n_samples,), optional
+            Position of each sample in the data set it was drawn from, e.g.
+            ``np.arange(5)`` for ``test.inputs[:5]`` (kept if not given).
+
+        Returns
+        -------
+        SpikeRecording
+            Written by :meth:`to_xarray` as the variables ``label`` and ``sample_position``
+            along ``sample_index``.
+
+        Raises
+        ------
+        ValidationError
+            If either is not one non-negative integer per sample.
+        """
+        result = copy.copy(self)
+        if labels is not None:
+            result.labels = self._per_sample("labels", labels)
+        if positions is not None:
+            result.sample_positions = self._per_sample("sample_positions", positions)
+        return result
+
+    @classmethod
+    def from_xarray(cls, dataset: xr.Dataset) -> SpikeRecording:
+        """Rebuild a recording from the Dataset of :meth:`to_xarray` (or one read from disk).
+
+        Spikes come back per population in time order; ``to_xarray`` of the result equals
+        the Dataset (with :func:`describe_dataset` applied).
+
+        Raises
+        ------
+        ValidationError
+            If the Dataset lacks a variable or attribute of a spike recording.
+        """
+        needed = (
+            "time",
+            "neuron",
+            "population",
+            "sample",
+            "rate",
+            "inputs",
+            "readout",
+            "phase_name",
+            "phase_duration",
+            "population_name",
+            "unit_population",
+            "unit_layer",
+            "unit_index",
+            "unit_role",
+        )
+        missing = [name for name in needed if name not in dataset.variables]
+        if missing or "sample_duration_s" not in dataset.attrs:
+            raise ValidationError(
+                "SpikeRecording.from_xarray: the Dataset is not a spike recording (missing "
+                f"{missing or ['attribute sample_duration_s']})."
+            )
+        names = [str(n) for n in dataset["population_name"].values]
+        unit_population = dataset["unit_population"].values.astype(str)
+        populations = []
+        for name in names:
+            chosen = unit_population == name
+            layers = np.unique(dataset["unit_layer"].values[chosen])
+            roles = np.unique(dataset["unit_role"].values[chosen].astype(str))
+            populations.append(Population(name, int(chosen.sum()), int(layers[0]), str(roles[0])))
+        codes = dataset["population"].values
+        order = np.argsort(dataset["time"].values, kind="stable")
+        rate = dataset["rate"].values
+        attrs = {
+            str(key): value.item() if isinstance(value, np.generic) else value
+            for key, value in dataset.attrs.items()
+            if key not in ("sample_duration_s", "Conventions")
+        }
+        return cls(
+            populations=populations,
+            spike_times={
+                n: dataset["time"].values[order][codes[order] == k].astype(np.float64)
+                for k, n in enumerate(names)
+            },
+            spike_neurons={
+                n: dataset["neuron"].values[order][codes[order] == k].astype(np.int64)
+                for k, n in enumerate(names)
+            },
+            spike_samples={
+                n: dataset["sample"].values[order][codes[order] == k].astype(np.int64)
+                for k, n in enumerate(names)
+            },
+            rates={n: rate[:, :, unit_population == n] for n in names},
+            inputs=dataset["inputs"].values,
+            readout=dataset["readout"].values,
+            phase_names=[str(p) for p in dataset["phase_name"].values],
+            phase_durations_s=[float(d) for d in dataset["phase_duration"].values],
+            sample_duration_s=float(dataset.attrs["sample_duration_s"]),
+            attrs=attrs,
+            labels=dataset["label"].values if "label" in dataset.variables else None,
+            sample_positions=(
+                dataset["sample_position"].values
+                if "sample_position" in dataset.variables
+                else None
+            ),
+        )
+
+    @classmethod
+    def from_chunks(
+        cls,
+        *,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        populations: Sequence[Population],
+        events: EventChunks,
+        rates: Mapping[str, NDArray[np.float64]],
+        inputs: NDArray[np.float64],
+        phase_durations_s: Sequence[float],
+        sample_duration_s: float,
+        device: str,
+        wall_time_s: float,
+    ) -> SpikeRecording:
+        """Assemble a recording from per-chunk spike arrays (used by the build layer)."""
+        from brian2 import __version__ as brian2_version
+
+        from fbsnn_brian.version import __version__
+
+        def join(name: str, position: int, dtype: type) -> NDArray[Any]:
+            parts = [chunk[position] for chunk in events.get(name, [])]
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        names = [pop.name for pop in populations]
+        last = rates[[pop.name for pop in populations if pop.role == "forward"][-1]][:, 0, :]
+        readout = last @ network.readout_weights.T + network.readout_bias
+        attrs: dict[str, str | int | float] = {
+            "title": "fbsnn_brian spike recording",
+            "toolkit": "fbsnn_brian",
+            "toolkit_version": __version__,
+            "brian2_version": str(brian2_version),
+            "device": device,
+            "dt_s": float(network.config()["dt_s"]),
+            "tau_s": float(network.config()["tau_s"]),
+            "seed": network.seed,
+            "network": network.config_json(),
+            "protocol": protocol.to_json(),
+            "wall_time_s": float(wall_time_s),
+        }
+        return cls(
+            populations=populations,
+            spike_times={n: join(n, 1, np.float64) for n in names},
+            spike_neurons={n: join(n, 0, np.int64) for n in names},
+            spike_samples={n: join(n, 2, np.int64) for n in names},
+            rates=rates,
+            inputs=inputs,
+            readout=readout,
+            phase_names=protocol.phase_names,
+            phase_durations_s=phase_durations_s,
+            sample_duration_s=sample_duration_s,
+            attrs=attrs,
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples simulated."""
+        return int(self.inputs.shape[0])
+
+    def rates_of(self, population: str, phase: str = "free") -> NDArray[np.float64]:
+        """Average rates (n_samples, size) of one population in one phase."""
+        if population not in self.rates:
+            raise ValidationError(
+                f"SpikeRecording.rates_of: population must be one of {sorted(self.rates)}, "
+                f"got {population!r}."
+            )
+        if phase not in self.phase_names:
+            raise ValidationError(
+                f"SpikeRecording.rates_of: phase must be one of {list(self.phase_names)}, "
+                f"got {phase!r}."
+            )
+        return self.rates[population][:, self.phase_names.index(phase), :]
+
+    def layer_rates(self, phase: str = "free") -> list[NDArray[np.float64]]:
+        """Rates of the forward layers in order, each (n_samples, n_l)."""
+        return [self.rates_of(p.name, phase) for p in self.populations if p.role == "forward"]
+
+    def _phase_of(self, times: NDArray[np.float64]) -> NDArray[np.int8]:
+        offset = np.mod(times, self.sample_duration_s)
+        bounds = np.cumsum(self.phase_durations_s)[:-1]
+        return np.searchsorted(bounds, offset, side="right").astype(np.int8)
+
+    def to_neo(self) -> Any:
+        """This recording as a ``neo.Block`` (see :func:`fbsnn_brian.io.interop.to_neo`)."""
+        from fbsnn_brian.io.interop import to_neo
+
+        return to_neo(self.to_xarray())
+
+    def to_nwb(self, path: str | os.PathLike[str]) -> Path:
+        """Write this recording to an NWB file (see :func:`fbsnn_brian.io.interop.to_nwb`)."""
+        from fbsnn_brian.io.interop import to_nwb
+
+        return to_nwb(self.to_xarray(), path)
+
+    def to_xarray(self) -> xr.Dataset:
+        """Export spikes, rates, inputs and readout as one :class:`xarray.Dataset`.
+
+        With labels and sample positions (:meth:`with_samples`) as ``label`` and
+        ``sample_position``; described by :func:`describe_dataset` (CF ``Conventions``,
+        ``long_name`` and UDUNITS ``units``; the rates in spikes per tau carry ``tau_s``).
+        """
+        pop_names = [p.name for p in self.populations]
+        times = np.concatenate([self.spike_times[n] for n in pop_names])
+        neurons = np.concatenate([self.spike_neurons[n] for n in pop_names])
+        samples = np.concatenate([self.spike_samples[n] for n in pop_names])
+        codes = np.concatenate(
+            [np.full(len(self.spike_times[n]), k, dtype=np.int8) for k, n in enumerate(pop_names)]
+        )
+        order = np.lexsort((neurons, codes, times))
+        pop_flags = {
+            "flag_values": np.arange(len(pop_names), dtype=np.int8),
+            "flag_meanings": " ".join(pop_names),
+        }
+        phase_flags = {
+            "flag_values": np.arange(len(self.phase_names), dtype=np.int8),
+            "flag_meanings": " ".join(self.phase_names),
+        }
+        unit_population = np.concatenate([[p.name] * p.size for p in self.populations]).astype(str)
+        rate = np.concatenate([self.rates[n] for n in pop_names], axis=2)
+        data_vars: dict[str, Any] = {
+            "time": ("spike", times[order]),
+            "neuron": ("spike", neurons[order]),
+            "population": ("spike", codes[order], pop_flags),
+            "sample": ("spike", samples[order]),
+            "phase": ("spike", self._phase_of(times[order]), phase_flags),
+            "rate": (("sample_index", "phase_name", "unit"), rate),
+            "inputs": (("sample_index", "feature"), self.inputs),
+            "readout": (("sample_index", "class"), self.readout),
+        }
+        if self.labels is not None:
+            data_vars["label"] = ("sample_index", self.labels)
+        if self.sample_positions is not None:
+            data_vars["sample_position"] = ("sample_index", self.sample_positions)
+        coords = {
+            "sample_index": ("sample_index", np.arange(self.n_samples, dtype=np.int64)),
+            "phase_name": ("phase_name", np.array(self.phase_names, dtype=str)),
+            "phase_duration": ("phase_name", np.array(self.phase_durations_s)),
+            "population_name": ("population_code", np.array(pop_names, dtype=str)),
+            "unit_population": ("unit", unit_population),
+            "unit_layer": (
+                "unit",
+                np.concatenate([[p.layer] * p.size for p in self.populations]).astype(np.int64),
+            ),
+            "unit_index": (
+                "unit",
+                np.concatenate([np.arange(p.size) for p in self.populations]).astype(np.int64),
+            ),
+            "unit_role": (
+                "unit",
+                np.concatenate([[p.role] * p.size for p in self.populations]).astype(str),
+            ),
+        }
+        attrs = dict(self.attrs)
+        attrs["sample_duration_s"] = self.sample_duration_s
+        dataset = xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
+        return describe_dataset(dataset, where="SpikeRecording.to_xarray")
+
+
+def write_dataset(dataset: xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write a Dataset to netCDF (``.nc``) or zarr (``.zarr``) without leaving a partial file.
+
+    The data go to a temporary name in the same directory first and are renamed into place
+    only when complete, so an interrupted write never leaves a half-written file under
+    ``path``. What is written is :func:`describe_dataset` of ``dataset``: CF ``Conventions``
+    and the vocabulary's ``long_name`` / ``units``.
+
+    Raises
+    ------
+    ValidationError
+        If the path has another suffix, or a variable has no ``long_name`` (none given and its
+        name is not in :data:`VOCABULARY`) or has units outside :data:`UNITS`.
+    """
+    target = Path(path)
+    suffix = target.suffix
+    if suffix not in (".nc", ".zarr"):
+        raise ValidationError(
+            f"write_dataset: path must end in '.nc' (netCDF) or '.zarr', got {str(path)!r}."
+        )
+    dataset = describe_dataset(dataset, where="write_dataset")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
+    os.close(handle)
+    os.unlink(temporary)
+    try:
+        if suffix == ".nc":
+            dataset.to_netcdf(temporary, engine="h5netcdf")
+            with open(temporary, "rb") as stream:
+                os.fsync(stream.fileno())
+            os.replace(temporary, target)
+        else:
+            import shutil
+
+            # zarr format 2 specifies fixed-width unicode arrays; format 3 does not (yet)
+            dataset.to_zarr(temporary, mode="w", zarr_format=2, consolidated=True)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(temporary, target)
+    finally:
+        if os.path.isdir(temporary):
+            import shutil
+
+            shutil.rmtree(temporary, ignore_errors=True)
+        elif os.path.exists(temporary):
+            os.unlink(temporary)
+    return target
+
+
+def read_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a Dataset written by :func:`write_dataset` fully into memory."""
+    target = Path(path)
+    if not target.exists():
+        raise ValidationError(f"read_dataset: path {str(path)!r} does not exist.")
+    if target.suffix == ".zarr":
+        dataset: xr.Dataset = xr.open_zarr(target).load()
+    else:
+        with xr.open_dataset(target, engine="h5netcdf") as stored:
+            dataset = stored.load()
+    # netCDF stores a one-element attribute array as a scalar; CF flag values are a list
+    for variable in dataset.variables.values():
+        if "flag_values" in variable.attrs:
+            variable.attrs["flag_values"] = np.atleast_1d(variable.attrs["flag_values"])
+    return dataset
+
+
+def load_recording(path: str | os.PathLike[str]) -> SpikeRecording:
+    """Read a spike recording written by :func:`write_dataset` (``.nc`` or ``.zarr``).
+
+    The inverse of ``write_dataset(recording.to_xarray(), path)``: spikes, rates, inputs,
+    readout, labels, sample positions and provenance come back, and
+    :meth:`~SpikeRecording.to_neo` and :meth:`~SpikeRecording.to_nwb` work on the result.
+
+    Raises
+    ------
+    ValidationError
+        If ``path`` does not exist or does not hold a spike recording.
+    """
+    return SpikeRecording.from_xarray(read_dataset(path))

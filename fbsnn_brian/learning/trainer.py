@@ -1,0 +1,604 @@
+"""Trainer: epochs of in-simulation SPIDE learning, validation, history.
+
+The Trainer owns two compiled (or runtime) simulations of the same network: the training
+simulation (free phase, perturbed phase and plasticity for every sample, see
+:mod:`fbsnn_brian.build.training`) and the evaluation simulation (free phase only, see
+:mod:`fbsnn_brian.build.free_run`). Samples are presented one at a time (online learning), in an
+order
+shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples per Brian2 run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from fbsnn_brian import interrupt
+from fbsnn_brian.build.devices.genn_engines import GeNNEvaluation, GeNNTrainingSimulation
+from fbsnn_brian.build.devices.registry import DEVICES
+from fbsnn_brian.build.free_run import FreeRunSimulation
+from fbsnn_brian.build.training import ChunkStatistics, TrainingSimulation
+from fbsnn_brian.errors import NumericalError, ValidationError
+from fbsnn_brian.io.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from fbsnn_brian.io.recording import describe_dataset
+from fbsnn_brian.learning.augmentation import RandomShift
+from fbsnn_brian.learning.recorded import RecordedRuleSimulation
+from fbsnn_brian.model.network import FeedbackNetwork
+from fbsnn_brian.model.protocol import Protocol
+from fbsnn_brian.rules.learning_rules import SPIDE, LearningRule, rule_from_name
+from fbsnn_brian.validation import check_choice, check_positive_int, describe
+from fbsnn_brian.version import __version__
+
+__all__ = ["SCHEDULES", "TRAINER_DEVICES", "Trainer"]
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "cosine")
+
+#: Devices a Trainer accepts: Brian2's and 'genn' (brian2genn, SPIDE only).
+TRAINER_DEVICES = (*DEVICES, "genn")
+
+# a layer whose mean free-phase rate reaches this fraction of one spike per refractory period
+# fires at the clamp everywhere
+SATURATED_FRACTION = 0.999
+
+_RECORDS = (
+    "train_accuracy",
+    "test_accuracy",
+    "learning_rate",
+    "samples_per_s",
+    "wall_time_s",
+    "forward_rate",
+    "backward_rate",
+    "loop_gain",
+)
+
+FloatArray = NDArray[np.float64]
+
+
+def _check_labels(owner: str, labels: Any, n_samples: int, n_classes: int) -> NDArray[np.int64]:
+    array = np.asarray(labels)
+    if array.shape != (n_samples,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValidationError(
+            f"{owner}: labels must be an integer array of shape ({n_samples},), got "
+            f"{describe(array)}."
+        )
+    if array.min() < 0 or array.max() >= n_classes:
+        raise ValidationError(
+            f"{owner}: labels must lie in [0, {n_classes}), got values in "
+            f"[{array.min()}, {array.max()}]."
+        )
+    return array.astype(np.int64)
+
+
+class Trainer:
+    """Train a FeedbackNetwork with a learning rule (SPIDE by default, inside the simulation).
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        Trained in place (its weight arrays are replaced after every chunk).
+    protocol : Protocol
+        ``[FreePhase, PerturbedPhase]`` with a
+        :class:`~fbsnn_brian.model.plasticity.SPIDEPlasticity`.
+    device : {'cpp_standalone', 'runtime', 'numpy', 'cython', 'genn'}
+        cpp_standalone compiles each simulation once and reuses the binary for every chunk,
+        epoch and evaluation. ``'genn'`` (brian2genn and GeNN, SPIDE only) compiles the
+        training project once and reruns it for every chunk
+        (:class:`~fbsnn_brian.build.devices.genn_engines.GeNNTrainingSimulation`), and the
+        evaluation
+        project likewise (:class:`~fbsnn_brian.build.devices.genn_engines.GeNNEvaluation`).
+    chunk_size : int
+        Samples per Brian2 run.
+    schedule : {'constant', 'cosine'}
+        Learning rate over the whole run: constant, or cosine annealing from the rule's
+        learning rate to zero, updated per sample.
+    seed : int
+        Seed of the per-epoch shuffling.
+    progress : bool
+        Show a progress bar over chunks.
+    augmentation : RandomShift, optional
+        Applied to every chunk of training inputs before it is presented (a fresh random
+        draw each epoch, seeded by ``seed``); evaluation always sees the inputs unchanged.
+    directory : str, optional
+        Parent directory of the cpp_standalone projects (default: temporary directories).
+    rule : LearningRule or str, optional
+        The learning rule (:mod:`fbsnn_brian.rules.learning_rules`): ``'spide'`` (default) learns
+        inside the
+        simulation, one update per sample; ``'ide'``, ``'st_rsbp'``, ``'na'`` and
+        ``'spike_bp'`` record a free-phase chunk and apply its mean gradient once per chunk
+        (:mod:`fbsnn_brian.learning.recorded`). The protocol's SPIDEPlasticity supplies the
+        learning rate, weight decay, momentum and feedback gain cap for every rule.
+    use_gpu : bool
+        With ``device='genn'``: GeNN's CUDA backend (True, the default) or its CPU backend.
+
+    Examples
+    --------
+    >>> from brian2 import ms
+    >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+    >>> from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
+    >>> net = FeedbackNetwork(n_inputs=64, layer_sizes=[32], n_classes=10, seed=0)
+    >>> protocol = Protocol([FreePhase(duration=30 * ms), PerturbedPhase(duration=100 * ms)],
+    ...                     plasticity=SPIDEPlasticity(learning_rate=0.01, scale=4))
+    >>> Trainer(net, protocol, device="numpy", progress=False).schedule
+    'constant'
+    """
+
+    def __init__(
+        self,
+        network: FeedbackNetwork,
+        protocol: Protocol,
+        *,
+        device: str = "cpp_standalone",
+        chunk_size: int = 200,
+        schedule: str = "constant",
+        seed: int = 0,
+        progress: bool = True,
+        augmentation: RandomShift | None = None,
+        directory: str | None = None,
+        rule: LearningRule | str | None = None,
+        use_gpu: bool = True,
+    ) -> None:
+        owner = "Trainer"
+        if rule is None:
+            rule = SPIDE()
+        elif isinstance(rule, str):
+            rule = rule_from_name(rule)
+        elif not isinstance(rule, LearningRule):
+            raise ValidationError(
+                f"{owner}: rule must be a LearningRule or a rule name such as 'spide', got "
+                f"{describe(rule)}."
+            )
+        self.rule = rule
+        if augmentation is not None and not isinstance(augmentation, RandomShift):
+            raise ValidationError(
+                f"{owner}: augmentation must be a RandomShift or None, got "
+                f"{describe(augmentation)}."
+            )
+        self.augmentation = augmentation
+        if not isinstance(network, FeedbackNetwork):
+            raise ValidationError(
+                f"{owner}: network must be a FeedbackNetwork, got {describe(network)}."
+            )
+        if protocol.plasticity is None or protocol.perturbed_phase is None:
+            raise ValidationError(
+                f"{owner}: protocol must have a PerturbedPhase and a SPIDEPlasticity, "
+                f"got {protocol!r}."
+            )
+        self.device = check_choice(owner, "device", device, TRAINER_DEVICES)
+        self.use_gpu = bool(use_gpu)
+        self.chunk_size = check_positive_int(owner, "chunk_size", chunk_size)
+        self.schedule = check_choice(owner, "schedule", schedule, SCHEDULES)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValidationError(
+                f"{owner}: seed must be a non-negative integer, got {describe(seed)}."
+            )
+        self.seed = int(seed)
+        self.network = network
+        self.protocol = protocol
+        self.plasticity = protocol.plasticity
+        self.progress = progress
+        train_directory = None if directory is None else f"{directory}/train"
+        self._train: TrainingSimulation | RecordedRuleSimulation | GeNNTrainingSimulation
+        if self.device == "genn":
+            if not isinstance(rule, SPIDE):
+                raise ValidationError(
+                    f"{owner}: device 'genn' trains with SPIDE only, got rule {rule.name!r}; "
+                    "train the other rules on runtime or cpp_standalone."
+                )
+            self._train = GeNNTrainingSimulation(
+                network,
+                protocol,
+                chunk_size=self.chunk_size,
+                use_GPU=self.use_gpu,
+                directory=train_directory,
+            )
+        elif rule.in_simulation:
+            self._train = TrainingSimulation(
+                network,
+                protocol,
+                device=self.device,
+                chunk_size=self.chunk_size,
+                directory=train_directory,
+            )
+        else:
+            self._train = RecordedRuleSimulation(
+                network,
+                protocol,
+                rule,
+                device=self.device,
+                chunk_size=self.chunk_size,
+                directory=train_directory,
+            )
+        self._directory = directory
+        self._evaluation: FreeRunSimulation | GeNNEvaluation | None = None
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluator(self) -> FreeRunSimulation | GeNNEvaluation:
+        if self._evaluation is None and self.device == "genn":
+            self._evaluation = GeNNEvaluation(
+                self.network, Protocol([self.protocol.free_phase]), use_GPU=self.use_gpu
+            )
+        if self._evaluation is None:
+            self._evaluation = FreeRunSimulation(
+                self.network,
+                Protocol([self.protocol.free_phase]),
+                device=self.device,
+                chunk_size=max(self.chunk_size, 500),
+                record_spikes=False,
+                directory=None if self._directory is None else f"{self._directory}/evaluate",
+            )
+        return self._evaluation
+
+    def predict(self, inputs: Any) -> NDArray[np.int64]:
+        """Class predictions: argmax of the readout of the free-phase rates."""
+        array = self.network.check_inputs(inputs, owner="Trainer.predict")
+        scores = self._evaluator().run(array).readout
+        return np.asarray(scores.argmax(axis=1), dtype=np.int64)
+
+    def evaluate(self, inputs: Any, labels: Any) -> dict[str, Any]:
+        """Accuracy and confusion matrix (rows: true class, columns: predicted class)."""
+        self.network.check_invariants()
+        array = self.network.check_inputs(inputs, owner="Trainer.evaluate")
+        truth = _check_labels("Trainer.evaluate", labels, len(array), self.network.n_classes)
+        recording = self._evaluator().run(array)
+        predicted = recording.readout.argmax(axis=1)
+        confusion = np.zeros((self.network.n_classes,) * 2, dtype=np.int64)
+        np.add.at(confusion, (truth, predicted), 1)
+        rates = np.concatenate([r.ravel() for r in recording.layer_rates()])
+        return {
+            "accuracy": float(np.mean(predicted == truth)),
+            "confusion_matrix": confusion,
+            "mean_forward_rate": float(rates.mean()),
+            "wall_time_s": float(recording.attrs["wall_time_s"]),
+        }
+
+    def _accuracies(self, sets: list[tuple[FloatArray, NDArray[np.int64]]]) -> list[float]:
+        """Accuracy on each (inputs, labels) set, all evaluated in one simulation call."""
+        readout = self._evaluator().run(np.concatenate([inputs for inputs, _ in sets])).readout
+        predicted = readout.argmax(axis=1)
+        accuracies, start = [], 0
+        for inputs, labels in sets:
+            stop = start + len(inputs)
+            accuracies.append(float(np.mean(predicted[start:stop] == labels)))
+            start = stop
+        return accuracies
+
+    # ------------------------------------------------------------------ training
+    def _learning_rates(self, epoch: int, epochs: int, n_samples: int) -> FloatArray:
+        base = self.plasticity.learning_rate
+        if self.schedule == "constant":
+            return np.full(n_samples, base)
+        total = epochs * n_samples
+        position = epoch * n_samples + np.arange(n_samples)
+        return base * 0.5 * (1.0 + np.cos(math.pi * position / total))
+
+    def fit(
+        self,
+        inputs: Any,
+        labels: Any,
+        *,
+        epochs: int,
+        validation: tuple[Any, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+    ) -> xr.Dataset:
+        """Train for ``epochs`` passes over the data; return the history.
+
+        Parameters
+        ----------
+        inputs : array_like, shape (n_samples, n_inputs)
+            Training inputs in [0, 1].
+        labels : array_like of int, shape (n_samples,)
+        epochs : int
+        validation : (inputs, labels), optional
+            Evaluated after every epoch.
+        checkpoint : path, optional
+            ``.npz`` file that receives a checkpoint (:mod:`fbsnn_brian.io.checkpoint`) every
+            ``checkpoint_every`` chunks and at the end of every epoch, written atomically.
+        checkpoint_every : int
+            Chunks between checkpoints (default 1).
+        resume : bool
+            Continue from ``checkpoint`` if it exists (it must come from the same
+            configuration and data); the result is the same as that of an uninterrupted run.
+
+        Returns
+        -------
+        xarray.Dataset
+            Over ``epoch``: ``train_accuracy`` (free-phase accuracy on the training set after the
+            epoch), ``test_accuracy`` (NaN without validation), ``learning_rate`` (mean),
+            ``samples_per_s``, ``wall_time_s``, ``forward_rate``, ``backward_rate`` and
+            ``loop_gain``.
+        """
+        owner = "Trainer.fit"
+        self.network.check_invariants()
+        array = self.network.check_inputs(inputs, owner=owner)
+        truth = _check_labels(owner, labels, len(array), self.network.n_classes)
+        epochs = check_positive_int(owner, "epochs", epochs)
+        checkpoint_every = check_positive_int(owner, "checkpoint_every", checkpoint_every)
+        if resume and checkpoint is None:
+            raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
+        if validation is not None:
+            if not isinstance(validation, tuple) or len(validation) != 2:
+                raise ValidationError(
+                    f"{owner}: validation must be a pair (inputs, labels), "
+                    f"got {describe(validation)}."
+                )
+            val_inputs = self.network.check_inputs(validation[0], owner=f"{owner} (validation)")
+            val_labels = _check_labels(
+                f"{owner} (validation)", validation[1], len(val_inputs), self.network.n_classes
+            )
+        generators = {
+            "shuffle": np.random.default_rng(self.seed),
+            "augmentation": np.random.default_rng([self.seed, 1]),
+            "dropout": self._train.dropout_generator,
+        }
+        state = TrainingState(
+            fingerprint=self._fingerprint(array, truth, epochs, validation is not None),
+            records={key: [] for key in _RECORDS},
+        )
+        if resume and checkpoint is not None and Path(checkpoint).is_file():
+            state = load_checkpoint(checkpoint, self.network, state.fingerprint)
+            self._train.optimizer_state = state.optimizer_state
+            for name, generator in generators.items():
+                generator.bit_generator.state = state.generators[name]
+            logger.info(
+                "resumed from %s at epoch %d, sample %d",
+                checkpoint,
+                state.epoch + 1,
+                state.next_sample,
+            )
+
+        def save(epoch: int, next_sample: int, order: NDArray[np.int64] | None) -> None:
+            if checkpoint is None:
+                return
+            state.epoch, state.next_sample, state.order = epoch, next_sample, order
+            state.generators = {
+                name: dict(generator.bit_generator.state) for name, generator in generators.items()
+            }
+            state.optimizer_state = self._train.optimizer_state
+            save_checkpoint(checkpoint, self.network, state)
+
+        records = state.records
+        n_chunks = math.ceil(len(array) / self.chunk_size)
+        epochs_bar = tqdm(
+            total=epochs,
+            initial=state.epoch,
+            disable=not self.progress,
+            desc=f"{self.rule.name}: epochs",
+            unit="epoch",
+        )
+        chunks_bar = tqdm(
+            total=n_chunks, disable=not self.progress, desc="chunks", unit="chunk", leave=False
+        )
+        try:
+            with interrupt.interruptible():
+                for epoch in range(state.epoch, epochs):
+                    order, mean_rate = self._train_epoch(
+                        epoch,
+                        epochs,
+                        (array, truth),
+                        state,
+                        generators,
+                        save,
+                        chunks_bar,
+                        checkpoint_every,
+                    )
+                    sets = [(array, truth)]
+                    if validation is not None:
+                        sets.append((val_inputs, val_labels))
+                    with contextlib.suppress(interrupt.Interrupted):  # redone on resume
+                        accuracies = [*self._accuracies(sets), math.nan][:2]
+                    if interrupt.requested():
+                        # an evaluation binary stops early on the signal: redone on resume
+                        save(epoch, len(array), order)
+                        interrupt.check(
+                            f"after chunk {n_chunks}/{n_chunks} of epoch "
+                            f"{epoch + 1}/{epochs}, during its evaluation"
+                        )
+                    partial = state.partial
+                    for key, value in (
+                        ("train_accuracy", accuracies[0]),
+                        ("test_accuracy", accuracies[1]),
+                        ("learning_rate", mean_rate),
+                        ("samples_per_s", len(array) / partial["elapsed_s"]),
+                        ("wall_time_s", partial["elapsed_s"]),
+                        ("forward_rate", partial["spikes"] / len(array)),
+                        ("backward_rate", partial["events"] / len(array)),
+                        ("loop_gain", self.network.loop_gain()),
+                    ):
+                        records[key].append(value)
+                    save(epoch + 1, 0, None)
+                    epochs_bar.update(1)
+                    epochs_bar.set_postfix(
+                        train=f"{accuracies[0]:.3f}", test=f"{accuracies[1]:.3f}"
+                    )
+                    logger.info(
+                        "epoch %d: train %.4f, test %.4f, %.1f samples/s",
+                        epoch + 1,
+                        accuracies[0],
+                        accuracies[1],
+                        records["samples_per_s"][-1],
+                    )
+        finally:
+            chunks_bar.close()
+            epochs_bar.close()
+        return self._history(records)
+
+    def _train_epoch(
+        self,
+        epoch: int,
+        epochs: int,
+        data: tuple[FloatArray, NDArray[np.int64]],
+        state: TrainingState,
+        generators: dict[str, np.random.Generator],
+        save: Callable[[int, int, NDArray[np.int64] | None], None],
+        bar: Any,
+        checkpoint_every: int,
+    ) -> tuple[NDArray[np.int64], float]:
+        """Train the chunks of one epoch (from a resumed position); return its order and mean lr.
+
+        A signal (:mod:`fbsnn_brian.interrupt`) is honoured at every chunk boundary. A chunk
+        during which one arrived is discarded, because a standalone binary stops its simulation
+        early on SIGINT: the weights, optimizer state and random generators go back to their
+        state before the chunk, that state is checkpointed, and
+        :class:`~fbsnn_brian.interrupt.Interrupted` is raised.
+        """
+        array, truth = data
+        n_samples, n_chunks = len(array), math.ceil(len(array) / self.chunk_size)
+        if state.order is None or epoch != state.epoch:
+            order = generators["shuffle"].permutation(n_samples)
+            first_sample, partial = 0, {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
+        else:
+            order, first_sample, partial = state.order, state.next_sample, state.partial
+        state.partial = partial
+        rates = self._learning_rates(epoch, epochs, n_samples)
+        # mini-batches run over chunk boundaries; the last one of an epoch may be short
+        positions = np.arange(1, n_samples + 1)
+        apply_after = (positions % self.plasticity.batch_size == 0) | (positions == n_samples)
+        bar.reset(total=n_chunks)
+        bar.update(math.ceil(first_sample / self.chunk_size))
+        for first in range(first_sample, n_samples, self.chunk_size):
+            where = (
+                f"after chunk {first // self.chunk_size}/{n_chunks} of epoch {epoch + 1}/{epochs}"
+            )
+            if interrupt.requested():
+                save(epoch, first, order)
+                interrupt.check(where)
+            before = self._snapshot(generators)
+            start = time.perf_counter()
+            chosen = order[first : first + self.chunk_size]
+            shown = array[chosen]
+            if self.augmentation is not None:
+                shown = self.augmentation(shown, generators["augmentation"])
+            try:
+                stats = self._train.train_chunk(
+                    shown,
+                    truth[chosen],
+                    rates[first : first + len(chosen)],
+                    apply_after[first : first + len(chosen)],
+                )
+            except interrupt.Interrupted:
+                pass  # the binary died of the signal: undone below
+            if interrupt.requested():
+                self._restore(before, generators)
+                save(epoch, first, order)
+                interrupt.check(where)
+            partial["spikes"] += stats.forward_rate * len(chosen)
+            partial["events"] += stats.backward_rate * len(chosen)
+            partial["elapsed_s"] += time.perf_counter() - start
+            self._check_health(epoch, stats)
+            bar.update(1)
+            position = first + len(chosen)
+            if position < n_samples and not (position // self.chunk_size) % checkpoint_every:
+                save(epoch, position, order)
+        return order, float(rates.mean())
+
+    def _snapshot(self, generators: dict[str, np.random.Generator]) -> dict[str, Any]:
+        """Weights, optimizer state and generator states, to undo a discarded chunk."""
+        return {
+            "weights": {k: np.array(v) for k, v in self.network.weight_arrays().items()},
+            "optimizer": {k: np.array(v) for k, v in self._train.optimizer_state.items()},
+            "generators": {k: dict(g.bit_generator.state) for k, g in generators.items()},
+        }
+
+    def _restore(
+        self, snapshot: dict[str, Any], generators: dict[str, np.random.Generator]
+    ) -> None:
+        self.network.set_weight_arrays(snapshot["weights"])
+        self._train.optimizer_state = snapshot["optimizer"]
+        for name, generator in generators.items():
+            generator.bit_generator.state = snapshot["generators"][name]
+
+    def _fingerprint(
+        self, inputs: FloatArray, labels: NDArray[np.int64], epochs: int, validated: bool
+    ) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed (JSON-serialisable)."""
+        digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+        return {
+            "network": self.network.config(),
+            "protocol": self.protocol.describe(),
+            "rule": self.rule.describe(),
+            "device": self.device,
+            "chunk_size": self.chunk_size,
+            "schedule": self.schedule,
+            "seed": self.seed,
+            "augmentation": repr(self.augmentation),
+            "epochs": epochs,
+            "validation": validated,
+            "data_sha256": digest.hexdigest(),
+        }
+
+    def _check_health(self, epoch: int, stats: ChunkStatistics) -> None:
+        """Stop on NaN/inf weights, a silent or saturated layer, or a loop gain >= 1.
+
+        Raised before the chunk's checkpoint is written, so the checkpoint on disk is the
+        last good state.
+        """
+        where = f"during epoch {epoch + 1}"
+        if not all(np.all(np.isfinite(w)) for w in self.network.weight_arrays().values()):
+            raise NumericalError(
+                f"Trainer: weights became NaN or infinite {where}; lower the learning rate "
+                f"({self.plasticity.learning_rate}) or the scale ({self.plasticity.scale})."
+            )
+        refractory = float(self.network.refractory / self.network.tau)
+        ceiling = 1.0 / refractory if refractory > 0 else math.inf  # spikes per tau
+        for k, rate in enumerate(stats.layer_forward_rates):
+            if rate == 0:
+                raise NumericalError(
+                    f"Trainer: layer {k + 1} did not spike for a whole chunk of "
+                    f"{stats.n_samples} samples {where}; no error can reach its synapses. "
+                    "Lower the learning rate or the weight decay, or initialise with larger "
+                    "input weights or positive biases."
+                )
+            if rate >= SATURATED_FRACTION * ceiling:
+                raise NumericalError(
+                    f"Trainer: every neuron of layer {k + 1} fired at the maximum rate for a "
+                    f"whole chunk {where} (mean rate {rate:.3f} per tau); the gate 1[0 < a < 1] "
+                    "is closed everywhere. Lower the learning rate or the input weights."
+                )
+        gain = self.network.loop_gain()
+        if not gain < 1:
+            raise NumericalError(
+                f"Trainer: the feedback loop gain is {gain:.3f} {where}, so the loop is no longer "
+                "a contraction; lower max_feedback_gain or the learning rate."
+            )
+
+    def _history(self, records: dict[str, list[float]]) -> xr.Dataset:
+        epochs = np.arange(1, len(records["train_accuracy"]) + 1)
+        data = {
+            key: ("epoch", np.asarray(values, dtype=np.float64)) for key, values in records.items()
+        }
+        history = xr.Dataset(
+            data,
+            coords={"epoch": epochs},
+            attrs={
+                "title": "fbsnn_brian training history",
+                "toolkit_version": __version__,
+                "device": self.device,
+                "network": self.network.config_json(),
+                "protocol": self.protocol.to_json(),
+                "schedule": self.schedule,
+                "rule": self.rule.name,
+                "seed": self.seed,
+                "chunk_size": self.chunk_size,
+                "compile_time_s": float(self._train.compile_time_s),
+                "build_cache_hit": int(self._train.build_cache_hit),
+            },
+        )
+        # long names and units from the one vocabulary of the exports
+        return describe_dataset(history, where="Trainer.fit")
