@@ -88,7 +88,7 @@ def test_the_walk_finds_circles_and_function_level_imports(tmp_path: Path) -> No
     assert find_circles({"a": {"b"}, "b": set()}) == []
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from fbsnn_brian.cli import main\n")
-    assert imports_of(probe) == {"fbsnn_brian.cli"}
+    assert "fbsnn_brian.cli" in imports_of(probe)
 
 
 def test_no_import_circle() -> None:
