@@ -27,13 +27,14 @@ from tqdm.auto import tqdm
 
 from fbsnn_brian import interrupt
 from fbsnn_brian.build.devices.genn_engines import GeNNEvaluation, GeNNTrainingSimulation
-from fbsnn_brian.build.devices.registry import DEVICES
+from fbsnn_brian.build.devices.registry import device_names, get_device_spec
 from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.io.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.io.recording import describe_dataset
 from fbsnn_brian.learning.augmentation import RandomShift
+from fbsnn_brian.learning.engine import TrainingEngine
 from fbsnn_brian.learning.recorded import RecordedRuleSimulation
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
@@ -47,8 +48,8 @@ logger = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "cosine")
 
-#: Devices a Trainer accepts: Brian2's and 'genn' (brian2genn, SPIDE only).
-TRAINER_DEVICES = (*DEVICES, "genn")
+#: Devices a Trainer accepts (from the device registry): Brian2's and 'genn' (SPIDE only).
+TRAINER_DEVICES = device_names("train")
 
 # a layer whose mean free-phase rate reaches this fraction of one spike per refractory period
 # fires at the clamp everywhere
@@ -177,7 +178,8 @@ class Trainer:
                 f"{owner}: protocol must have a PerturbedPhase and a SPIDEPlasticity, "
                 f"got {protocol!r}."
             )
-        self.device = check_choice(owner, "device", device, TRAINER_DEVICES)
+        self._device = get_device_spec(owner, device, "train")
+        self.device = self._device.name
         self.use_gpu = bool(use_gpu)
         self.chunk_size = check_positive_int(owner, "chunk_size", chunk_size)
         self.schedule = check_choice(owner, "schedule", schedule, SCHEDULES)
@@ -191,8 +193,8 @@ class Trainer:
         self.plasticity = protocol.plasticity
         self.progress = progress
         train_directory = None if directory is None else f"{directory}/train"
-        self._train: TrainingSimulation | RecordedRuleSimulation | GeNNTrainingSimulation
-        if self.device == "genn":
+        self._train: TrainingEngine
+        if self._device.kind == "genn":
             if not isinstance(rule, SPIDE):
                 raise ValidationError(
                     f"{owner}: device 'genn' trains with SPIDE only, got rule {rule.name!r}; "
@@ -227,7 +229,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluator(self) -> FreeRunSimulation | GeNNEvaluation:
-        if self._evaluation is None and self.device == "genn":
+        if self._evaluation is None and self._device.kind == "genn":
             self._evaluation = GeNNEvaluation(
                 self.network, Protocol([self.protocol.free_phase]), use_GPU=self.use_gpu
             )

@@ -1,12 +1,16 @@
-"""Simulation devices: selection, isolation and the checks Brian2 does not do itself.
+"""Simulation devices: the one registry of devices, and the checks Brian2 does not do itself.
 
-``runtime`` runs the simulation from Python (code target chosen by Brian2, cython when it
-works), ``numpy`` and ``cython`` force the runtime code target, ``cpp_standalone`` compiles the
-whole simulation into one binary that later runs with new inputs and weights through
-``run_args`` without recompiling.
+:data:`REGISTRY` names every device and what it serves (:class:`Device`): ``runtime`` runs the
+simulation from Python (code target chosen by Brian2, cython when it works), ``numpy`` and
+``cython`` force the runtime code target, ``cpp_standalone`` compiles the whole simulation into
+one binary that later runs with new inputs and weights through ``run_args`` without
+recompiling, ``cuda_standalone`` (brian2cuda) compiles the same simulation for a GPU, and
+``genn`` (brian2genn) restates it for GeNN. Every layer asks the registry
+(:func:`get_device_spec`, :func:`device_names`) instead of keeping its own list.
 
-Compiling, caching and running standalone builds is :mod:`fbsnn_brian.build.devices.standalone`; a build
-that compiles says so first in one line on stderr (:func:`compile_notice`).
+Compiling, caching and running standalone builds is
+:mod:`fbsnn_brian.build.devices.standalone`; a build that compiles says so first in one line on
+stderr (:func:`compile_notice`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import brian2
 import numpy as np
@@ -27,31 +32,112 @@ from fbsnn_brian.validation import check_choice
 
 __all__ = [
     "DEVICES",
+    "REGISTRY",
     "RUNTIME_DEVICES",
+    "Device",
     "check_device",
     "check_no_network_operation",
     "check_run_args",
     "compile_notice",
+    "device_names",
+    "get_device_spec",
     "per_sample_input_path",
     "runtime_target",
 ]
 
 logger = logging.getLogger(__name__)
 
-RUNTIME_DEVICES = ("runtime", "numpy", "cython")
-DEVICES = (*RUNTIME_DEVICES, "cpp_standalone")
+Purpose = Literal["simulate", "train", "build"]
+
+
+@dataclass(frozen=True)
+class Device:
+    """What the toolkit can do on one device, and how.
+
+    Attributes
+    ----------
+    name : str
+        The name users give (``device=`` and ``--device``).
+    kind : {'runtime', 'standalone', 'genn'}
+        ``runtime``: Brian2 runs the objects from Python; ``standalone``: Brian2 generates a
+        project that is compiled once and rerun with new inputs and weights through
+        ``run_args``; ``genn``: brian2genn generates a GeNN project, compiled once and rerun
+        through its static-array files.
+    code_target : str or None
+        Brian2's ``prefs.codegen.target`` of a runtime device.
+    simulate, train, build : bool
+        Whether :func:`fbsnn_brian.simulate` (free phase), the Trainer, and ``fbsnn build``
+        (generate and compile without running) accept the device.
+    needs : str
+        What must be installed, for messages.
+    """
+
+    name: str
+    kind: Literal["runtime", "standalone", "genn"]
+    code_target: str | None = None
+    simulate: bool = True
+    train: bool = True
+    build: bool = False
+    needs: str = "Brian2"
+
+    @property
+    def standalone(self) -> bool:
+        """Compiled by a Brian2 standalone device (run_args reruns of one binary)."""
+        return self.kind == "standalone"
+
+
+#: Every device, by name: the one list every layer asks.
+REGISTRY: dict[str, Device] = {
+    device.name: device
+    for device in (
+        Device("runtime", "runtime", code_target="auto"),
+        Device("numpy", "runtime", code_target="numpy"),
+        Device("cython", "runtime", code_target="cython", needs="Cython and a C compiler"),
+        Device("cpp_standalone", "standalone", build=True, needs="a C++ compiler (g++)"),
+        Device(
+            "cuda_standalone",
+            "standalone",
+            simulate=False,
+            train=False,
+            build=True,
+            needs="brian2cuda (Python >= 3.12) and nvcc (the cuda extra)",
+        ),
+        Device(
+            "genn",
+            "genn",
+            simulate=False,
+            build=True,
+            needs="brian2genn 1.7 (the genn extra) and GeNN 4.x (GENN_PATH)",
+        ),
+    )
+}
+
+
+def device_names(purpose: Purpose) -> tuple[str, ...]:
+    """Names of the devices that serve ``purpose``, in registry order."""
+    return tuple(name for name, device in REGISTRY.items() if getattr(device, purpose))
+
+
+def get_device_spec(owner: str, name: Any, purpose: Purpose = "simulate") -> Device:
+    """The registry entry of ``name``, refused by name where it cannot serve ``purpose``."""
+    return REGISTRY[check_choice(owner, "device", name, device_names(purpose))]
+
+
+RUNTIME_DEVICES = tuple(name for name, device in REGISTRY.items() if device.kind == "runtime")
+#: Devices of :func:`fbsnn_brian.simulate`.
+DEVICES = device_names("simulate")
 
 
 def check_device(owner: str, device: Any) -> str:
-    """Validate a device name (one of :data:`DEVICES`)."""
-    return check_choice(owner, "device", device, DEVICES)
+    """Validate a device name of :func:`fbsnn_brian.simulate` (one of :data:`DEVICES`)."""
+    return get_device_spec(owner, device).name
 
 
 @contextlib.contextmanager
 def runtime_target(device: str) -> Iterator[None]:
     """Run the enclosed Brian2 code in runtime mode with the code target of ``device``."""
     previous = prefs.codegen.target
-    prefs.codegen.target = {"runtime": "auto", "numpy": "numpy", "cython": "cython"}[device]
+    prefs.codegen.target = REGISTRY[device].code_target
     set_device("runtime")
     try:
         yield

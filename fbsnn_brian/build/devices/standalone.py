@@ -62,7 +62,11 @@ from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
 
 from fbsnn_brian import interrupt
-from fbsnn_brian.build.devices.registry import check_no_network_operation, compile_notice
+from fbsnn_brian.build.devices.registry import (
+    REGISTRY,
+    check_no_network_operation,
+    compile_notice,
+)
 from fbsnn_brian.errors import DeviceError
 
 __all__ = [
@@ -192,7 +196,8 @@ class _FbsnnStandaloneDevice(_ReproducibleBuild, CPPStandaloneDevice):  # type: 
         writer.write("network.h", network.h_file)
 
 
-TARGETS = ("cpp_standalone", "cuda_standalone")
+#: The Brian2 standalone devices of the registry (compiled once, rerun through run_args).
+TARGETS = tuple(name for name, device in REGISTRY.items() if device.standalone)
 
 
 def _import_brian2cuda() -> Any:
