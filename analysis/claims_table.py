@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fbsnn_brian.analysis.plotting import plot_conditions
 from fbsnn_brian.experiments.claims import claims_table
-from fbsnn_brian.io.recording import read_dataset
+from fbsnn_brian.io.netcdf import read_dataset
 
 
 def main() -> None:

@@ -37,10 +37,10 @@ _EXPORTS = {
     "SpikeBasedBP": "fbsnn_brian.rules.learning_rules",
     "Population": "fbsnn_brian.io.recording",
     "SpikeRecording": "fbsnn_brian.io.recording",
-    "describe_dataset": "fbsnn_brian.io.recording",
+    "describe_dataset": "fbsnn_brian.io.netcdf",
     "load_recording": "fbsnn_brian.io.recording",
-    "read_dataset": "fbsnn_brian.io.recording",
-    "write_dataset": "fbsnn_brian.io.recording",
+    "read_dataset": "fbsnn_brian.io.netcdf",
+    "write_dataset": "fbsnn_brian.io.netcdf",
 }
 
 __all__ = [

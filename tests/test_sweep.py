@@ -14,7 +14,7 @@ import xarray as xr
 
 from fbsnn_brian import ValidationError
 from fbsnn_brian.experiments.sweep import load_sweep_file, run_sweep
-from fbsnn_brian.io.recording import read_dataset, write_dataset
+from fbsnn_brian.io.netcdf import read_dataset, write_dataset
 
 SMALL = """
 [data]

@@ -11,7 +11,7 @@ from brian2 import ms, second
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, Trainer, ValidationError
 from fbsnn_brian.io.datasets import load_digits
-from fbsnn_brian.io.recording import describe_dataset, read_dataset, write_dataset
+from fbsnn_brian.io.netcdf import describe_dataset, read_dataset, write_dataset
 from fbsnn_brian.io.weights import weights_from_xarray, weights_to_xarray
 from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 

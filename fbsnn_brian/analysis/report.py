@@ -23,7 +23,7 @@ import numpy as np
 from fbsnn_brian.analysis import measures as analysis
 from fbsnn_brian.analysis import plotting
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.io.recording import read_dataset
+from fbsnn_brian.io.netcdf import read_dataset
 from fbsnn_brian.io.weights import weights_from_xarray
 
 __all__ = ["write_report"]

@@ -440,7 +440,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
 
     from fbsnn_brian.experiments.comparison import compare_rules, comparison_table
     from fbsnn_brian.experiments.runs import DEFAULTS, split_dataset
-    from fbsnn_brian.io.recording import write_dataset
+    from fbsnn_brian.io.netcdf import write_dataset
     from fbsnn_brian.model.network import FeedbackNetwork
     from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
     from fbsnn_brian.model.protocol import FreePhase, Protocol
@@ -529,7 +529,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         return _build(args)
     if args.command == "sweep":
         from fbsnn_brian.experiments.sweep import load_sweep_file, run_sweep
-        from fbsnn_brian.io.recording import write_dataset
+        from fbsnn_brian.io.netcdf import write_dataset
 
         spec = load_sweep_file(args.file)
         result = run_sweep(spec, scheduler=args.scheduler, n_workers=args.workers)

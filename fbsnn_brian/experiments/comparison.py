@@ -35,7 +35,7 @@ from fbsnn_brian import reference
 from fbsnn_brian.analysis.measures import rule_memory
 from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.experiments.checks import vector_cosine
-from fbsnn_brian.io.recording import describe_dataset
+from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import FreePhase, Protocol
 from fbsnn_brian.rules.baselines import SampleSpikes

@@ -363,7 +363,7 @@ def train_run(
     """
     from fbsnn_brian.build.training import TrainingSimulation
     from fbsnn_brian.experiments.comparison import rule_alignment
-    from fbsnn_brian.io.recording import write_dataset
+    from fbsnn_brian.io.netcdf import write_dataset
     from fbsnn_brian.io.weights import weights_to_xarray
     from fbsnn_brian.model.protocol import FreePhase, Protocol
 

@@ -43,7 +43,7 @@ import xarray as xr
 
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments.run_file import SECTIONS, read_toml, settings_from_tables
-from fbsnn_brian.io.recording import describe_dataset
+from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.validation import describe
 
 __all__ = ["MEASURES", "load_sweep_file", "run_sweep"]

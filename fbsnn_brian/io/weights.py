@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.io.recording import describe_dataset
+from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.model.network import FeedbackNetwork
 
 __all__ = ["weights_from_xarray", "weights_to_xarray"]

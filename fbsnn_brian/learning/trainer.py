@@ -32,7 +32,7 @@ from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import ChunkStatistics, TrainingSimulation
 from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.io.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from fbsnn_brian.io.recording import describe_dataset
+from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.learning.augmentation import RandomShift
 from fbsnn_brian.learning.engine import TrainingEngine
 from fbsnn_brian.learning.recorded import RecordedRuleSimulation
