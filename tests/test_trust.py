@@ -163,7 +163,7 @@ def test_version_and_global_options_after_the_subcommand(
 
 
 def test_every_option_help_shows_its_default() -> None:
-    from fbsnn_brian.cli.main import _parser
+    from fbsnn_brian.cli.parsers import _parser
 
     def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
         found = [parser]

@@ -1,0 +1,337 @@
+"""The argument parsers of the ``fbsnn`` command.
+
+:func:`_parser` builds the whole command line: the global options, the ``check``, ``train``,
+``compare``, ``evaluate``, ``sweep``, ``report`` and ``build`` subcommands, and a help text
+that shows every default (:class:`_HelpFormatter`). :data:`_TRAIN_OPTIONS` lists the settings
+of ``fbsnn train``, each of which a ``--config`` file may set too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, except where the help text already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action) or text
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Options accepted before and after the subcommand."""
+    options = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's copy sets the value only when given there
+    options.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log progress to stderr",
+    )
+    return options
+
+
+def _add(commands: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    """A subcommand parser with the global options and defaults in its help."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, formatter_class=_HelpFormatter, parents=[_global_options()], **options
+    )
+    return parser
+
+
+def _layer_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--layers must be comma-separated positive integers such as 100 or 64,32, got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--layers must be positive integers, got {text!r}")
+    return sizes
+
+
+def _add_check_parsers(commands: Any) -> None:
+    check = _add(commands, "check", help="numerical self-checks against the reference")
+    checks = check.add_subparsers(dest="check", required=True)
+    equilibrium = _add(
+        checks,
+        "equilibrium",
+        help="distance of simulated free-phase rates to the reference fixed point",
+    )
+    equilibrium.add_argument(
+        "--layers", type=_layer_sizes, default=[100], help="e.g. 100 or 64,32,16"
+    )
+    equilibrium.add_argument("--inputs", type=int, default=64, help="input features (<= 64)")
+    equilibrium.add_argument(
+        "--duration", type=float, default=30.0, help="free phase, in units of tau"
+    )
+    equilibrium.add_argument("--samples", type=int, default=5, help="number of digits simulated")
+    equilibrium.add_argument("--seed", type=int, default=0, help="seed of the network")
+    equilibrium.add_argument("--neuron", default="if", help="if or lif")
+    equilibrium.add_argument(
+        "--device", default="runtime", help="runtime, numpy, cython or cpp_standalone"
+    )
+    equilibrium.add_argument("--json", action="store_true", help="print JSON only")
+
+    gradient = _add(checks, "gradient", help="in-simulation SPIDE update vs the exact IDE gradient")
+    gradient.add_argument("--layers", type=_layer_sizes, default=[64])
+    gradient.add_argument("--free", type=float, default=30.0, help="free phase, in tau")
+    gradient.add_argument("--perturbed", type=float, default=100.0, help="perturbed phase, in tau")
+    gradient.add_argument("--scale", type=float, default=4.0, help="error scale s")
+    gradient.add_argument("--samples", type=int, default=3)
+    gradient.add_argument("--seed", type=int, default=0, help="seed of the network")
+    gradient.add_argument(
+        "--device", default="numpy", help="runtime, numpy, cython, cpp_standalone"
+    )
+    gradient.add_argument("--json", action="store_true", help="print JSON only")
+
+
+# flag, setting, type, help; every default is None so that a --config file can set it
+_TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--dataset", "dataset", str, "digits, idx:DIR or npz:FILE"),
+    (
+        "--test-dataset",
+        "test_dataset",
+        str,
+        "a separate test set (npz:FILE or idx:DIR); the whole --dataset then trains",
+    ),
+    ("--train-size", "train_size", int, "first N samples train"),
+    ("--test-size", "test_size", int, "last M samples test"),
+    (
+        "--validation-size",
+        "validation_size",
+        int,
+        "last V training samples followed per epoch instead of training (0: none)",
+    ),
+    ("--split-seed", "split_seed", int, "seed of the stratified split"),
+    ("--preset", "preset", str, "settings per data set: digits, mnist or generic"),
+    ("--classes", "n_classes", int, "number of classes; labels must lie below it"),
+    ("--layers", "layers", _layer_sizes, "hidden layer sizes, comma-separated"),
+    ("--neuron", "neuron", str, "if or lif"),
+    ("--epochs", "epochs", int, "passes over the training set"),
+    ("--lr", "learning_rate", float, "learning rate"),
+    ("--scale", "scale", float, "error scale s"),
+    ("--weight-decay", "weight_decay", float, "L2 weight decay"),
+    ("--momentum", "momentum", float, "SGD momentum"),
+    ("--batch-size", "batch_size", int, "samples per applied update"),
+    ("--max-feedback-gain", "max_feedback_gain", float, "cap on the loop gain, in (0, 1)"),
+    ("--input-dropout", "input_dropout", float, "probability of silencing an input component"),
+    ("--shift", "shift", int, "shift training images by up to this many pixels (0: never)"),
+    ("--schedule", "schedule", str, "constant or cosine"),
+    ("--feedback", "feedback", str, "backward weights: transpose or random (no weight transport)"),
+    ("--free", "free_tau", float, "free phase, in tau"),
+    ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
+    ("--device", "device", str, "runtime, numpy, cython, cpp_standalone or genn (SPIDE only)"),
+    ("--chunk-size", "chunk_size", int, "samples per Brian2 run (a recorded rule's mini-batch)"),
+    (
+        "--rule",
+        "rule",
+        str,
+        "spide, ide, st_rsbp, na or spike_bp (fbsnn_brian.rules.learning_rules)",
+    ),
+    ("--seed", "seed", int, "seed of the network and of the shuffling"),
+]
+
+
+def _shown_default(key: str, default: Any, preset_keys: set[str]) -> str:
+    """How the help text names a train option's default."""
+    from fbsnn_brian.experiments.presets import PRESETS
+
+    if key == "preset":
+        return "digits for digits, mnist for a 784-feature idx: set, else generic"
+    if key in preset_keys:
+        return (
+            "the preset's, "
+            + ", ".join(
+                f"{name} {','.join(map(str, value)) if isinstance(value, list) else value}"
+                for name, values in PRESETS.items()
+                for option, value in values.items()
+                if option == key
+            )
+            + ("" if all(key in values for values in PRESETS.values()) else f", else {default}")
+        )
+    if key == "chunk_size":
+        return "200 for spide, 16 for the other rules"
+    if default is None:
+        return {"train_size": "seeded split", "test_size": "seeded split"}.get(
+            key, "the largest training label + 1" if key == "n_classes" else "none"
+        )
+    return ",".join(map(str, default)) if isinstance(default, list) else str(default)
+
+
+def _add_train_parser(commands: Any) -> None:
+    """The ``train`` subcommand: every setting of :data:`_TRAIN_OPTIONS` and the run options."""
+    from fbsnn_brian.experiments.presets import PRESETS
+    from fbsnn_brian.experiments.runs import DEFAULTS, SAMPLES_PER_S
+
+    train = _add(
+        commands,
+        "train",
+        help="train with SPIDE (or another --rule)",
+        description=f"Train a network and write a run directory. samples/s: {SAMPLES_PER_S}.",
+    )
+    train.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file of settings (see fbsnn_brian.experiments.run_file); options given here "
+        "override it "
+        "(default: none)",
+    )
+    preset_keys = set().union(*PRESETS.values())
+    for flag, key, kind, text in _TRAIN_OPTIONS:
+        train.add_argument(
+            flag,
+            dest=key,
+            type=kind,
+            default=None,
+            help=f"{text} (default: {_shown_default(key, DEFAULTS[key], preset_keys)})",
+        )
+    train.add_argument(
+        "--cpu-only",
+        dest="cpu_only",
+        action="store_const",
+        const=True,
+        default=None,
+        help="with --device genn: run GeNN's CPU backend instead of CUDA",
+    )
+    train.add_argument("--out", help="run directory (default: runs/<timestamp>)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out directory (an earlier run and its report/)",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint with its own config.json; only "
+        "--epochs may be given too, to extend a run with the constant schedule (default: a new "
+        "run)",
+    )
+    train.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def _add_compare_parser(commands: Any) -> None:
+    """The ``compare`` subcommand: every learning rule on the same network and data."""
+    compare = _add(
+        commands,
+        "compare",
+        help="train every learning rule on the same network and data; one table",
+    )
+    compare.add_argument("--dataset", default="digits", help="digits, idx:DIR or npz:FILE")
+    compare.add_argument(
+        "--train-size", type=int, help="first N samples train (default: seeded split)"
+    )
+    compare.add_argument(
+        "--test-size", type=int, help="last M samples test (default: seeded split)"
+    )
+    compare.add_argument("--layers", type=_layer_sizes, default=[128])
+    compare.add_argument("--epochs", type=int, default=10)
+    compare.add_argument(
+        "--rules",
+        default=",".join(["spide", "ide", "st_rsbp", "na", "spike_bp"]),
+        help="comma-separated rule names",
+    )
+    compare.add_argument("--lr", type=float, default=0.04, help="SPIDE's online learning rate")
+    compare.add_argument(
+        "--batch-lr", type=float, default=0.1, help="learning rate of the mini-batch rules"
+    )
+    compare.add_argument(
+        "--batch-momentum", type=float, default=0.9, help="momentum of the mini-batch rules"
+    )
+    compare.add_argument(
+        "--chunk-size", type=int, default=16, help="mini-batch of the recorded rules"
+    )
+    compare.add_argument("--na-free", type=float, default=10.0, help="NA's free phase, in tau")
+    compare.add_argument("--device", default="cpp_standalone")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the network and shuffling")
+    compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _add_evaluate_parser(commands: Any) -> None:
+    """The ``evaluate`` subcommand: test accuracy of a trained run."""
+    evaluate = _add(commands, "evaluate", help="test accuracy of a trained run")
+    evaluate.add_argument("run_dir", help="directory written by fbsnn train")
+    evaluate.add_argument(
+        "--dataset",
+        help="a data set scored whole (an idx: directory with train and t10k files: its t10k "
+        "part) (default: the test part of the run's own data, split as the run split it)",
+    )
+    evaluate.add_argument(
+        "--train-size",
+        type=int,
+        help="the run's own data: first N samples train (default: the run's)",
+    )
+    evaluate.add_argument(
+        "--test-size",
+        type=int,
+        help="last M samples are scored (default: the run's split, or all of --dataset)",
+    )
+    evaluate.add_argument(
+        "--split-seed", type=int, help="the run's own data: seed of its split (default: the run's)"
+    )
+    evaluate.add_argument(
+        "--device", default="cpp_standalone", help="runtime, numpy, cython or cpp_standalone"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _add_run_parsers(commands: Any) -> None:
+    """The ``train``, ``compare`` and ``evaluate`` subcommands, in this order."""
+    _add_train_parser(commands)
+    _add_compare_parser(commands)
+    _add_evaluate_parser(commands)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from fbsnn_brian.version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fbsnn",
+        description="Feedback spiking neural networks in Brian2 (SPIDE).",
+        formatter_class=_HelpFormatter,
+        parents=[_global_options()],
+    )
+    parser.add_argument("--version", action="version", version=f"fbsnn_brian {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_check_parsers(commands)
+    _add_run_parsers(commands)
+    sweep = _add(commands, "sweep", help="run conditions x seeds of a sweep file on Dask")
+    sweep.add_argument("file", help="sweep TOML file (see fbsnn_brian.experiments.sweep)")
+    sweep.add_argument("--scheduler", help="address of a dask scheduler (default: LocalCluster)")
+    sweep.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    sweep.add_argument("--out", default="sweep.nc", help="result file, .nc or .zarr")
+    sweep.add_argument("--json", action="store_true", help="print a JSON summary")
+    report = _add(commands, "report", help="figures and a Markdown report of a run")
+    report.add_argument("run_dir", help="directory written by fbsnn train")
+    report.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    build = _add(
+        commands, "build", help="generate and compile the training simulation without running it"
+    )
+    build.add_argument(
+        "--device",
+        default="cpp_standalone",
+        help="cpp_standalone or cuda_standalone (training network, compiled), or genn "
+        "(training network of --chunk-size samples, generated without GeNN)",
+    )
+    build.add_argument("--out", required=True, help="project directory")
+    build.add_argument("--inputs", type=int, default=784, help="number of inputs")
+    build.add_argument("--layers", type=_layer_sizes, default=[256])
+    build.add_argument("--classes", type=int, default=10)
+    build.add_argument("--free", type=float, default=30.0, help="in tau")
+    build.add_argument("--perturbed", type=float, default=100.0, help="in tau")
+    build.add_argument("--chunk-size", type=int, default=200)
+    build.add_argument(
+        "--compute-capability", type=float, default=8.0, help="cuda_standalone: target GPU"
+    )
+    build.add_argument("--json", action="store_true", help="print JSON only")
+    return parser
