@@ -6,58 +6,38 @@ indexed by the sample number, membranes and counters are reset by ``run_regularl
 code at each sample boundary, and nothing runs in Python during the run (no
 ``network_operation``), so the same objects run in runtime mode and in cpp_standalone.
 
-Object layout of the free phase (names are the Brian2 object names):
-
-* ``stimulus``: one neuron per input feature holding ``x`` (spiking at rate ``x`` per tau
-  with ``input_coding='spikes'``);
-* ``drive`` (current coding only): layer 1's input current ``F x``, a summed variable on a
-  clock whose step is one sample, so that ``F x`` is computed once per sample; layer 1 reads
-  it through a linked variable;
-* ``layer_1`` .. ``layer_N``: the spiking layers; ``forward_l`` connects layer l to l+1 and
-  ``feedback`` connects layer N to layer 1 (a recurrent matrix for one layer); each spike adds
-  its weight to the target membrane.
-
-Synapses are created all-to-all in pre-major order, so the synaptic weight vector of a
-(post, pre) matrix ``W`` is ``W.T.ravel()``.
+The objects are defined by :class:`~fbsnn_brian.build.free_phase_network.FreePhaseNetwork`,
+the one definition of the free phase that the brian2genn build uses too (its module docstring
+describes them).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import (
-    Clock,
-    Network,
-    NeuronGroup,
-    SpikeMonitor,
-    Synapses,
-    TimedArray,
-    linked_var,
-    second,
-)
+from brian2 import NeuronGroup, Synapses, second
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from fbsnn_brian.build.devices import registry as devices
 from fbsnn_brian.build.devices import standalone
+from fbsnn_brian.build.free_phase_network import (
+    FreePhaseNetwork,
+    SynapticDelays,
+    all_to_all,
+    matrix_to_synapses,
+    synapses_to_matrix,
+    whole_steps,
+)
+from fbsnn_brian.build.free_phase_network import FreePhaseObjects as _Objects
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.validation import check_positive_int, describe
 from fbsnn_brian.io.recording import Population, SpikeRecording
 from fbsnn_brian.model.network import FeedbackNetwork
-from fbsnn_brian.build.neurons import (
-    NeuronTemplate,
-    biophysics_namespace,
-    drive_group_equations,
-    forward_neuron,
-    input_neuron,
-    refractory_argument,
-    synaptic_on_pre,
-)
 from fbsnn_brian.model.protocol import Protocol
+from fbsnn_brian.validation import check_positive_int, describe
 
 __all__ = [
     "FreeRunSimulation",
@@ -75,68 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def matrix_to_synapses(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Synaptic weight vector (pre-major order) of a (post, pre) matrix."""
-    return np.ascontiguousarray(matrix.T).ravel()
-
-
-def synapses_to_matrix(
-    weights: NDArray[np.float64], n_post: int, n_pre: int
-) -> NDArray[np.float64]:
-    """Inverse of :func:`matrix_to_synapses`."""
-    return np.asarray(weights, dtype=np.float64).reshape(n_pre, n_post).T.copy()
-
-
-def whole_steps(owner: str, name: str, duration: Any, dt: Any) -> int:
-    """Number of integration steps in ``duration``; refuse a duration that dt does not divide."""
-    ratio = float(duration / dt)
-    steps = round(ratio)
-    if steps < 1 or abs(ratio - steps) > 1e-9:
-        raise ValidationError(
-            f"{owner}: {name} = {duration!r} must be a whole, positive number of integration "
-            f"steps of dt = {dt!r} (got {ratio:.6g} steps)."
-        )
-    return steps
-
-
-def all_to_all(n_pre: int, n_post: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Pre and post indices of all-to-all synapses in pre-major order."""
-    return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
-
-
 RunArg = tuple[Any, str, NDArray[np.float64], tuple[int, ...]]
-
-
-class SynapticDelays:
-    """Transmission delays of a network's connections between layers (its Biophysics).
-
-    Homogeneous delays are passed to the Synapses constructor (one scalar per pathway);
-    heterogeneous ones are drawn once per synapse from a generator seeded by the network's
-    seed, in the order the connections are built, so every build of a network gets the same
-    delays.
-    """
-
-    def __init__(self, network: FeedbackNetwork) -> None:
-        self.biophysics = network.biophysics
-        self.dt = network.dt
-        self._rng = np.random.default_rng([network.seed, 11])
-
-    def homogeneous(self, pathways: list[str]) -> Any:
-        """``delay=`` argument of a Synapses with these pathways (None without delays)."""
-        if not self.biophysics.has_delays or self.biophysics.delay_spread > 0 * second:
-            return None  # no delay, or per-synapse delays set after connect()
-        if pathways == ["pre"]:
-            return self.biophysics.delay
-        return {pathway: self.biophysics.delay for pathway in pathways}
-
-    def set_heterogeneous(self, synapses: Synapses, pathways: list[str]) -> None:
-        """Draw and set per-synapse delays, rounded to dt (no-op without a spread)."""
-        if self.biophysics.delay_spread <= 0 * second:
-            return
-        draw = self.biophysics.synapse_delays(len(synapses), self._rng)
-        steps = np.rint(np.asarray(draw / self.dt))
-        for pathway in pathways:
-            getattr(synapses, pathway).delay = steps * self.dt
 
 
 def network_key(network: FeedbackNetwork, *, random_feedback: bool = False) -> dict[str, Any]:
@@ -185,20 +104,6 @@ def weight_run_args(
     for k, (group, bias) in enumerate(zip(layers, network.biases, strict=True)):
         entries.append((group.b, f"layer_{k + 1}.b", bias.copy(), (sizes[k],)))
     return entries
-
-
-@dataclass
-class _Objects:
-    """The Brian2 objects of one built simulation."""
-
-    network: Network
-    sample_inputs: TimedArray
-    layers: list[NeuronGroup]
-    stimulus: NeuronGroup
-    input_synapses: Synapses
-    forward_synapses: list[Synapses]
-    feedback_synapses: Synapses
-    monitors: dict[str, SpikeMonitor] = field(default_factory=dict)
 
 
 class FreeRunSimulation:
@@ -259,151 +164,14 @@ class FreeRunSimulation:
         return pops
 
     def _define(self, n_samples: int, inputs: NDArray[np.float64]) -> _Objects:
-        """Create the Brian2 objects for a chunk of ``n_samples`` samples."""
-        net = self.network
-        clock = standalone.step_clock(net.dt)
-        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
-        sample_inputs = TimedArray(inputs, dt=self.sample_duration, name="sample_inputs")
-        namespace: dict[str, Any] = {
-            "tau": net.tau,
-            "tau_m": net.tau_m,
-            "v_threshold": net.v_threshold,
-            "theta": net.theta,
-            "refractory": net.refractory,
-            "sample_steps": self.sample_steps,
-            "free_steps": self.free_steps,
-            "sample_inputs": sample_inputs,
-            **biophysics_namespace(net.biophysics),
-        }
-        gated = self.sample_steps != self.free_steps
-        spiking_input = net.input_coding == "spikes"
-
-        def group_of(
-            template: NeuronTemplate, size: int, name: str, refractory: Any = False
-        ) -> NeuronGroup:
-            return NeuronGroup(
-                size,
-                template.model,
-                threshold=template.threshold,
-                reset=template.reset,
-                method=template.method,
-                refractory=refractory,
-                clock=clock,
-                namespace=namespace,
-                name=name,
-            )
-
-        template = input_neuron(spiking=spiking_input, gated_by_phase=gated)
-        stimulus = group_of(template, net.n_inputs, "stimulus")
-        stimulus.run_regularly(
-            template.sample_start,
-            clock=sample_clock,  # named: a rebuild in the same process finds the cached binary
-            when="start",
-            order=-2,
-            name="stimulus_sample_start",
-        )
-        objects: list[Any] = [stimulus]
-
-        layers: list[NeuronGroup] = []
-        for k, size in enumerate(net.layer_sizes):
-            template = forward_neuron(
-                neuron=net.neuron,
-                current_input=(k == 0 and not spiking_input),
-                gated_by_phase=gated,
-                biophysics=net.biophysics,
-            )
-            group = group_of(
-                template,
-                size,
-                f"layer_{k + 1}",
-                refractory_argument(net.biophysics, net.refractory),
-            )
-            group.b = net.biases[k]
-            group.t_last_spike = -net.refractory
-            group.run_regularly(
-                template.sample_start,
-                clock=sample_clock,
-                when="start",
-                order=-1,
-                name=f"layer_{k + 1}_sample_start",
-            )
-            layers.append(group)
-        objects.extend(layers)
-
-        n_in, n_first = net.n_inputs, net.layer_sizes[0]
-        pre, post = all_to_all(n_in, n_first)
-        if spiking_input:
-            input_synapses = Synapses(
-                stimulus,
-                layers[0],
-                "w : 1",
-                on_pre="v_post += w",
-                clock=clock,
-                name="input_synapses",
-            )
-        else:
-            drive = NeuronGroup(n_first, drive_group_equations(), clock=sample_clock, name="drive")
-            input_synapses = Synapses(
-                stimulus,
-                drive,
-                "w : 1\nI_post = w * x_pre : 1 (summed)",
-                clock=sample_clock,
-                name="input_synapses",
-            )
-            layers[0].I_input = linked_var(drive, "I")
-            objects.append(drive)
-        input_synapses.connect(i=pre, j=post)
-        input_synapses.w = matrix_to_synapses(net.input_weights)
-        objects.append(input_synapses)
-
-        on_pre = synaptic_on_pre(net.biophysics)
-        delays = SynapticDelays(net)
-
-        def loop_synapses(
-            source: NeuronGroup, target: NeuronGroup, weights: NDArray[np.float64], name: str
-        ) -> Synapses:
-            synapses = Synapses(
-                source,
-                target,
-                "w : 1",
-                on_pre=on_pre,
-                delay=delays.homogeneous(["pre"]),
-                clock=clock,
-                name=name,
-            )
-            pre, post = all_to_all(len(source), len(target))
-            synapses.connect(i=pre, j=post)
-            synapses.w = matrix_to_synapses(weights)
-            delays.set_heterogeneous(synapses, ["pre"])
-            return synapses
-
-        forward = [
-            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}")
-            for k, weights in enumerate(net.forward_weights)
-        ]
-        feedback = loop_synapses(layers[-1], layers[0], net.feedback_weights, "feedback")
-        objects.extend(forward)
-        objects.append(feedback)
-
-        monitors: dict[str, SpikeMonitor] = {}
-        groups = ([stimulus] if spiking_input else []) + layers
-        names = [pop.name for pop in self._populations()]
-        for name, group in zip(names, groups, strict=True):
-            monitors[name] = SpikeMonitor(group, record=True, name=f"spikes_{name}")
-        objects.extend(monitors.values())
-
-        network = Network(*objects, name="free_run")
-        network.run(n_samples * self.sample_duration, namespace={})
-        return _Objects(
-            network=network,
-            sample_inputs=sample_inputs,
-            layers=layers,
-            stimulus=stimulus,
-            input_synapses=input_synapses,
-            forward_synapses=forward,
-            feedback_synapses=feedback,
-            monitors=monitors,
-        )
+        """Create the Brian2 objects for a chunk of ``n_samples`` samples and run them."""
+        return FreePhaseNetwork(
+            self.network,
+            sample_steps=self.sample_steps,
+            free_steps=self.free_steps,
+            population_names=[population.name for population in self._populations()],
+            genn=False,
+        ).define(inputs, n_samples)
 
     # ------------------------------------------------------------------ running
     def _run_args(self, objects: _Objects, inputs: NDArray[np.float64]) -> list[RunArg]:

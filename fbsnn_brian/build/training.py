@@ -7,80 +7,45 @@ membranes and counters are reset and the next input and label are loaded. The ru
 step longer than the chunk so that the last sample's update is applied too. Nothing runs in
 Python during a chunk, so the same objects run in runtime mode and in cpp_standalone.
 
-Each forward layer group carries, per neuron, the forward membrane ``v`` and the error-unit
-membrane ``u_err`` (``e`` of ALGORITHM.md; ``e`` is a constant in Brian2). Forward spikes are the
-``spike`` event; the ternary error unit emits the custom events ``error_up`` (+delta) and
-``error_down`` (-delta). One Synapses object per weight matrix carries the weight once: its
-``on_pre`` pathway delivers forward spikes (``v_post += w``) and its two ``on_post`` pathways
-deliver the post unit's error events backward through the same weight
-(``u_err_pre += w sigma / theta``; a unit whose forward partner has gate m = 0 emits no
-events, which is the ``m_post`` factor of the rule), so the forward and backward copies of a
-weight are one variable and cannot drift apart. Per-synapse updates read only the presynaptic
-free-phase rate and the postsynaptic error rate and gate: the locality of SPIDE.
-
-With current input coding, each input neuron with ``x > 0`` emits one onset event at the first
-step of a sample, before the layers integrate, which adds ``F x`` to layer 1's input current
-once per sample. The input path and the readout run on their own coarser clocks (one tick per
-sample; one tick at every common multiple of the phase lengths), so the only work done at
-every step is the layers' own update and the spikes and error events they emit.
+:class:`TrainingSimulation` runs chunks and moves weights and optimizer state in and out;
+the network itself is defined by :class:`~fbsnn_brian.build.training_network.TrainingNetwork`
+(its module docstring describes the objects), with the neuron equations of
+:mod:`fbsnn_brian.build.neurons` and the update terms of :mod:`fbsnn_brian.build.plasticity`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from brian2 import (
-    Clock,
-    EventMonitor,
-    Network,
-    NeuronGroup,
-    SpikeMonitor,
-    Synapses,
-    TimedArray,
-    second,
-)
+from brian2 import TimedArray, second
 from numpy.typing import NDArray
 
 from fbsnn_brian.build.devices import registry as devices
 from fbsnn_brian.build.devices import standalone
-from fbsnn_brian.model.biophysics import Biophysics
 from fbsnn_brian.build.free_run import (
     RunArg,
-    SynapticDelays,
-    all_to_all,
     matrix_to_synapses,
     network_key,
     synapses_to_matrix,
     weight_run_args,
     whole_steps,
 )
+from fbsnn_brian.build.training_network import TrainingNetwork
+from fbsnn_brian.build.training_network import TrainingObjects as _Objects
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.io.recording import SpikeRecording
 from fbsnn_brian.model.network import FeedbackNetwork
-from fbsnn_brian.build.neurons import (
-    biophysics_namespace,
-    integration_method,
-    membrane_equations,
-    refractory_argument,
-    refractory_start,
-    spike_reset,
-    synaptic_on_pre,
-    synaptic_state_reset,
-)
 from fbsnn_brian.model.protocol import Protocol
 
-__all__ = ["ChunkStatistics", "TrainingSimulation", "drop_inputs", "spide_namespace"]
+__all__ = ["ChunkStatistics", "TrainingSimulation", "drop_inputs"]
 
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
-
-_STEP_IN_SAMPLE = "(int(t / dt + 0.5) % sample_steps)"
 
 
 @dataclass(frozen=True)
@@ -98,85 +63,6 @@ class ChunkStatistics:
     forward_rate: float
     backward_rate: float
     layer_forward_rates: tuple[float, ...] = ()
-
-
-@dataclass
-class _Objects:
-    network: Network
-    sample_inputs: TimedArray
-    sample_labels: TimedArray
-    learning_rates: TimedArray
-    real_samples: TimedArray
-    apply_updates: TimedArray
-    stimulus: NeuronGroup
-    layers: list[NeuronGroup]
-    readout: NeuronGroup
-    input_synapses: Synapses
-    forward_synapses: list[Synapses]
-    feedback_synapses: Synapses
-    readout_synapses: Synapses
-    monitors: dict[str, Any] | None = None
-
-
-def _layer_model(*, neuron: str, first: bool, last: bool, biophysics: Biophysics) -> str:
-    drive = "(I_input + b)" if first else "b"
-    model = membrane_equations(neuron=neuron, drive=drive, biophysics=biophysics)
-    model += """
-    b : 1
-    spike_count : 1
-    error_count : 1
-    t_last_spike : second
-    t_last_error : second
-    spikes_total : 1
-    events_total : 1
-    b_velocity : 1
-    b_accum : 1
-    weighted_count : 1
-    rate = weighted_count / rate_normaliser : 1
-    gate = int(spike_count > 0) * int(spike_count < max_count) : 1
-    beta = error_count * delta / backward_tau : 1
-    in_backward : 1
-    """
-    if first:
-        model += "I_input : 1\n"
-    if last:
-        model += "du_err/dt = in_backward * scale * g / tau : 1\ng : 1\n"
-    else:
-        model += "u_err : 1\n"
-    return model
-
-
-def spide_namespace(
-    network: FeedbackNetwork, protocol: Protocol, free_steps: int
-) -> dict[str, Any]:
-    """Constants of a SPIDE training build: neuron, phases, error units and plasticity.
-
-    Shared by :class:`TrainingSimulation` and the GeNN build
-    (:mod:`fbsnn_brian.build.devices.genn_training`), so that both compute with the same values.
-    """
-    free = protocol.free_phase.duration
-    perturbed = protocol.perturbed_phase
-    plasticity = protocol.plasticity
-    assert perturbed is not None and plasticity is not None
-    return {
-        "tau": network.tau,
-        "tau_m": network.tau_m,
-        "v_threshold": network.v_threshold,
-        "theta": network.theta,
-        "refractory": network.refractory,
-        "rate_normaliser": network.rate_normaliser(free),
-        # spike count of a neuron firing at the clamp (one spike per refractory period)
-        "max_count": (
-            float(free / network.refractory)
-            if network.refractory > 0 * second
-            else float(free_steps + 1)
-        ),
-        "backward_tau": float(perturbed.duration / network.tau),
-        "v_b": perturbed.threshold,
-        "delta": perturbed.event_size,
-        "scale": plasticity.scale,
-        "weight_decay": plasticity.weight_decay,
-    }
 
 
 def drop_inputs(inputs: FloatArray, probability: float, rng: np.random.Generator) -> FloatArray:
@@ -252,38 +138,6 @@ class TrainingSimulation:
         self._record = False
 
     # ------------------------------------------------------------------ definition
-    def _update(self, variable: str, gradient: str) -> str:
-        """String code of one parameter's update at a sample boundary.
-
-        The learning-rate table is zero at boundaries without a real sample, so nothing
-        changes there. Plain online SGD: ``x -= eta * gradient``. With ``batch_size`` B > 1
-        the gradients of B samples are summed in ``x_accum`` and their mean is applied where
-        the ``apply_updates`` table is 1 (after every B-th sample and the last of an epoch).
-        With momentum mu, a velocity ``x_velocity`` takes ``mu * velocity + step`` at every
-        applied update and the parameter moves by ``-eta * velocity``.
-        """
-        real = "int(learning_rates(t) > 0)"
-        if self.plasticity.batch_size == 1:
-            step, gate, code = f"({gradient})", real, ""
-        else:
-            step, gate = f"{variable}_accum / batch_size", "apply_updates(t)"
-            code = f"{variable}_accum += {real} * ({gradient})\n"
-        if self.plasticity.momentum == 0:
-            scale = (
-                "learning_rates(t)"
-                if self.plasticity.batch_size == 1
-                else f"{gate} * learning_rates(t)"
-            )
-            code += f"{variable} -= {scale} * {step}"
-        else:
-            code += (
-                f"{variable}_velocity += {gate} * ((momentum - 1) * {variable}_velocity + {step})\n"
-                f"{variable} -= {gate} * learning_rates(t) * {variable}_velocity"
-            )
-        if self.plasticity.batch_size > 1:
-            code += f"\n{variable}_accum *= 1 - apply_updates(t)"
-        return code
-
     def _state_suffixes(self) -> list[str]:
         suffixes = ["velocity"] if self.plasticity.momentum > 0 else []
         return suffixes + (["accum"] if self.plasticity.batch_size > 1 else [])
@@ -313,19 +167,6 @@ class TrainingSimulation:
             for suffix in self._state_suffixes()
         ]
 
-    def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
-        net = self.network
-        return {
-            **spide_namespace(net, self.protocol, self.free_steps),
-            "sample_steps": self.sample_steps,
-            "free_steps": self.free_steps,
-            "free_tau": float(self.protocol.free_phase.duration / net.tau),
-            **biophysics_namespace(net.biophysics),
-            "momentum": self.plasticity.momentum,
-            "batch_size": self.plasticity.batch_size,
-            **tables,
-        }
-
     def _define(
         self,
         inputs: FloatArray,
@@ -336,325 +177,25 @@ class TrainingSimulation:
     ) -> _Objects:
         net = self.network
         n_samples = len(inputs)
-        clock = standalone.step_clock(net.dt)
-        tables = {
-            "sample_inputs": TimedArray(inputs, dt=self.sample_duration, name="sample_inputs"),
-            "sample_labels": TimedArray(labels, dt=self.sample_duration, name="sample_labels"),
-            "learning_rates": TimedArray(
-                learning_rates, dt=self.sample_duration, name="learning_rates"
-            ),
-            "real_samples": TimedArray(real_samples, dt=self.sample_duration, name="real_samples"),
-            "apply_updates": TimedArray(
-                apply_updates, dt=self.sample_duration, name="apply_updates"
-            ),
+        values = {
+            "sample_inputs": inputs,
+            "sample_labels": labels,
+            "learning_rates": learning_rates,
+            "real_samples": real_samples,
+            "apply_updates": apply_updates,
         }
-        namespace = self._namespace(tables)
-        # One explicitly named clock for everything done once per sample: every object of the
-        # build has a fixed name, so a second build of the same configuration in the same
-        # process generates the same code and finds its compiled binary in the build cache.
-        sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
-        every_sample = {"clock": sample_clock, "when": "start"}
-
-        # The input path runs once per sample: the stimulus group and its synapses tick on a
-        # clock of one sample's length, so nothing of it is evaluated at the other steps.
-        stimulus = NeuronGroup(
-            net.n_inputs,
-            "x : 1",
-            threshold="x > 0",  # a zero input adds nothing: no event, no synaptic work
-            reset="",
-            clock=sample_clock,
-            namespace=namespace,
-            name="stimulus",
-        )
-        stimulus.thresholder["spike"].when = "before_groups"
-        stimulus.run_regularly("x = sample_inputs(t, i)", order=-5, name="stimulus_load")
-
-        # The phase flag and the readout change only at phase boundaries; this clock ticks at
-        # every common multiple of the two phase lengths, so both boundaries are ticks.
-        readout_steps = math.gcd(self.free_steps, self.sample_steps)
-        readout_clock = Clock(dt=readout_steps * net.dt, name="readout_clock")
-
-        layers: list[NeuronGroup] = []
-        n_layers = net.n_layers
-        # weight of a spike in the rate estimate (FeedbackNetwork.rate_estimate)
-        spike_weight = (
-            "1"
-            if net.rate_estimate == "average"
-            else f"exp(-(free_steps - {_STEP_IN_SAMPLE}) * dt / tau_m)"
-        )
-        for k, size in enumerate(net.layer_sizes):
-            first, last = k == 0, k == n_layers - 1
-            # an error unit is silent while its forward partner's gate m is 0: its events
-            # would be multiplied by m on every synapse anyway, so this changes no update and
-            # saves the synaptic work (and the backward pathway need not read m_post)
-            not_refractory_error = "gate > 0.5 and t - t_last_error >= tau - 0.5 * dt"
-            group = NeuronGroup(
-                size,
-                _layer_model(neuron=net.neuron, first=first, last=last, biophysics=net.biophysics),
-                threshold=(
-                    "v >= v_threshold and t - t_last_spike >= refractory - 0.5 * dt "
-                    "and in_backward < 0.5"
-                ),
-                reset=(
-                    f"{spike_reset(net.biophysics)}\nt_last_spike = t\nspike_count += 1\n"
-                    f"weighted_count += {spike_weight}\n"
-                    "spikes_total += real_samples(t)"
-                ),
-                refractory=refractory_argument(net.biophysics, net.refractory),
-                events={
-                    "error_up": f"u_err >= v_b and in_backward > 0.5 and {not_refractory_error}",
-                    "error_down": f"u_err <= -v_b and in_backward > 0.5 and {not_refractory_error}",
-                },
-                # ideal network: exponential Euler is exact here (v is linear with constant
-                # coefficients within a step and u_err has a constant derivative, which
-                # Brian2's 'exact' refuses); for IF both are constant-derivative and Euler is
-                # exact too (see neurons.integration_method for the other switches)
-                method=integration_method(net.neuron, net.biophysics),
-                clock=clock,
-                namespace=namespace,
-                name=f"layer_{k + 1}",
-            )
-            counted = "t_last_error = t\nevents_total += real_samples(t)"
-            group.run_on_event("error_up", f"u_err -= delta\nerror_count += 1\n{counted}")
-            group.run_on_event("error_down", f"u_err += delta\nerror_count -= 1\n{counted}")
-            group.run_regularly(
-                self._update("b", "gate * beta / (scale * theta)"),
-                order=-10,
-                name=f"layer_{k + 1}_plasticity",
-                **every_sample,
-            )
-            reset = (
-                "v = 0\nu_err = 0\nspike_count = 0\nweighted_count = 0\nerror_count = 0\n"
-                "t_last_spike = t - refractory\nt_last_error = t - tau"
-            )
-            if first:
-                reset += "\nI_input = 0"
-            synaptic = synaptic_state_reset(net.biophysics)
-            if synaptic:
-                reset += "\n" + synaptic
-            reset += refractory_start(net.biophysics)
-            group.run_regularly(reset, order=-5, name=f"layer_{k + 1}_sample_start", **every_sample)
-            # a stored flag, not a function of t: the LIF layers integrate exactly
-            group.run_regularly(
-                f"in_backward = int({_STEP_IN_SAMPLE} >= free_steps)",
-                clock=readout_clock,
-                when="start",
-                order=-20,
-                name=f"layer_{k + 1}_phase",
-            )
-            group.b = net.biases[k]
-            group.t_last_spike = -net.refractory
-            group.t_last_error = -net.tau
-            layers.append(group)
-
-        input_synapses = Synapses(
-            stimulus,
-            layers[0],
-            "w : 1\nw_velocity : 1\nw_accum : 1",
-            on_pre="I_input_post += w * x_pre",
-            clock=sample_clock,
-            namespace=namespace,
-            name="input_synapses",
-        )
-        input_synapses.pre.when = "before_groups"
-        input_synapses.pre.order = 1
-        pre, post = all_to_all(net.n_inputs, net.layer_sizes[0])
-        input_synapses.connect(i=pre, j=post)
-        input_synapses.w = matrix_to_synapses(net.input_weights)
-        input_synapses.run_regularly(
-            self._update("w", "gate_post * beta_post * x_pre / (scale * theta) + weight_decay * w"),
-            order=-10,
-            name="input_synapses_plasticity",
-            **every_sample,
-        )
-
-        transport = self.plasticity.feedback == "transpose"
-        back = "w" if transport else "w_back"
-        rng = np.random.default_rng(net.seed + 1)
-
-        def random_feedback(weights: FloatArray) -> FloatArray:
-            # fixed random backward weights with the forward matrix's shape and spread
-            return rng.standard_normal(weights.shape) * float(np.std(weights))
-
-        on_pre = synaptic_on_pre(net.biophysics)
-        delays = SynapticDelays(net)
-        pathways = ["forward", "backward_up", "backward_down"]
-        dale = net.biophysics.excitatory_fraction is not None
-
-        def loop_synapses(
-            source: NeuronGroup,
-            target: NeuronGroup,
-            weights: FloatArray,
-            name: str,
-            pre_layer: int,
-        ) -> Synapses:
-            synapses = Synapses(
-                source,
-                target,
-                "w : 1\nw_velocity : 1\nw_accum : 1"
-                + ("" if transport else "\nw_back : 1 (constant)")
-                + ("\nw_sign : 1 (constant)" if dale else ""),
-                on_pre={"forward": on_pre},
-                on_post={
-                    "backward_up": f"u_err_pre += {back} * delta / theta",
-                    "backward_down": f"u_err_pre -= {back} * delta / theta",
-                },
-                on_event={
-                    "forward": "spike",
-                    "backward_up": "error_up",
-                    "backward_down": "error_down",
-                },
-                delay=delays.homogeneous(pathways),
-                clock=clock,
-                namespace=namespace,
-                name=name,
-            )
-            pre, post = all_to_all(len(source), len(target))
-            synapses.connect(i=pre, j=post)
-            synapses.w = matrix_to_synapses(weights)
-            delays.set_heterogeneous(synapses, pathways)
-            if not transport:
-                synapses.w_back = matrix_to_synapses(random_feedback(weights))
-            update = self._update(
-                "w", "gate_post * beta_post * rate_pre / (scale * theta) + weight_decay * w"
-            )
-            if dale:
-                # projected gradient descent: a weight that would change sign stops at zero
-                synapses.w_sign = net.presynaptic_signs(pre_layer)[pre]
-                update += "\nw = w_sign * clip(w_sign * w, 0, inf)"
-            synapses.run_regularly(update, order=-10, name=f"{name}_plasticity", **every_sample)
-            return synapses
-
-        forward = [
-            loop_synapses(layers[k], layers[k + 1], weights, f"forward_{k + 1}", k)
-            for k, weights in enumerate(net.forward_weights)
-        ]
-        feedback = loop_synapses(
-            layers[-1], layers[0], net.feedback_weights, "feedback", n_layers - 1
-        )
-
-        error_code = (
-            "output_error = exp(o + d) / partition - label"
-            if self.plasticity.loss == "cross_entropy"
-            else "output_error = o + d - label"
-        )
-        # The readout is needed only once the free phase is over; its clock ticks at every
-        # common multiple of the two phase lengths, so the free/perturbed boundary is a tick.
-        readout = NeuronGroup(
-            net.n_classes,
-            """
-            o : 1
-            d : 1
-            d_velocity : 1
-            d_accum : 1
-            label : 1
-            partition : 1
-            output_error : 1
-            """,
-            clock=readout_clock,
-            namespace=namespace,
-            name="readout",
-        )
-        # softmax denominator: every readout unit sums exp(o + d) over all of them
-        normaliser_synapses = Synapses(
-            readout,
-            readout,
-            "partition_post = exp(o_pre + d_pre) : 1 (summed)",
-            clock=readout_clock,
-            name="softmax_sum",
-        )
-        normaliser_synapses.connect()
-        readout.d = net.readout_bias
-        readout.partition = float(net.n_classes)  # valid softmax before the first summation
-        # stored once per readout tick (not a subexpression, which every synapse of the g
-        # summation would re-evaluate, exp included)
-        readout.run_regularly(
-            error_code,
-            when="groups",
-            order=-28,
-            name="readout_error",
-        )
-        readout.run_regularly(
-            self._update("d", "output_error"),
-            order=-9,
-            name="readout_plasticity",
-            **every_sample,
-        )
-        readout.run_regularly(
-            "label = sample_labels(t, i)", order=-5, name="readout_load", **every_sample
-        )
-        readout_synapses = Synapses(
-            layers[-1],
-            readout,
-            f"""
-            w : 1
-            w_velocity : 1
-            w_accum : 1
-            {"" if transport else "w_back : 1 (constant)"}
-            o_post = w * rate_pre : 1 (summed)
-            g_pre = {back} * output_error_post : 1 (summed)
-            """,
-            clock=readout_clock,
-            namespace=namespace,
-            name="readout_synapses",
-        )
-        pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
-        readout_synapses.connect(i=pre, j=post)
-        # o, the softmax denominator, the output error, then g, all before the layers integrate
-        readout_synapses.summed_updaters["o_post"].order = -30
-        normaliser_synapses.summed_updaters["partition_post"].order = -29
-        error_sum = readout_synapses.summed_updaters["g_pre"]
-        error_sum.order = -27
-        # Brian2 runs a summed variable on its target's clock (here every step); g changes
-        # only with the readout, so it is summed on the readout's clock instead.
-        error_sum._clock = readout_clock
-        readout_synapses.w = matrix_to_synapses(net.readout_weights)
-        if not transport:
-            readout_synapses.w_back = matrix_to_synapses(random_feedback(net.readout_weights))
-        readout_synapses.run_regularly(
-            self._update("w", "output_error_post * rate_pre + weight_decay * w"),
-            order=-10,
-            name="readout_synapses_plasticity",
-            **every_sample,
-        )
-
-        monitors: dict[str, Any] = {}
-        if self._record:
-            for k, group in enumerate(layers):
-                name = f"layer_{k + 1}"
-                monitors[name] = SpikeMonitor(group, record=True, name=f"spikes_{name}")
-                for event in ("error_up", "error_down"):
-                    monitors[f"{name}_{event}"] = EventMonitor(
-                        group, event, record=True, name=f"{event}_{name}"
-                    )
-        network = Network(
-            stimulus,
-            *layers,
-            input_synapses,
-            *forward,
-            feedback,
-            readout,
-            normaliser_synapses,
-            readout_synapses,
-            *monitors.values(),
-            name="spide_training",
-        )
-        objects = _Objects(
-            network=network,
-            sample_inputs=tables["sample_inputs"],
-            sample_labels=tables["sample_labels"],
-            learning_rates=tables["learning_rates"],
-            real_samples=tables["real_samples"],
-            apply_updates=tables["apply_updates"],
-            stimulus=stimulus,
-            layers=layers,
-            readout=readout,
-            input_synapses=input_synapses,
-            forward_synapses=forward,
-            feedback_synapses=feedback,
-            readout_synapses=readout_synapses,
-            monitors=monitors,
-        )
+        tables = {
+            name: TimedArray(table, dt=self.sample_duration, name=name)
+            for name, table in values.items()
+        }
+        objects = TrainingNetwork(
+            net,
+            self.protocol,
+            free_steps=self.free_steps,
+            sample_steps=self.sample_steps,
+            record=self._record,
+        ).define(tables)
+        network = objects.network
         # optimizer state carried over from the previous chunk (cpp_standalone: run_args)
         for label, view, _ in self._state_views(objects):
             if label in self._optimizer_state:

@@ -1,8 +1,9 @@
 """brian2genn as a device: availability, builds, reruns of a compiled project.
 
-Shared by the GeNN builds of the free phase (:mod:`fbsnn_brian.build.devices.genn_free_run`) and of SPIDE training
-(:mod:`fbsnn_brian.build.devices.genn_training`). brian2genn needs Brian2 < 2.6 and numpy < 2, so it lives
-in a virtual environment of its own, with GeNN 4.x installed by the user (``GENN_PATH``).
+Shared by the GeNN builds of the free phase (:mod:`fbsnn_brian.build.devices.genn_free_run`)
+and of SPIDE training (:mod:`fbsnn_brian.build.devices.genn_training`). brian2genn needs
+Brian2 < 2.6 and numpy < 2, so it lives in a virtual environment of its own, with GeNN 4.x
+installed by the user (``GENN_PATH``).
 Nothing here imports brian2genn at import time: importing this module works everywhere.
 
 * :func:`check_genn_available` says in one message what is missing;

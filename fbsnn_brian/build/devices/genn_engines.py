@@ -2,8 +2,8 @@
 
 :class:`~fbsnn_brian.learning.trainer.Trainer` with ``device='genn'`` drives these two objects
 through the interfaces of :class:`~fbsnn_brian.build.training.TrainingSimulation`
-(``train_chunk``) and :class:`~fbsnn_brian.build.free_run.FreeRunSimulation` (``run``). Each compiles
-its GeNN project once, on its first call, and reruns the binary afterwards
+(``train_chunk``) and :class:`~fbsnn_brian.build.free_run.FreeRunSimulation` (``run``). Each
+compiles its GeNN project once, on its first call, and reruns the binary afterwards
 (:mod:`fbsnn_brian.build.devices.genn_device`).
 """
 
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.build.devices.genn_free_run import GeNNFreeRun
 from fbsnn_brian.build.devices.genn_device import GeNNBinary
+from fbsnn_brian.build.devices.genn_free_run import GeNNFreeRun
 from fbsnn_brian.build.devices.genn_training import GeNNTraining, GeNNTrainingResult
 from fbsnn_brian.build.training import ChunkStatistics
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
 
@@ -39,10 +39,11 @@ class GeNNTrainingSimulation:
 
     Used by :class:`~fbsnn_brian.learning.trainer.Trainer` with ``device='genn'``. The first chunk
     builds a GeNN project for ``chunk_size`` samples
-    (:meth:`~fbsnn_brian.build.devices.genn_training.GeNNTraining.build`); every later chunk reruns its
-    binary with new input files (:meth:`~fbsnn_brian.build.devices.genn_training.GeNNTraining.rerun`), so
-    the project is compiled once, and the feedback gain cap is applied after every chunk, as
-    on cpp_standalone.
+    (:meth:`~fbsnn_brian.build.devices.genn_training.GeNNTraining.build`); every later chunk
+    reruns its binary with new input files
+    (:meth:`~fbsnn_brian.build.devices.genn_training.GeNNTraining.rerun`), so the project is
+    compiled once, and the feedback gain cap is applied after every chunk, as on
+    cpp_standalone.
 
     Parameters
     ----------
@@ -144,9 +145,9 @@ class GeNNTrainingSimulation:
 class GeNNEvaluation:
     """The ``run`` interface of :class:`~fbsnn_brian.build.free_run.FreeRunSimulation` on GeNN.
 
-    The first call builds a :class:`~fbsnn_brian.build.devices.genn_free_run.GeNNFreeRun` project for its number of
-    samples (rates only); later calls with as many samples or fewer rerun its binary with
-    the network's current weights, and a longer call builds again.
+    The first call builds a :class:`~fbsnn_brian.build.devices.genn_free_run.GeNNFreeRun`
+    project for its number of samples (rates only); later calls with as many samples or fewer
+    rerun its binary with the network's current weights, and a longer call builds again.
     """
 
     def __init__(

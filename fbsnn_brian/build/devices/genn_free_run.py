@@ -7,9 +7,11 @@
 
 brian2genn needs Brian2 < 2.6 and numpy < 2, so it lives in a virtual environment of its own,
 with GeNN 4.x installed by the user (``GENN_PATH``). This module imports brian2genn only
-inside the methods that need it: importing :mod:`fbsnn_brian.build.devices.genn_free_run` works everywhere.
+inside the methods that need it: importing this module works everywhere.
 
-How the free phase is restated for brian2genn (object names are the Brian2 names):
+The network is the one free-phase definition of every device,
+:class:`~fbsnn_brian.build.free_phase_network.FreePhaseNetwork`, with ``genn=True``: it
+restates only what brian2genn forbids (object names are the Brian2 names):
 
 * one Brian2 run per call, every sample back to back: the inputs live in a TimedArray
   ``sample_inputs`` read by ``run_regularly`` string code at each sample start (brian2genn
@@ -20,8 +22,8 @@ How the free phase is restated for brian2genn (object names are the Brian2 names
   ``F x`` as ONE summed variable ``I_drive`` (a summed variable may not target ``Isyn`` in
   GeNN, and linked variables are not supported, so the per-sample ``drive`` group and the
   linked ``I_input`` of :mod:`fbsnn_brian.build.free_run` cannot be used);
-* ``forward_l`` and ``feedback``: ``v_post += w`` Synapses, gated so that a spike emitted in
-  the last step of a sample is not delivered into the next one (see below);
+* ``forward_l`` and ``feedback``: the same Synapses, with deliveries gated so that a spike
+  emitted in the last step of a sample is not delivered into the next one (see below);
 * SpikeMonitors on every group; no custom events, no linked variables, no ``seed()``.
 
 Schedules. brian2genn forces the schedule ``start, synapses, groups, thresholds, resets, end``
@@ -66,33 +68,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from brian2 import (
-    Network,
-    NeuronGroup,
-    SpikeMonitor,
-    Synapses,
-    TimedArray,
-    defaultclock,
-    second,
-)
+from brian2 import defaultclock, second
 from brian2.devices.device import get_device
 from numpy.typing import NDArray
 
 from fbsnn_brian.build.devices import registry as devices
-from fbsnn_brian.build.free_run import all_to_all, matrix_to_synapses, whole_steps
-from fbsnn_brian.errors import DeviceError, ValidationError
-from fbsnn_brian.io.recording import Population, SpikeRecording
 from fbsnn_brian.build.devices.genn_device import (
-    GENN_SCHEDULE,
     GeNNBinary,
-    assign_arrays,
     check_genn_available,
     check_ideal_biophysics,
     genn_build,
@@ -101,37 +88,21 @@ from fbsnn_brian.build.devices.genn_device import (
     record_binary,
     rerun_binary,
 )
+from fbsnn_brian.build.free_phase_network import (
+    FreePhaseNetwork,
+    FreePhaseObjects,
+    free_phase_arrays,
+    whole_steps,
+)
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.io.recording import Population, SpikeRecording
 from fbsnn_brian.model.network import FeedbackNetwork
-from fbsnn_brian.build.neurons import NeuronTemplate, forward_neuron, input_neuron
 from fbsnn_brian.model.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
 __all__ = ["GeNNFreeRun", "free_phase_arrays"]
 
 logger = logging.getLogger(__name__)
-
-
-def free_phase_arrays(network: FeedbackNetwork) -> dict[str, NDArray[np.float64]]:
-    """The weights and biases a GeNN build assigns, by ``object.variable``.
-
-    Weights are flat in the synapses' order (pre-major); shared by the free-phase build and
-    the training build (:mod:`fbsnn_brian.build.devices.genn_training`), which use the same object names.
-    """
-    arrays = {"input_synapses.w": matrix_to_synapses(network.input_weights)}
-    for k, weights in enumerate(network.forward_weights):
-        arrays[f"forward_{k + 1}.w"] = matrix_to_synapses(weights)
-    arrays["feedback.w"] = matrix_to_synapses(network.feedback_weights)
-    for k, biases in enumerate(network.biases):
-        arrays[f"layer_{k + 1}.b"] = np.asarray(biases, dtype=np.float64)
-    return arrays
-
-
-@dataclass
-class _Objects:
-    """The Brian2 objects of one definition."""
-
-    network: Network
-    monitors: dict[str, SpikeMonitor] = field(default_factory=dict)
 
 
 class GeNNFreeRun:
@@ -211,129 +182,15 @@ class GeNNFreeRun:
             )
         return populations
 
-    @staticmethod
-    def _summed_drive(template: NeuronTemplate) -> NeuronTemplate:
-        """Layer 1's template with the linked ``I_input`` replaced by a plain ``I_drive``."""
-        model = re.sub(r"\bI_input\b", "I_drive", template.model)
-        model = re.sub(r"I_drive\s*:\s*1\s*\(linked\)", "I_drive : 1", model)
-        if "I_drive : 1" not in model or "(linked)" in model:
-            raise DeviceError(
-                "GeNNFreeRun: the layer template of fbsnn_brian.build.neurons no longer declares "
-                "'I_input : 1 (linked)'; update GeNNFreeRun._summed_drive."
-            )
-        return replace(template, model=model)
-
-    def _define(self, inputs: NDArray[np.float64]) -> _Objects:
-        """Create the Brian2 objects for ``inputs`` on the current device (one run)."""
-        net = self.network
-        sample_steps = self.sample_steps
-        sample_inputs = TimedArray(inputs, dt=self.sample_duration, name="sample_inputs")
-        namespace: dict[str, Any] = {
-            "tau": net.tau,
-            "tau_m": net.tau_m,
-            "v_threshold": net.v_threshold,
-            "theta": net.theta,
-            "refractory": net.refractory,
-            "sample_steps": sample_steps,
-            "free_steps": sample_steps,
-            "sample_inputs": sample_inputs,
-        }
-        spiking_input = net.input_coding == "spikes"
-
-        def group_of(template: NeuronTemplate, size: int, name: str) -> NeuronGroup:
-            return NeuronGroup(
-                size,
-                template.model,
-                threshold=template.threshold,
-                reset=template.reset,
-                method=template.method,
-                namespace=namespace,
-                name=name,
-            )
-
-        # brian2genn recognises a run_regularly operation by '_run_regularly' in its name and
-        # silently drops one named otherwise: keep that word in every name below.
-        template = input_neuron(spiking=spiking_input, gated_by_phase=False)
-        stimulus = group_of(template, net.n_inputs, "stimulus")
-        stimulus.run_regularly(
-            template.sample_start,
-            dt=self.sample_duration,
-            when="start",
-            order=-2,
-            name="stimulus_run_regularly_sample_start",
-        )
-        objects: list[Any] = [stimulus]
-
-        layers: list[NeuronGroup] = []
-        for k, size in enumerate(net.layer_sizes):
-            current_input = k == 0 and not spiking_input
-            template = forward_neuron(
-                neuron=net.neuron,
-                current_input=current_input,
-                gated_by_phase=False,
-                biophysics=net.biophysics,
-            )
-            if current_input:
-                template = self._summed_drive(template)
-            group = group_of(template, size, f"layer_{k + 1}")
-            group.t_last_spike = -net.refractory
-            group.run_regularly(
-                template.sample_start,
-                dt=self.sample_duration,
-                when="start",
-                order=-1,
-                name=f"layer_{k + 1}_run_regularly_sample_start",
-            )
-            layers.append(group)
-        objects.extend(layers)
-
-        # brian2genn's schedule delivers a spike of step n - 1 in step n: drop the deliveries
-        # at a sample start, which Brian2's schedule makes before the reset wipes them.
-        # (t / dt + 0.5) % sample_steps is (n % sample_steps) + 1/2, half a unit away from the
-        # test's edge. Not int(t / dt + 0.5): brian2genn's int() in GeNN code takes a bool
-        # (any non-zero number gives 1), so int() may only wrap a comparison here.
-        on_pre = "v_post += w * int((t / dt + 0.5) % sample_steps >= 1)"
-
-        def connection(source: NeuronGroup, target: NeuronGroup, model: str, name: str) -> Any:
-            synapses = Synapses(
-                source,
-                target,
-                model,
-                on_pre=on_pre if "(summed)" not in model else None,
-                namespace={"sample_steps": sample_steps},
-                name=name,
-            )
-            pre, post = all_to_all(len(source), len(target))
-            synapses.connect(i=pre, j=post)
-            return synapses
-
-        if spiking_input:
-            input_synapses = connection(stimulus, layers[0], "w : 1", "input_synapses")
-        else:
-            input_synapses = connection(
-                stimulus,
-                layers[0],
-                "w : 1\nI_drive_post = w * x_pre : 1 (summed)",
-                "input_synapses",
-            )
-        objects.append(input_synapses)
-
-        for k in range(len(net.forward_weights)):
-            objects.append(connection(layers[k], layers[k + 1], "w : 1", f"forward_{k + 1}"))
-        objects.append(connection(layers[-1], layers[0], "w : 1", "feedback"))
-
-        monitors: dict[str, SpikeMonitor] = {}
-        groups = ([stimulus] if spiking_input else []) + layers
-        for population, group in zip(self._populations(), groups, strict=True):
-            monitors[population.name] = SpikeMonitor(
-                group, record=True, name=f"spikes_{population.name}"
-            )
-        objects.extend(monitors.values())
-        network = Network(*objects, name="free_run")
-        assign_arrays(network, free_phase_arrays(net))
-        network.schedule = list(GENN_SCHEDULE)
-        network.run(len(inputs) * self.sample_duration, namespace={})
-        return _Objects(network=network, monitors=monitors)
+    def _define(self, inputs: NDArray[np.float64]) -> FreePhaseObjects:
+        """Create the Brian2 objects for ``inputs`` on the current device and run them."""
+        return FreePhaseNetwork(
+            self.network,
+            sample_steps=self.sample_steps,
+            free_steps=self.sample_steps,
+            population_names=[population.name for population in self._populations()],
+            genn=True,
+        ).define(inputs, len(inputs))
 
     def _check_inputs(self, owner: str, inputs: Any) -> NDArray[np.float64]:
         return self.network.check_inputs(inputs, owner=owner)
@@ -530,7 +387,7 @@ class GeNNFreeRun:
         ]
 
     def _spikes(
-        self, objects: _Objects, n_samples: int
+        self, objects: FreePhaseObjects, n_samples: int
     ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
         """Spike (neuron index, time in s) per population, read before the device resets."""
         recorded = {
@@ -560,7 +417,7 @@ class GeNNFreeRun:
         device: str,
         wall_time_s: float,
     ) -> SpikeRecording:
-        """Rates and events as :class:`~fbsnn_brian.build.free_run.FreeRunSimulation` computes them."""
+        """Rates and events as :class:`~fbsnn_brian.build.free_run.FreeRunSimulation` has them."""
         net = self.network
         n_samples = len(inputs)
         dt_s = float(net.dt / second)

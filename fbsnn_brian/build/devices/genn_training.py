@@ -92,9 +92,6 @@ from brian2.devices.device import get_device
 from numpy.typing import NDArray
 
 from fbsnn_brian.build.devices import registry as devices
-from fbsnn_brian.build.free_run import all_to_all, matrix_to_synapses, synapses_to_matrix, whole_steps
-from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.build.devices.genn_free_run import free_phase_arrays
 from fbsnn_brian.build.devices.genn_device import (
     GENN_SCHEDULE,
     GeNNBinary,
@@ -107,9 +104,17 @@ from fbsnn_brian.build.devices.genn_device import (
     record_binary,
     rerun_binary,
 )
-from fbsnn_brian.build.training import spide_namespace
-from fbsnn_brian.model.network import FeedbackNetwork
+from fbsnn_brian.build.devices.genn_free_run import free_phase_arrays
+from fbsnn_brian.build.free_run import (
+    all_to_all,
+    matrix_to_synapses,
+    synapses_to_matrix,
+    whole_steps,
+)
 from fbsnn_brian.build.neurons import integration_method, membrane_equations
+from fbsnn_brian.build.plasticity import spide_namespace
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
 from fbsnn_brian.validation import check_choice
 
