@@ -31,14 +31,15 @@ __all__ = ["main"]
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
-    from fbsnn_brian.build.devices.standalone import TARGETS, configure_cuda
+    from fbsnn_brian.build.devices.registry import get_device_spec
+    from fbsnn_brian.build.devices.standalone import configure_cuda
     from fbsnn_brian.build.training import TrainingSimulation
     from fbsnn_brian.model.network import FeedbackNetwork
     from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
     from fbsnn_brian.model.protocol import FreePhase, Protocol
-    from fbsnn_brian.validation import check_choice
 
-    target = check_choice("fbsnn build", "--device", args.device, (*TARGETS, "genn"))
+    device = get_device_spec("fbsnn build", args.device, "build", parameter="--device")
+    target = device.name
     network = FeedbackNetwork(
         n_inputs=args.inputs, layer_sizes=args.layers, n_classes=args.classes, seed=0
     )
@@ -49,7 +50,7 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         ],
         plasticity=SPIDEPlasticity(),
     )
-    if target == "genn":
+    if device.kind == "genn":
         # the whole training network of --chunk-size samples, generated without GeNN
         import time
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fbsnn_brian.build.devices.registry import Purpose, device_names
+
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default, except where the help text already names it."""
@@ -20,6 +22,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "(default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
             return text
         return super()._get_help_string(action) or text
+
+
+def _devices(purpose: Purpose) -> str:
+    """The registry's devices for ``purpose``, as a help text."""
+    return ", ".join(device_names(purpose))
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -74,9 +81,7 @@ def _add_check_parsers(commands: Any) -> None:
     equilibrium.add_argument("--samples", type=int, default=5, help="number of digits simulated")
     equilibrium.add_argument("--seed", type=int, default=0, help="seed of the network")
     equilibrium.add_argument("--neuron", default="if", help="if or lif")
-    equilibrium.add_argument(
-        "--device", default="runtime", help="runtime, numpy, cython or cpp_standalone"
-    )
+    equilibrium.add_argument("--device", default="runtime", help=_devices("simulate"))
     equilibrium.add_argument("--json", action="store_true", help="print JSON only")
 
     gradient = _add(checks, "gradient", help="in-simulation SPIDE update vs the exact IDE gradient")
@@ -86,9 +91,7 @@ def _add_check_parsers(commands: Any) -> None:
     gradient.add_argument("--scale", type=float, default=4.0, help="error scale s")
     gradient.add_argument("--samples", type=int, default=3)
     gradient.add_argument("--seed", type=int, default=0, help="seed of the network")
-    gradient.add_argument(
-        "--device", default="numpy", help="runtime, numpy, cython, cpp_standalone"
-    )
+    gradient.add_argument("--device", default="numpy", help=_devices("simulate"))
     gradient.add_argument("--json", action="store_true", help="print JSON only")
 
 
@@ -127,7 +130,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--feedback", "feedback", str, "backward weights: transpose or random (no weight transport)"),
     ("--free", "free_tau", float, "free phase, in tau"),
     ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
-    ("--device", "device", str, "runtime, numpy, cython, cpp_standalone or genn (SPIDE only)"),
+    ("--device", "device", str, _devices("train") + " (genn: SPIDE only)"),
     ("--chunk-size", "chunk_size", int, "samples per Brian2 run (a recorded rule's mini-batch)"),
     (
         "--rule",
@@ -250,7 +253,7 @@ def _add_compare_parser(commands: Any) -> None:
         "--chunk-size", type=int, default=16, help="mini-batch of the recorded rules"
     )
     compare.add_argument("--na-free", type=float, default=10.0, help="NA's free phase, in tau")
-    compare.add_argument("--device", default="cpp_standalone")
+    compare.add_argument("--device", default="cpp_standalone", help=_devices("train"))
     compare.add_argument("--seed", type=int, default=0, help="seed of the network and shuffling")
     compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -279,9 +282,7 @@ def _add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--split-seed", type=int, help="the run's own data: seed of its split (default: the run's)"
     )
-    evaluate.add_argument(
-        "--device", default="cpp_standalone", help="runtime, numpy, cython or cpp_standalone"
-    )
+    evaluate.add_argument("--device", default="cpp_standalone", help=_devices("simulate"))
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
 
 
@@ -320,8 +321,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--device",
         default="cpp_standalone",
-        help="cpp_standalone or cuda_standalone (training network, compiled), or genn "
-        "(training network of --chunk-size samples, generated without GeNN)",
+        help=_devices("build") + " (the training network of --chunk-size samples: compiled by "
+        "the standalone devices, generated without GeNN for genn)",
     )
     build.add_argument("--out", required=True, help="project directory")
     build.add_argument("--inputs", type=int, default=784, help="number of inputs")

@@ -118,9 +118,14 @@ def device_names(purpose: Purpose) -> tuple[str, ...]:
     return tuple(name for name, device in REGISTRY.items() if getattr(device, purpose))
 
 
-def get_device_spec(owner: str, name: Any, purpose: Purpose = "simulate") -> Device:
-    """The registry entry of ``name``, refused by name where it cannot serve ``purpose``."""
-    return REGISTRY[check_choice(owner, "device", name, device_names(purpose))]
+def get_device_spec(
+    owner: str, name: Any, purpose: Purpose = "simulate", *, parameter: str = "device"
+) -> Device:
+    """The registry entry of ``name``, refused by name where it cannot serve ``purpose``.
+
+    ``parameter`` names the option in the message (e.g. ``'--device'``).
+    """
+    return REGISTRY[check_choice(owner, parameter, name, device_names(purpose))]
 
 
 RUNTIME_DEVICES = tuple(name for name, device in REGISTRY.items() if device.kind == "runtime")
