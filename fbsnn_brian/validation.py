@@ -21,6 +21,7 @@ __all__ = [
     "check_choice",
     "check_duration",
     "check_finite_array",
+    "check_labels",
     "check_positive_float",
     "check_positive_int",
     "describe",
@@ -145,3 +146,19 @@ def check_duration(owner: str, name: str, value: Any) -> Any:
     if value.size != 1 or not np.isfinite(float(value)) or float(value) <= 0:
         raise ValidationError(f"{owner}: {name} must be a positive, finite time, got {value!r}.")
     return value
+
+
+def check_labels(owner: str, labels: Any, n_samples: int, n_classes: int) -> NDArray[np.int64]:
+    """Class labels: integers of shape (n_samples,) in [0, n_classes), as int64."""
+    array = np.asarray(labels)
+    if array.shape != (n_samples,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValidationError(
+            f"{owner}: labels must be an integer array of shape ({n_samples},), got "
+            f"{describe(array)}."
+        )
+    if array.min() < 0 or array.max() >= n_classes:
+        raise ValidationError(
+            f"{owner}: labels must lie in [0, {n_classes}), got values in "
+            f"[{array.min()}, {array.max()}]."
+        )
+    return array.astype(np.int64)

@@ -11,6 +11,7 @@ shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -29,17 +30,18 @@ from fbsnn_brian import interrupt
 from fbsnn_brian.build.devices.genn_engines import GeNNEvaluation, GeNNTrainingSimulation
 from fbsnn_brian.build.devices.registry import device_names, get_device_spec
 from fbsnn_brian.build.free_run import FreeRunSimulation
-from fbsnn_brian.build.training import ChunkStatistics, TrainingSimulation
-from fbsnn_brian.errors import NumericalError, ValidationError
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.io.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.learning.augmentation import RandomShift
 from fbsnn_brian.learning.engine import TrainingEngine
+from fbsnn_brian.learning.health import check_health
 from fbsnn_brian.learning.recorded import RecordedRuleSimulation
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
 from fbsnn_brian.rules.learning_rules import SPIDE, LearningRule, rule_from_name
-from fbsnn_brian.validation import check_choice, check_positive_int, describe
+from fbsnn_brian.validation import check_choice, check_labels, check_positive_int, describe
 from fbsnn_brian.version import __version__
 
 __all__ = ["SCHEDULES", "TRAINER_DEVICES", "Trainer"]
@@ -51,9 +53,6 @@ SCHEDULES = ("constant", "cosine")
 #: Devices a Trainer accepts (from the device registry): Brian2's and 'genn' (SPIDE only).
 TRAINER_DEVICES = device_names("train")
 
-# a layer whose mean free-phase rate reaches this fraction of one spike per refractory period
-# fires at the clamp everywhere
-SATURATED_FRACTION = 0.999
 
 _RECORDS = (
     "train_accuracy",
@@ -67,21 +66,6 @@ _RECORDS = (
 )
 
 FloatArray = NDArray[np.float64]
-
-
-def _check_labels(owner: str, labels: Any, n_samples: int, n_classes: int) -> NDArray[np.int64]:
-    array = np.asarray(labels)
-    if array.shape != (n_samples,) or not np.issubdtype(array.dtype, np.integer):
-        raise ValidationError(
-            f"{owner}: labels must be an integer array of shape ({n_samples},), got "
-            f"{describe(array)}."
-        )
-    if array.min() < 0 or array.max() >= n_classes:
-        raise ValidationError(
-            f"{owner}: labels must lie in [0, {n_classes}), got values in "
-            f"[{array.min()}, {array.max()}]."
-        )
-    return array.astype(np.int64)
 
 
 class Trainer:
@@ -254,7 +238,7 @@ class Trainer:
         """Accuracy and confusion matrix (rows: true class, columns: predicted class)."""
         self.network.check_invariants()
         array = self.network.check_inputs(inputs, owner="Trainer.evaluate")
-        truth = _check_labels("Trainer.evaluate", labels, len(array), self.network.n_classes)
+        truth = check_labels("Trainer.evaluate", labels, len(array), self.network.n_classes)
         recording = self._evaluator().run(array)
         predicted = recording.readout.argmax(axis=1)
         confusion = np.zeros((self.network.n_classes,) * 2, dtype=np.int64)
@@ -328,21 +312,14 @@ class Trainer:
         owner = "Trainer.fit"
         self.network.check_invariants()
         array = self.network.check_inputs(inputs, owner=owner)
-        truth = _check_labels(owner, labels, len(array), self.network.n_classes)
+        truth = check_labels(owner, labels, len(array), self.network.n_classes)
         epochs = check_positive_int(owner, "epochs", epochs)
         checkpoint_every = check_positive_int(owner, "checkpoint_every", checkpoint_every)
         if resume and checkpoint is None:
             raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
+        sets = [(array, truth)]
         if validation is not None:
-            if not isinstance(validation, tuple) or len(validation) != 2:
-                raise ValidationError(
-                    f"{owner}: validation must be a pair (inputs, labels), "
-                    f"got {describe(validation)}."
-                )
-            val_inputs = self.network.check_inputs(validation[0], owner=f"{owner} (validation)")
-            val_labels = _check_labels(
-                f"{owner} (validation)", validation[1], len(val_inputs), self.network.n_classes
-            )
+            sets.append(self._checked_pair(f"{owner} (validation)", validation))
         generators = {
             "shuffle": np.random.default_rng(self.seed),
             "augmentation": np.random.default_rng([self.seed, 1]),
@@ -353,39 +330,12 @@ class Trainer:
             records={key: [] for key in _RECORDS},
         )
         if resume and checkpoint is not None and Path(checkpoint).is_file():
-            state = load_checkpoint(checkpoint, self.network, state.fingerprint)
-            self._train.optimizer_state = state.optimizer_state
-            for name, generator in generators.items():
-                generator.bit_generator.state = state.generators[name]
-            logger.info(
-                "resumed from %s at epoch %d, sample %d",
-                checkpoint,
-                state.epoch + 1,
-                state.next_sample,
-            )
+            state = self._resume(checkpoint, state, generators)
 
-        def save(epoch: int, next_sample: int, order: NDArray[np.int64] | None) -> None:
-            if checkpoint is None:
-                return
-            state.epoch, state.next_sample, state.order = epoch, next_sample, order
-            state.generators = {
-                name: dict(generator.bit_generator.state) for name, generator in generators.items()
-            }
-            state.optimizer_state = self._train.optimizer_state
-            save_checkpoint(checkpoint, self.network, state)
-
+        save = functools.partial(self._save, checkpoint, state, generators)
         records = state.records
         n_chunks = math.ceil(len(array) / self.chunk_size)
-        epochs_bar = tqdm(
-            total=epochs,
-            initial=state.epoch,
-            disable=not self.progress,
-            desc=f"{self.rule.name}: epochs",
-            unit="epoch",
-        )
-        chunks_bar = tqdm(
-            total=n_chunks, disable=not self.progress, desc="chunks", unit="chunk", leave=False
-        )
+        epochs_bar, chunks_bar = self._progress_bars(epochs, state.epoch, n_chunks)
         try:
             with interrupt.interruptible():
                 for epoch in range(state.epoch, epochs):
@@ -399,9 +349,6 @@ class Trainer:
                         chunks_bar,
                         checkpoint_every,
                     )
-                    sets = [(array, truth)]
-                    if validation is not None:
-                        sets.append((val_inputs, val_labels))
                     with contextlib.suppress(interrupt.Interrupted):  # redone on resume
                         accuracies = [*self._accuracies(sets), math.nan][:2]
                     if interrupt.requested():
@@ -411,29 +358,11 @@ class Trainer:
                             f"after chunk {n_chunks}/{n_chunks} of epoch "
                             f"{epoch + 1}/{epochs}, during its evaluation"
                         )
-                    partial = state.partial
-                    for key, value in (
-                        ("train_accuracy", accuracies[0]),
-                        ("test_accuracy", accuracies[1]),
-                        ("learning_rate", mean_rate),
-                        ("samples_per_s", len(array) / partial["elapsed_s"]),
-                        ("wall_time_s", partial["elapsed_s"]),
-                        ("forward_rate", partial["spikes"] / len(array)),
-                        ("backward_rate", partial["events"] / len(array)),
-                        ("loop_gain", self.network.loop_gain()),
-                    ):
-                        records[key].append(value)
+                    self._record_epoch(records, state.partial, accuracies, mean_rate, len(array))
                     save(epoch + 1, 0, None)
                     epochs_bar.update(1)
                     epochs_bar.set_postfix(
                         train=f"{accuracies[0]:.3f}", test=f"{accuracies[1]:.3f}"
-                    )
-                    logger.info(
-                        "epoch %d: train %.4f, test %.4f, %.1f samples/s",
-                        epoch + 1,
-                        accuracies[0],
-                        accuracies[1],
-                        records["samples_per_s"][-1],
                     )
         finally:
             chunks_bar.close()
@@ -502,12 +431,100 @@ class Trainer:
             partial["spikes"] += stats.forward_rate * len(chosen)
             partial["events"] += stats.backward_rate * len(chosen)
             partial["elapsed_s"] += time.perf_counter() - start
-            self._check_health(epoch, stats)
+            check_health(self.network, self.plasticity, epoch, stats)
             bar.update(1)
             position = first + len(chosen)
             if position < n_samples and not (position // self.chunk_size) % checkpoint_every:
                 save(epoch, position, order)
         return order, float(rates.mean())
+
+    def _save(
+        self,
+        checkpoint: str | os.PathLike[str] | None,
+        state: TrainingState,
+        generators: dict[str, np.random.Generator],
+        epoch: int,
+        next_sample: int,
+        order: NDArray[np.int64] | None,
+    ) -> None:
+        """Checkpoint the state before ``next_sample`` of ``epoch`` (nothing without a path)."""
+        if checkpoint is None:
+            return
+        state.epoch, state.next_sample, state.order = epoch, next_sample, order
+        state.generators = {
+            name: dict(generator.bit_generator.state) for name, generator in generators.items()
+        }
+        state.optimizer_state = self._train.optimizer_state
+        save_checkpoint(checkpoint, self.network, state)
+
+    def _checked_pair(
+        self, owner: str, pair: tuple[Any, Any]
+    ) -> tuple[FloatArray, NDArray[np.int64]]:
+        """Validated (inputs, labels) of an evaluation set."""
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise ValidationError(
+                f"{owner}: validation must be a pair (inputs, labels), got {describe(pair)}."
+            )
+        inputs = self.network.check_inputs(pair[0], owner=owner)
+        return inputs, check_labels(owner, pair[1], len(inputs), self.network.n_classes)
+
+    def _resume(
+        self,
+        checkpoint: str | os.PathLike[str],
+        state: TrainingState,
+        generators: dict[str, np.random.Generator],
+    ) -> TrainingState:
+        """Load a checkpoint into the network, the engine and the generators."""
+        state = load_checkpoint(checkpoint, self.network, state.fingerprint)
+        self._train.optimizer_state = state.optimizer_state
+        for name, generator in generators.items():
+            generator.bit_generator.state = state.generators[name]
+        logger.info(
+            "resumed from %s at epoch %d, sample %d", checkpoint, state.epoch + 1, state.next_sample
+        )
+        return state
+
+    def _record_epoch(
+        self,
+        records: dict[str, list[float]],
+        partial: dict[str, float],
+        accuracies: list[float],
+        mean_rate: float,
+        n_samples: int,
+    ) -> None:
+        """Append one finished epoch to the history records."""
+        for key, value in (
+            ("train_accuracy", accuracies[0]),
+            ("test_accuracy", accuracies[1]),
+            ("learning_rate", mean_rate),
+            ("samples_per_s", n_samples / partial["elapsed_s"]),
+            ("wall_time_s", partial["elapsed_s"]),
+            ("forward_rate", partial["spikes"] / n_samples),
+            ("backward_rate", partial["events"] / n_samples),
+            ("loop_gain", self.network.loop_gain()),
+        ):
+            records[key].append(value)
+        logger.info(
+            "epoch %d: train %.4f, test %.4f, %.1f samples/s",
+            len(records["train_accuracy"]),
+            accuracies[0],
+            accuracies[1],
+            records["samples_per_s"][-1],
+        )
+
+    def _progress_bars(self, epochs: int, done: int, n_chunks: int) -> tuple[Any, Any]:
+        """An epoch-level progress bar, and the chunks of the current epoch below it."""
+        epochs_bar = tqdm(
+            total=epochs,
+            initial=done,
+            disable=not self.progress,
+            desc=f"{self.rule.name}: epochs",
+            unit="epoch",
+        )
+        chunks_bar = tqdm(
+            total=n_chunks, disable=not self.progress, desc="chunks", unit="chunk", leave=False
+        )
+        return epochs_bar, chunks_bar
 
     def _snapshot(self, generators: dict[str, np.random.Generator]) -> dict[str, Any]:
         """Weights, optimizer state and generator states, to undo a discarded chunk."""
@@ -544,41 +561,6 @@ class Trainer:
             "validation": validated,
             "data_sha256": digest.hexdigest(),
         }
-
-    def _check_health(self, epoch: int, stats: ChunkStatistics) -> None:
-        """Stop on NaN/inf weights, a silent or saturated layer, or a loop gain >= 1.
-
-        Raised before the chunk's checkpoint is written, so the checkpoint on disk is the
-        last good state.
-        """
-        where = f"during epoch {epoch + 1}"
-        if not all(np.all(np.isfinite(w)) for w in self.network.weight_arrays().values()):
-            raise NumericalError(
-                f"Trainer: weights became NaN or infinite {where}; lower the learning rate "
-                f"({self.plasticity.learning_rate}) or the scale ({self.plasticity.scale})."
-            )
-        refractory = float(self.network.refractory / self.network.tau)
-        ceiling = 1.0 / refractory if refractory > 0 else math.inf  # spikes per tau
-        for k, rate in enumerate(stats.layer_forward_rates):
-            if rate == 0:
-                raise NumericalError(
-                    f"Trainer: layer {k + 1} did not spike for a whole chunk of "
-                    f"{stats.n_samples} samples {where}; no error can reach its synapses. "
-                    "Lower the learning rate or the weight decay, or initialise with larger "
-                    "input weights or positive biases."
-                )
-            if rate >= SATURATED_FRACTION * ceiling:
-                raise NumericalError(
-                    f"Trainer: every neuron of layer {k + 1} fired at the maximum rate for a "
-                    f"whole chunk {where} (mean rate {rate:.3f} per tau); the gate 1[0 < a < 1] "
-                    "is closed everywhere. Lower the learning rate or the input weights."
-                )
-        gain = self.network.loop_gain()
-        if not gain < 1:
-            raise NumericalError(
-                f"Trainer: the feedback loop gain is {gain:.3f} {where}, so the loop is no longer "
-                "a contraction; lower max_feedback_gain or the learning rate."
-            )
 
     def _history(self, records: dict[str, list[float]]) -> xr.Dataset:
         epochs = np.arange(1, len(records["train_accuracy"]) + 1)
