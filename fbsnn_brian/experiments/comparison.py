@@ -121,6 +121,60 @@ def rule_memory_per_sample(
     return float(peak)
 
 
+def _measure_rule(
+    rule: LearningRule,
+    network: FeedbackNetwork,
+    protocol: Protocol,
+    train: tuple[FloatArray, NDArray[np.int64]],
+    test: tuple[FloatArray, NDArray[np.int64]],
+    *,
+    epochs: int,
+    device: str,
+    chunk_size: int,
+    seed: int,
+    progress: bool,
+    alignment_samples: int,
+) -> dict[str, Any]:
+    """Train a copy of ``network`` with one rule and measure it (one row of the comparison)."""
+    from fbsnn_brian.learning.trainer import Trainer
+
+    inputs, labels = train
+    free = protocol.free_phase
+    length = float(free.duration / network.tau)
+    chosen = slice(0, alignment_samples)
+    alignment = rule_alignment(
+        rule, network, protocol, inputs[chosen], labels[chosen], device="numpy"
+    )
+    memory = rule_memory_per_sample(rule, network, free, inputs[0], int(labels[0]))
+    double = FreePhase(duration=2 * length * network.tau)
+    memory_double = rule_memory_per_sample(rule, network, double, inputs[0], int(labels[0]))
+    trained = copy.deepcopy(network)
+    start = time.perf_counter()
+    trainer = Trainer(
+        trained,
+        protocol,
+        device=device,
+        chunk_size=chunk_size,
+        schedule="cosine",
+        seed=seed,
+        progress=progress,
+        rule=rule,
+    )
+    history = trainer.fit(inputs, labels, epochs=epochs, validation=test)
+    return {
+        "test_accuracy": float(history["test_accuracy"].values[-1]),
+        "train_accuracy": float(history["train_accuracy"].values[-1]),
+        "samples_per_s": float(len(inputs) * epochs / history["wall_time_s"].sum()),
+        "cosine_vs_ide": alignment["cosine_vs_ide"],
+        "local": rule.local,
+        "weight_transport": rule.weight_transport,
+        "memory_bytes_per_sample": memory,
+        "memory_bytes_per_sample_double_phase": memory_double,
+        "free_phase_tau": length,
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
 def compare_rules(
     network: FeedbackNetwork,
     protocol: Protocol,
@@ -164,69 +218,39 @@ def compare_rules(
     alignment_samples : int
         Training samples on which the cosine with the exact gradient is measured.
     """
-    from fbsnn_brian.learning.trainer import Trainer
 
     names = list(RULES) if rules is None else [rule_from_name(name).name for name in rules]
     lengths = free_tau or {}
-    measures: dict[str, list[Any]] = {
-        key: []
-        for key in (
-            "test_accuracy",
-            "train_accuracy",
-            "samples_per_s",
-            "cosine_vs_ide",
-            "local",
-            "weight_transport",
-            "memory_bytes_per_sample",
-            "memory_bytes_per_sample_double_phase",
-            "free_phase_tau",
-            "wall_time_s",
-        )
-    }
+    measures: dict[str, list[Any]] = {}
     summaries = []
-    inputs, labels = train
-    chosen = slice(0, alignment_samples)
     for name in names:
         rule = rule_from_name(name)
         summaries.append(rule.summary)
         length = lengths.get(name, float(protocol.free_phase.duration / network.tau))
-        free = FreePhase(duration=length * network.tau)
-        phases = [free, *protocol.phases[1:]]
         plasticity = (
             protocol.plasticity
             if rule.in_simulation or recorded_plasticity is None
             else recorded_plasticity
         )
-        rule_protocol = Protocol(phases, plasticity=plasticity)
-        alignment = rule_alignment(
-            rule, network, rule_protocol, inputs[chosen], labels[chosen], device="numpy"
+        rule_protocol = Protocol(
+            [FreePhase(duration=length * network.tau), *protocol.phases[1:]],
+            plasticity=plasticity,
         )
-        memory = rule_memory_per_sample(rule, network, free, inputs[0], int(labels[0]))
-        double = FreePhase(duration=2 * length * network.tau)
-        memory_double = rule_memory_per_sample(rule, network, double, inputs[0], int(labels[0]))
-        trained = copy.deepcopy(network)
-        start = time.perf_counter()
-        trainer = Trainer(
-            trained,
+        measured = _measure_rule(
+            rule,
+            network,
             rule_protocol,
+            train,
+            test,
+            epochs=epochs,
             device=device,
             chunk_size=chunk_size if not rule.in_simulation else 200,
-            schedule="cosine",
             seed=seed,
             progress=progress,
-            rule=rule,
+            alignment_samples=alignment_samples,
         )
-        history = trainer.fit(inputs, labels, epochs=epochs, validation=test)
-        measures["test_accuracy"].append(float(history["test_accuracy"].values[-1]))
-        measures["train_accuracy"].append(float(history["train_accuracy"].values[-1]))
-        measures["samples_per_s"].append(float(len(inputs) * epochs / history["wall_time_s"].sum()))
-        measures["cosine_vs_ide"].append(alignment["cosine_vs_ide"])
-        measures["local"].append(rule.local)
-        measures["weight_transport"].append(rule.weight_transport)
-        measures["memory_bytes_per_sample"].append(memory)
-        measures["memory_bytes_per_sample_double_phase"].append(memory_double)
-        measures["free_phase_tau"].append(length)
-        measures["wall_time_s"].append(time.perf_counter() - start)
+        for key, value in measured.items():
+            measures.setdefault(key, []).append(value)
     data = {key: ("rule", np.asarray(values)) for key, values in measures.items()}
     data["summary"] = ("rule", np.asarray(summaries, dtype=str))
     result = xr.Dataset(
@@ -240,7 +264,7 @@ def compare_rules(
             "chunk_size": chunk_size,
             "alignment_samples": alignment_samples,
             "device": device,
-            "n_train": len(inputs),
+            "n_train": len(train[0]),
             "n_test": len(test[0]),
         },
     )

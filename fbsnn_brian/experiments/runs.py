@@ -340,6 +340,41 @@ def _trainer(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any
     )
 
 
+def _write_results(
+    directory: Path, trainer: Any, history: Any, settings: TrainingConfig, test: Dataset
+) -> dict[str, Any]:
+    """Write the trained network, its history and recordings; return the gradient alignment."""
+    from fbsnn_brian.build.training import TrainingSimulation
+    from fbsnn_brian.experiments.comparison import rule_alignment
+    from fbsnn_brian.io.netcdf import write_dataset
+    from fbsnn_brian.io.weights import weights_to_xarray
+    from fbsnn_brian.model.protocol import FreePhase, Protocol
+
+    network, protocol, rule = trainer.network, trainer.protocol, trainer.rule
+    network.save(directory / "weights.npz")
+    write_dataset(weights_to_xarray(network), directory / "weights.nc")
+    write_dataset(history, directory / "history.nc")
+    recording = simulate(
+        network,
+        Protocol([FreePhase(duration=settings["free_tau"] * network.tau)]),
+        inputs=test.inputs[:5],
+        device="numpy",
+    ).with_samples(labels=test.labels[:5], positions=np.arange(min(5, test.n_samples)))
+    write_dataset(recording.to_xarray(), directory / "recording.nc")
+    # both phases of two test samples: forward spikes and the error units' events
+    learning_recording = (
+        TrainingSimulation(network, protocol, device="numpy")
+        .record(test.inputs[:2], test.labels[:2])
+        .with_samples(labels=test.labels[:2], positions=np.arange(min(2, test.n_samples)))
+    )
+    write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
+    # the learning signal of this condition against the exact gradient, at the trained state
+    alignment = rule_alignment(
+        rule, network, protocol, test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES]
+    )
+    return dict(alignment)
+
+
 def train_run(
     config: TrainingConfig,
     out: str | os.PathLike[str] | None = None,
@@ -361,11 +396,6 @@ def train_run(
     yet). SIGINT or SIGTERM stops at a consistent state (:mod:`fbsnn_brian.interrupt`) and raises
     :class:`~fbsnn_brian.interrupt.Interrupted` naming the command that continues the run.
     """
-    from fbsnn_brian.build.training import TrainingSimulation
-    from fbsnn_brian.experiments.comparison import rule_alignment
-    from fbsnn_brian.io.netcdf import write_dataset
-    from fbsnn_brian.io.weights import weights_to_xarray
-    from fbsnn_brian.model.protocol import FreePhase, Protocol
 
     directory = _run_directory(out, resume=resume, overwrite=overwrite)
     if resume:
@@ -386,7 +416,7 @@ def train_run(
             test.n_samples,
         )
     trainer = _trainer(settings, train, progress=progress)
-    network, protocol, rule = trainer.network, trainer.protocol, trainer.rule
+    network, protocol = trainer.network, trainer.protocol
 
     # every setting is valid: only now does the run directory appear
     if overwrite and not resume and directory.is_dir():
@@ -411,27 +441,7 @@ def train_run(
     evaluation_start = time.perf_counter()
     test_accuracy = trainer.evaluate(test.inputs, test.labels)["accuracy"]
     evaluation_time = time.perf_counter() - evaluation_start
-    network.save(directory / "weights.npz")
-    write_dataset(weights_to_xarray(network), directory / "weights.nc")
-    write_dataset(history, directory / "history.nc")
-    recording = simulate(
-        network,
-        Protocol([FreePhase(duration=settings["free_tau"] * network.tau)]),
-        inputs=test.inputs[:5],
-        device="numpy",
-    ).with_samples(labels=test.labels[:5], positions=np.arange(min(5, test.n_samples)))
-    write_dataset(recording.to_xarray(), directory / "recording.nc")
-    # both phases of two test samples: forward spikes and the error units' events
-    learning_recording = (
-        TrainingSimulation(network, protocol, device="numpy")
-        .record(test.inputs[:2], test.labels[:2])
-        .with_samples(labels=test.labels[:2], positions=np.arange(min(2, test.n_samples)))
-    )
-    write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
-    # the learning signal of this condition against the exact gradient, at the trained state
-    alignment = rule_alignment(
-        rule, network, protocol, test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES]
-    )
+    alignment = _write_results(directory, trainer, history, settings, test)
     training_time = float(history["wall_time_s"].sum())
     metrics = {
         "test_accuracy": test_accuracy,

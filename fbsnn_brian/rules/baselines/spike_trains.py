@@ -382,9 +382,7 @@ class SampleSpikes:
         layer_populations: Sequence[str] | None = None,
         tau: Any = None,
     ) -> SampleSpikes:
-        """The free-phase spikes of one sample of a recording.
-
-        The recording is a :class:`~fbsnn_brian.io.recording.SpikeRecording`.
+        """The free-phase spikes of one sample of a :class:`~fbsnn_brian.SpikeRecording`.
 
         Parameters
         ----------
@@ -402,12 +400,10 @@ class SampleSpikes:
         --------
         >>> import numpy as np
         >>> from brian2 import ms
-        >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+        >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, simulate
         >>> net = FeedbackNetwork(n_inputs=2, layer_sizes=[3], n_classes=2, seed=0)
-        >>> recording = simulate(
-        ...     net, Protocol([FreePhase(duration=10 * ms)]), inputs=np.array([[0.5, 1.0]]),
-        ...     device="numpy",
-        ... )
+        >>> phase = Protocol([FreePhase(duration=10 * ms)])
+        >>> recording = simulate(net, phase, inputs=np.array([[0.5, 1.0]]), device="numpy")
         >>> spikes = SampleSpikes.from_recording(recording, 0)
         >>> spikes.duration, spikes.layer_sizes
         (10.0, (3,))

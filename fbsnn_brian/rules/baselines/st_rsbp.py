@@ -448,15 +448,11 @@ def count_model(
     --------
     >>> import numpy as np
     >>> from fbsnn_brian.reference import RateModel
-    >>> model = RateModel(
-    ...     input_weights=np.array([[1.0]]), forward_weights=(),
+    >>> model = RateModel(input_weights=np.array([[1.0]]), forward_weights=(),
     ...     feedback_weights=np.array([[0.5]]), biases=(np.zeros(1),),
-    ...     readout_weights=np.eye(1), readout_bias=np.zeros(1),
-    ... )
-    >>> spikes = SampleSpikes(
-    ...     times=(np.array([1.0, 3.0]),), neurons=(np.array([0, 0]),),
-    ...     layer_sizes=(1,), duration=4.0,
-    ... )
+    ...     readout_weights=np.eye(1), readout_bias=np.zeros(1))
+    >>> spikes = SampleSpikes(times=(np.array([1.0, 3.0]),), neurons=(np.array([0, 0]),),
+    ...     layer_sizes=(1,), duration=4.0)
     >>> counts = count_model(model, spikes, np.array([0.75]), neuron=NeuronConstants())
     >>> counts.predicted_counts(model, np.array([0.75]))  # (0.5 * 2 + 0.75 * 4) / theta
     (array([2.]),)
