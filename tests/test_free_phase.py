@@ -158,9 +158,7 @@ def test_bad_protocol_input_is_named(
     single_layer: FeedbackNetwork, digits_inputs: np.ndarray
 ) -> None:
     protocol = Protocol([FreePhase(duration=30 * ms)])
-    with pytest.raises(
-        ValidationError, match=r"simulate: inputs must have shape \('any', 64\)"
-    ):
+    with pytest.raises(ValidationError, match=r"simulate: inputs must have shape \('any', 64\)"):
         simulate(single_layer, protocol, inputs=digits_inputs[:2, :10])
     bad = digits_inputs[:2].copy()
     bad[0, 0] = np.inf

@@ -66,6 +66,11 @@ def test_spike_computed_update_matches_ide_at_the_same_rates(
     # beta is quantised to delta / T_b = 1/300 per unit; 0.99 leaves room for that alone
     assert cosine(estimate_input, exact.input_weights) > 0.99
     assert cosine(estimate_feedback, exact.feedback_weights) > 0.99
+    # and its size: the cosine cannot see a wrong factor such as 1 / (s theta); the same
+    # quantisation of beta bounds the relative error of the norm (measured below 2 %)
+    pairs = [(estimate_input, exact.input_weights), (estimate_feedback, exact.feedback_weights)]
+    for estimate, gradient in pairs:
+        assert np.linalg.norm(estimate) == pytest.approx(np.linalg.norm(gradient), rel=0.05)
     for k, weights in enumerate(before.forward_weights):
         assert cosine(weights - after.forward_weights[k], exact.forward_weights[k]) > 0.99
     # the readout rule is exact given the rates: (p - y) a

@@ -68,9 +68,9 @@ number of samples and records, for each input, the file the binary reads (checke
 the value the build stored) and, for each output, the file it writes;
 :meth:`GeNNTraining.rerun` writes new weights and samples into those files (sizes checked)
 and runs the binary again (:mod:`fbsnn_brian.build.devices.genn_device`). The Trainer's adapter
-(:class:`fbsnn_brian.build.devices.genn_engines.GeNNTrainingSimulation`) uses this for its chunks; the
-feedback gain cap (``max_feedback_gain``) is applied after every run, as TrainingSimulation
-applies it after every chunk.
+(:class:`fbsnn_brian.build.devices.genn_engines.GeNNTrainingSimulation`) uses this for its
+chunks; the feedback gain cap (``max_feedback_gain``) is applied after every run, as
+TrainingSimulation applies it after every chunk.
 
 Supported: IF and LIF neurons with the ideal biophysics, current input coding, the average
 rate estimate, online SGD (``batch_size`` 1, no momentum, no input dropout), transposed or
@@ -87,15 +87,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from brian2 import Network, NeuronGroup, Synapses, TimedArray, defaultclock
+from brian2 import Network, defaultclock
 from brian2.devices.device import get_device
 from numpy.typing import NDArray
 
 from fbsnn_brian.build.devices import registry as devices
 from fbsnn_brian.build.devices.genn_device import (
-    GENN_SCHEDULE,
     GeNNBinary,
-    assign_arrays,
     check_genn_available,
     check_ideal_biophysics,
     genn_build,
@@ -104,15 +102,8 @@ from fbsnn_brian.build.devices.genn_device import (
     record_binary,
     rerun_binary,
 )
-from fbsnn_brian.build.devices.genn_free_run import free_phase_arrays
-from fbsnn_brian.build.free_run import (
-    all_to_all,
-    matrix_to_synapses,
-    synapses_to_matrix,
-    whole_steps,
-)
-from fbsnn_brian.build.neurons import integration_method, membrane_equations
-from fbsnn_brian.build.plasticity import spide_namespace
+from fbsnn_brian.build.devices.genn_training_network import GeNNTrainingNetwork, learned_arrays
+from fbsnn_brian.build.free_phase_network import synapses_to_matrix, whole_steps
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
@@ -123,32 +114,6 @@ __all__ = ["GeNNTraining", "GeNNTrainingResult"]
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
-
-#: Position within the sample, ``n % sample_steps + 1/2`` at step n (half a unit away from
-#: every integer it is compared with; no int() around it: brian2genn's int() takes a bool).
-_STEP = "((t / dt + 0.5) % sample_steps)"
-
-
-def _during(first: str, last: str, step: str = _STEP) -> str:
-    """1 at the steps ``first .. last`` of a sample (inclusive), else 0."""
-    return f"int({step} > {first}) * int({step} < {last} + 1)"
-
-
-#: Flags, in the code of neurons (evaluated at the step itself).
-_FREE = _during("0", "free_steps - 1")
-_ERROR = _during("window_start", "window_start + backward_steps - 1")
-_UPDATE = _during("update_step", "update_step")
-_LAST = _during("sample_steps - 1", "sample_steps - 1")
-#: Flags, in ``on_pre`` / ``on_post`` code: a spike of step n is delivered at step n + 1.
-_FREE_DELIVERY = _during("1", "free_steps")
-_UPDATE_DELIVERY = _during("update_step + 1", "update_step + 1")
-_DRIVE_DELIVERY = _during("0", "0")
-#: In summed variables (GeNN synapse dynamics, which have no ``dt``: the same step is
-#: ``step_dt``, a constant).
-_ERROR_SUMMED = _during(
-    "window_start", "window_start + backward_steps - 1", "((t / step_dt + 0.5) % sample_steps)"
-)
-_GATE = "int({0}spike_count{1} > 0) * int({0}spike_count{1} < max_count)"
 
 
 @dataclass(frozen=True)
@@ -184,7 +149,8 @@ class GeNNTraining:
     network : FeedbackNetwork
         Trained in place: its weights are read at every call and written back after it.
     protocol : Protocol
-        ``[FreePhase, PerturbedPhase]`` with a :class:`~fbsnn_brian.model.plasticity.SPIDEPlasticity`.
+        ``[FreePhase, PerturbedPhase]`` with a
+        :class:`~fbsnn_brian.model.plasticity.SPIDEPlasticity`.
 
     Raises
     ------
@@ -257,293 +223,16 @@ class GeNNTraining:
         self.generate_time_s = 0.0
 
     # ------------------------------------------------------------------ definition
-    def _namespace(self, tables: dict[str, TimedArray]) -> dict[str, Any]:
-        return {
-            **spide_namespace(self.network, self.protocol, self.free_steps),
-            "step_dt": self.network.dt,
-            "sample_steps": self.sample_steps,
+    def _define(self, values: dict[str, FloatArray]) -> Network:
+        """Create the network for the per-sample tables ``values`` and run it (one run)."""
+        layout = {
             "free_steps": self.free_steps,
             "backward_steps": self.backward_steps,
             "window_start": self.window_start,
             "update_step": self.update_step,
-            **tables,
+            "sample_steps": self.sample_steps,
         }
-
-    def _layer(self, k: int, namespace: dict[str, Any]) -> NeuronGroup:
-        net = self.network
-        first, last = k == 0, k == net.n_layers - 1
-        drive = "(I_input + b)" if first else "b"
-        error_drive = "scale * g / tau + " if last else ""
-        model = membrane_equations(neuron=net.neuron, drive=drive, biophysics=net.biophysics)
-        model += f"""
-        du_err/dt = {error_drive}I_err / step_dt : 1
-        I_err : 1
-        b : 1
-        lr : 1
-        spike_count : 1
-        error_count : 1
-        last_sign : 1
-        t_last_spike : second
-        t_last_error : second
-        spikes_total : 1
-        events_total : 1
-        real : 1
-        """
-        if first:
-            model += "I_input : 1\n"
-        if last:
-            model += "g : 1\n"
-        gate = _GATE.format("", "")
-        threshold = (
-            f"({_FREE} * int(v >= v_threshold) * int(t - t_last_spike >= refractory - 0.5 * dt)"
-            f" + {_ERROR} * {gate} * int(abs(u_err) >= v_b)"
-            f" * int(t - t_last_error >= tau - 0.5 * dt) + {_UPDATE}) > 0"
-        )
-        reset = f"""
-        v -= theta * {_FREE}
-        spike_count += {_FREE}
-        spikes_total += real * {_FREE}
-        t_last_spike += {_FREE} * (t - t_last_spike)
-        last_sign = {_ERROR} * (2 * int(u_err > 0) - 1)
-        u_err -= last_sign * delta
-        error_count += last_sign
-        events_total += real * last_sign * last_sign
-        t_last_error += last_sign * last_sign * (t - t_last_error)
-        b -= {_UPDATE} * lr * ({gate} * (error_count * delta / backward_tau) / (scale * theta))
-        """
-        group = NeuronGroup(
-            net.layer_sizes[k],
-            model,
-            threshold=threshold,
-            reset=reset,
-            method=integration_method(net.neuron, net.biophysics),
-            namespace=namespace,
-            name=f"layer_{k + 1}",
-        )
-        group.run_regularly(
-            "v = 0\nu_err = 0\nspike_count = 0\nerror_count = 0\nlast_sign = 0\n"
-            "t_last_spike = t - refractory\nt_last_error = t - tau\n"
-            "lr = learning_rates(t)\nreal = real_samples(t)" + ("\nI_input = 0" if first else ""),
-            dt=self.sample_duration,
-            when="start",
-            order=-1,
-            name=f"layer_{k + 1}_run_regularly_sample_start",
-        )
-        group.t_last_spike = -net.refractory
-        group.t_last_error = -net.tau
-        return group
-
-    def _update_code(self, weight: str, side: str, gradient: str) -> str:
-        """Counting code and SPIDE update of one weight copy (``side``: 'post' or 'pre')."""
-        return (
-            f"count += {_FREE_DELIVERY}\n"
-            f"{weight} -= {_UPDATE_DELIVERY} * lr_{side} * ({gradient} + weight_decay * {weight})\n"
-            f"count *= 1 - {_UPDATE_DELIVERY}"
-        )
-
-    def _loop_gradient(self, side: str) -> str:
-        gate = _GATE.format("", f"_{side}")
-        beta = f"(error_count_{side} * delta / backward_tau)"
-        return f"{gate} * {beta} * (count / rate_normaliser) / (scale * theta)"
-
-    def _loop_pair(
-        self,
-        source: NeuronGroup,
-        target: NeuronGroup,
-        back_weights: FloatArray | None,
-        name: str,
-        namespace: dict[str, Any],
-    ) -> tuple[Synapses, Synapses]:
-        """Forward synapses (source -> target) and their transposed copy (target -> source).
-
-        The learned weights are assigned later (:meth:`_learned_arrays`); only fixed random
-        ``back_weights`` (no weight transport) are set here.
-        """
-        learned_back = back_weights is None
-        forward = Synapses(
-            source,
-            target,
-            "w : 1\ncount : 1",
-            on_pre=f"v_post += w * {_FREE_DELIVERY}\n"
-            + self._update_code("w", "post", self._loop_gradient("post")),
-            namespace=namespace,
-            name=name,
-        )
-        pre, post = all_to_all(len(source), len(target))
-        forward.connect(i=pre, j=post)
-        backward = Synapses(
-            target,
-            source,
-            "w_back : 1\ncount : 1\n"
-            "I_err_post = w_back * last_sign_pre * int(t_last_error_pre > t - 1.5 * step_dt)"
-            " * delta / theta : 1 (summed)",
-            on_post=(
-                self._update_code("w_back", "pre", self._loop_gradient("pre"))
-                if learned_back
-                else None
-            ),
-            namespace=namespace,
-            name=f"{name}_back",
-        )
-        pre, post = all_to_all(len(target), len(source))
-        backward.connect(i=pre, j=post)
-        if back_weights is not None:
-            backward.w_back = matrix_to_synapses(np.ascontiguousarray(back_weights.T))
-        return forward, backward
-
-    def _define(self, values: dict[str, FloatArray]) -> Network:
-        net = self.network
-        tables = {
-            name: TimedArray(table, dt=self.sample_duration, name=name)
-            for name, table in values.items()
-        }
-        n_runs = len(values["real_samples"])
-        namespace = self._namespace(tables)
-        every_sample = {"dt": self.sample_duration, "when": "start"}
-        # brian2genn recognises a run_regularly operation by '_run_regularly' in its name and
-        # silently drops one named otherwise: keep that word in every name below.
-
-        # The input path is event-driven: every input neuron fires at the last step of each
-        # sample; the spike arrives at the first step of the next one, after that sample's
-        # input was loaded into the synapses' x, and adds F x to layer 1's I_input once.
-        # It fires again at the update step, for the input weights' update.
-        stimulus = NeuronGroup(
-            net.n_inputs,
-            "spikes_total : 1",
-            threshold=f"({_UPDATE} + {_LAST}) > 0",
-            reset="spikes_total += 1",
-            namespace=namespace,
-            name="stimulus",
-        )
-        layers = [self._layer(k, namespace) for k in range(net.n_layers)]
-
-        input_synapses = Synapses(
-            stimulus,
-            layers[0],
-            "w : 1\nx : 1",
-            on_pre=(
-                f"I_input_post += w * x * {_DRIVE_DELIVERY}\n"
-                f"w -= {_UPDATE_DELIVERY} * lr_post * ({_GATE.format('', '_post')}"
-                " * (error_count_post * delta / backward_tau) * x / (scale * theta)"
-                " + weight_decay * w)"
-            ),
-            namespace=namespace,
-            name="input_synapses",
-        )
-        pre, post = all_to_all(net.n_inputs, net.layer_sizes[0])
-        input_synapses.connect(i=pre, j=post)
-        input_synapses.run_regularly(
-            "x = sample_inputs(t, i)",
-            order=-2,
-            name="input_synapses_run_regularly_load",
-            **every_sample,
-        )
-
-        random_back = self.plasticity.feedback == "random"
-        rng = np.random.default_rng(net.seed + 1)
-
-        def back_weights(weights: FloatArray) -> FloatArray | None:
-            # fixed random backward weights with the forward matrix's shape and spread, drawn
-            # in TrainingSimulation's order so that both builds use the same ones
-            if not random_back:
-                return None
-            return rng.standard_normal(weights.shape) * float(np.std(weights))
-
-        forward, backward = [], []
-        for k, weights in enumerate(net.forward_weights):
-            pair = self._loop_pair(
-                layers[k],
-                layers[k + 1],
-                back_weights(weights),
-                f"forward_{k + 1}",
-                namespace,
-            )
-            forward.append(pair[0])
-            backward.append(pair[1])
-        feedback, feedback_back = self._loop_pair(
-            layers[-1],
-            layers[0],
-            back_weights(net.feedback_weights),
-            "feedback",
-            namespace,
-        )
-
-        cross_entropy = self.plasticity.loss == "cross_entropy"
-        error = "exp(o + d) / partition - label" if cross_entropy else "o + d - label"
-        latch = _during("window_start - 1", "window_start - 1")
-        readout = NeuronGroup(
-            net.n_classes,
-            "o : 1\nd : 1\nlabel : 1\npartition : 1\nerr : 1\nlr : 1",
-            threshold=f"({latch} + {_UPDATE}) > 0",
-            reset=f"err += {latch} * ({error} - err)\nd -= {_UPDATE} * lr * err",
-            namespace=namespace,
-            name="readout",
-        )
-        readout.partition = float(net.n_classes)
-        readout.run_regularly(
-            "label = sample_labels(t, i)\nlr = learning_rates(t)",
-            order=-1,
-            name="readout_run_regularly_sample_start",
-            **every_sample,
-        )
-        softmax_sum = Synapses(
-            readout,
-            readout,
-            "partition_post = exp(o_pre + d_pre) : 1 (summed)",
-            namespace=namespace,
-            name="softmax_sum",
-        )
-        softmax_sum.connect()
-        readout_synapses = Synapses(
-            layers[-1],
-            readout,
-            "w : 1\ncount : 1\no_post = w * spike_count_pre / rate_normaliser : 1 (summed)",
-            on_pre=self._update_code("w", "post", "err_post * (count / rate_normaliser)"),
-            namespace=namespace,
-            name="readout_synapses",
-        )
-        pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
-        readout_synapses.connect(i=pre, j=post)
-        readout_fixed = back_weights(net.readout_weights)
-        readout_back = Synapses(
-            readout,
-            layers[-1],
-            f"w_back : 1\ncount : 1\ng_post = w_back * err_pre * {_ERROR_SUMMED} : 1 (summed)",
-            on_post=(
-                self._update_code("w_back", "pre", "err_pre * (count / rate_normaliser)")
-                if readout_fixed is None
-                else None
-            ),
-            namespace=namespace,
-            name="readout_back",
-        )
-        pre, post = all_to_all(net.n_classes, net.layer_sizes[-1])
-        readout_back.connect(i=pre, j=post)
-        if readout_fixed is not None:
-            readout_back.w_back = matrix_to_synapses(np.ascontiguousarray(readout_fixed.T))
-        # Brian2's runtime sums every summed variable before the groups update, in order; the
-        # softmax denominator must read the readout of the previous step, as in GeNN.
-        softmax_sum.summed_updaters["partition_post"].order = -3
-        readout_synapses.summed_updaters["o_post"].order = -2
-
-        network = Network(
-            stimulus,
-            *layers,
-            readout,
-            input_synapses,
-            *forward,
-            *backward,
-            feedback,
-            feedback_back,
-            softmax_sum,
-            readout_synapses,
-            readout_back,
-            name="spide_training_genn",
-        )
-        assign_arrays(network, self._learned_arrays())
-        network.schedule = list(GENN_SCHEDULE)
-        network.run(n_runs * self.sample_duration, namespace={})
-        return network
+        return GeNNTrainingNetwork(self.network, self.protocol, layout=layout).define(values)
 
     # ------------------------------------------------------------------ inputs
     def _tables(
@@ -783,22 +472,8 @@ class GeNNTraining:
 
     # ------------------------------------------------------------------ results
     def _learned_arrays(self) -> dict[str, FloatArray]:
-        """The network's learned parameters as the build stores them, by ``object.variable``.
-
-        Those of the free phase (:func:`~fbsnn_brian.build.devices.genn_free_run.free_phase_arrays`), the readout,
-        and with transposed feedback every ``*_back.w_back``, the transpose of its forward
-        matrix.
-        """
-        net = self.network
-        arrays = free_phase_arrays(net)
-        arrays["readout_synapses.w"] = matrix_to_synapses(net.readout_weights)
-        arrays["readout.d"] = np.asarray(net.readout_bias, dtype=np.float64)
-        if self.plasticity.feedback == "transpose":
-            matrices = [(f"forward_{k + 1}", w) for k, w in enumerate(net.forward_weights)]
-            matrices += [("feedback", net.feedback_weights), ("readout", net.readout_weights)]
-            for name, weights in matrices:
-                arrays[f"{name}_back.w_back"] = matrix_to_synapses(np.ascontiguousarray(weights.T))
-        return arrays
+        """The network's learned parameters as the build stores them (:func:`learned_arrays`)."""
+        return learned_arrays(self.network, transpose=self.plasticity.feedback == "transpose")
 
     def _output_keys(self) -> list[str]:
         counters = [
