@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from brian2 import ms
 
-from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
+from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, simulate
 from fbsnn_brian.build.devices.standalone import build_key, cache_root, clear_cache
 from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.io.datasets import load_digits
@@ -139,8 +139,9 @@ def test_runs_that_differ_only_in_their_seed_share_one_build(
     second = simulation(seed=1)
     rates = second.run(inputs).layer_rates()[0]
     assert second._compile()[0].cached
-    reference = Protocol([FreePhase(duration=10 * ms)]).run(
+    reference = simulate(
         FeedbackNetwork(n_inputs=64, layer_sizes=[10], n_classes=10, seed=1),
+        Protocol([FreePhase(duration=10 * ms)]),
         inputs=inputs,
         device="numpy",
     )

@@ -41,7 +41,11 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     device = get_device_spec("fbsnn build", args.device, "build", parameter="--device")
     target = device.name
     network = FeedbackNetwork(
-        n_inputs=args.inputs, layer_sizes=args.layers, n_classes=args.classes, seed=0
+        n_inputs=args.inputs,
+        layer_sizes=args.layers,
+        n_classes=args.classes,
+        neuron=args.neuron,
+        seed=0,
     )
     protocol = Protocol(
         [

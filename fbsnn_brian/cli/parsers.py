@@ -12,6 +12,10 @@ import argparse
 from typing import Any
 
 from fbsnn_brian.build.devices.registry import Purpose, device_names
+from fbsnn_brian.model.network import NEURON_MODELS
+
+#: Help text of every --neuron option.
+_NEURONS = "neuron model: " + ", ".join(NEURON_MODELS)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -80,7 +84,7 @@ def _add_check_parsers(commands: Any) -> None:
     )
     equilibrium.add_argument("--samples", type=int, default=5, help="number of digits simulated")
     equilibrium.add_argument("--seed", type=int, default=0, help="seed of the network")
-    equilibrium.add_argument("--neuron", default="if", help="if or lif")
+    equilibrium.add_argument("--neuron", default="if", help=_NEURONS)
     equilibrium.add_argument("--device", default="runtime", help=_devices("simulate"))
     equilibrium.add_argument("--json", action="store_true", help="print JSON only")
 
@@ -116,7 +120,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--preset", "preset", str, "settings per data set: digits, mnist or generic"),
     ("--classes", "n_classes", int, "number of classes; labels must lie below it"),
     ("--layers", "layers", _layer_sizes, "hidden layer sizes, comma-separated"),
-    ("--neuron", "neuron", str, "if or lif"),
+    ("--neuron", "neuron", str, _NEURONS),
     ("--epochs", "epochs", int, "passes over the training set"),
     ("--lr", "learning_rate", float, "learning rate"),
     ("--scale", "scale", float, "error scale s"),
@@ -327,7 +331,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, help="project directory")
     build.add_argument("--inputs", type=int, default=784, help="number of inputs")
     build.add_argument("--layers", type=_layer_sizes, default=[256])
-    build.add_argument("--classes", type=int, default=10)
+    build.add_argument("--classes", type=int, default=10, help="number of classes")
+    build.add_argument("--neuron", default="if", help=_NEURONS)
     build.add_argument("--free", type=float, default=30.0, help="in tau")
     build.add_argument("--perturbed", type=float, default=100.0, help="in tau")
     build.add_argument("--chunk-size", type=int, default=200)

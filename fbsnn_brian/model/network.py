@@ -269,6 +269,11 @@ class FeedbackNetwork(NetworkWeights):
         return int(chain + self.layer_sizes[0] * self.layer_sizes[-1])
 
     @property
+    def leaky(self) -> bool:
+        """Whether the membrane leaks (every neuron model but IF), with time constant tau_m."""
+        return self.neuron != "if"
+
+    @property
     def n_neurons(self) -> int:
         """Total number of spiking neurons in the layers (input neurons excluded)."""
         return int(sum(self.layer_sizes))

@@ -74,7 +74,7 @@ def neuron_constants(network: FeedbackNetwork) -> NeuronConstants:
     return NeuronConstants(
         v_threshold=network.v_threshold,
         theta=network.theta,
-        tau_m=float(network.tau_m / tau) if network.neuron == "lif" else math.inf,
+        tau_m=float(network.tau_m / tau) if network.leaky else math.inf,
         tau_syn=(0.0 if biophysics.synapse == "instantaneous" else float(biophysics.tau_syn / tau)),
         refractory=float(network.refractory / tau),
         reset=biophysics.reset,  # type: ignore[arg-type]
