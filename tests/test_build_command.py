@@ -34,11 +34,14 @@ def test_an_unknown_device_is_named(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.genn
+@pytest.mark.parametrize("neuron", ["if", "alif"])
 def test_genn_project_is_generated_or_the_missing_brian2genn_is_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], neuron: str
 ) -> None:
     out = tmp_path / "genn"
-    code = main(["build", "--device", "genn", "--out", str(out), *SMALL, "--json"])
+    code = main(
+        ["build", "--device", "genn", "--out", str(out), *SMALL, "--neuron", neuron, "--json"]
+    )
     if importlib.util.find_spec("brian2genn") is None:
         assert code == 2
         assert "brian2genn 1.7" in capsys.readouterr().err
@@ -49,6 +52,8 @@ def test_genn_project_is_generated_or_the_missing_brian2genn_is_named(
         # the training network: error path and readout included
         for population in ("feedback_back", "readout_back", "readout_synapses"):
             assert f'"{population}", SynapseMatrixType::' in model
+        # the adaptive LIF's adaptation current is a state variable of the layer
+        assert ("w_a" in model) == (neuron == "alif")
 
 
 @pytest.mark.cuda

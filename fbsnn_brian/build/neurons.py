@@ -107,10 +107,20 @@ class NeuronEquations:
 
 #: The neuron models of the build layer, by the name ``FeedbackNetwork(neuron=...)`` takes.
 #: IF: constant derivative between spikes, so Euler is exact. LIF: linear with constant
-#: coefficients, so exponential Euler is exact.
+#: coefficients, so exponential Euler is exact. Adaptive LIF: spike-frequency adaptation by a
+#: current ``w_a`` (in units of the drive) that decays with ``tau_a`` and grows by ``b_a`` at
+#: every spike; linear between spikes, so exponential Euler is exact.
 NEURON_EQUATIONS: dict[str, NeuronEquations] = {
     "if": NeuronEquations(),
     "lif": NeuronEquations(leak="-v / tau_m", method="exponential_euler"),
+    "alif": NeuronEquations(
+        leak="-v / tau_m - w_a / tau",
+        state="dw_a/dt = -w_a / tau_a : 1\n",
+        on_spike=(("w_a", "b_a"),),
+        sample_start=(("w_a", "0"),),
+        constants=lambda network: {"tau_a": network.tau_a, "b_a": network.b_a},
+        method="exponential_euler",
+    ),
 }
 
 

@@ -20,7 +20,8 @@ tables::
     seed = 0
     max_feedback_gain = 0.9
     # biophysics (fbsnn_brian.model.biophysics), times in units of tau:
-    # tau_m, refractory, synapse ("instantaneous" | "exponential" | "conductance"), tau_syn,
+    # tau_m, tau_a and b_a (neuron "alif"), refractory,
+    # synapse ("instantaneous" | "exponential" | "conductance"), tau_syn,
     # e_excitatory, e_inhibitory, reset ("subtract" | "rest"), delay, delay_spread,
     # noise_sigma, noise_tau (0: white noise), excitatory_fraction (0: no Dale's law),
     # rate_estimate ("average" | "exponential")
@@ -72,6 +73,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "seed": "int",
         "max_feedback_gain": "float",
         "tau_m": "float",
+        "tau_a": "float",
+        "b_a": "float",
         "refractory": "float",
         "synapse": "str",
         "tau_syn": "float",

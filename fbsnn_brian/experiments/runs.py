@@ -106,6 +106,9 @@ DEFAULTS: TrainingConfig = {
     # biophysics (fbsnn_brian.model.biophysics); times in units of tau, 0 switches noise_tau
     # (white noise) and excitatory_fraction (Dale's law) off
     "tau_m": 20.0,
+    # the adaptive LIF (neuron "alif"): adaptation time constant (in tau) and increment
+    "tau_a": 10.0,
+    "b_a": 0.05,
     "refractory": 1.0,
     "synapse": "instantaneous",
     "tau_syn": 1.0,
@@ -147,6 +150,8 @@ def network_from_settings(settings: TrainingConfig, n_inputs: int, n_classes: in
         n_classes=n_classes,
         neuron=settings["neuron"],
         tau_m=settings["tau_m"] * tau,
+        tau_a=settings["tau_a"] * tau,
+        b_a=settings["b_a"],
         tau=tau,
         refractory=settings["refractory"] * tau,
         seed=settings["seed"],

@@ -49,7 +49,7 @@ from fbsnn_brian.validation import (
 
 __all__ = ["INPUT_CODINGS", "NEURON_MODELS", "RATE_ESTIMATES", "FeedbackNetwork"]
 
-NEURON_MODELS = ("if", "lif")
+NEURON_MODELS = ("if", "lif", "alif")
 RATE_ESTIMATES = ("average", "exponential")
 INPUT_CODINGS = ("current", "spikes")
 
@@ -109,10 +109,17 @@ class FeedbackNetwork(NetworkWeights):
         feed-forward chain with feedback from the last layer to the first.
     n_classes : int
         Number of readout units (classes).
-    neuron : {'if', 'lif'}
-        Integrate-and-fire, or leaky integrate-and-fire with membrane time constant ``tau_m``.
+    neuron : {'if', 'lif', 'alif'}
+        Integrate-and-fire; leaky integrate-and-fire with membrane time constant ``tau_m``; or
+        adaptive LIF: the LIF with spike-frequency adaptation, a current ``w_a`` that is
+        subtracted from the drive, decays with ``tau_a`` and grows by ``b_a`` at each spike.
     tau_m : Quantity, optional
-        Membrane time constant of the LIF neuron (default 20 ms); ignored for IF.
+        Membrane time constant of the LIF and adaptive LIF (default 20 ms); ignored for IF.
+    tau_a : Quantity, optional
+        Adaptation time constant of the adaptive LIF (default 10 ms); ignored otherwise.
+    b_a : float
+        Increment of the adaptation current per spike, in units of the drive per ``tau``
+        (default 0.05); ignored but for the adaptive LIF.
     v_threshold : float
         Firing threshold V_th (dimensionless, default 1).
     theta : float
@@ -167,6 +174,8 @@ class FeedbackNetwork(NetworkWeights):
         n_classes: int,
         neuron: str = "if",
         tau_m: Quantity | None = None,
+        tau_a: Quantity | None = None,
+        b_a: float = 0.05,
         v_threshold: float = 1.0,
         theta: float = 2.0,
         tau: Quantity = 1 * ms,
@@ -207,6 +216,8 @@ class FeedbackNetwork(NetworkWeights):
         self.theta = check_positive_float(owner, "theta", theta)
         self.tau = _check_time(owner, "tau", tau)
         self.tau_m = _check_time(owner, "tau_m", 20 * ms if tau_m is None else tau_m)
+        self.tau_a = _check_time(owner, "tau_a", 10 * ms if tau_a is None else tau_a)
+        self.b_a = check_positive_float(owner, "b_a", b_a, allow_zero=True)
         self.dt = _check_time(owner, "dt", self.tau / 4 if dt is None else dt)
         self.refractory = _check_time(
             owner, "refractory", self.tau if refractory is None else refractory, allow_zero=True
@@ -296,6 +307,12 @@ class FeedbackNetwork(NetworkWeights):
             "seed": self.seed,
             "biophysics": self.biophysics.config(),
             "rate_estimate": self.rate_estimate,
+            # the adaptive LIF's own constants (absent for the other models)
+            **(
+                {"tau_a_s": float(self.tau_a / second), "b_a": self.b_a}
+                if self.neuron == "alif"
+                else {}
+            ),
         }
 
     def config_json(self) -> str:
@@ -382,6 +399,8 @@ class FeedbackNetwork(NetworkWeights):
                     Biophysics.from_config(config["biophysics"]) if "biophysics" in config else None
                 ),
                 rate_estimate=config.get("rate_estimate", "average"),
+                tau_a=config.get("tau_a_s", 0.01) * second,
+                b_a=config.get("b_a", 0.05),
             )
         except (KeyError, TypeError) as error:
             raise ValidationError(
