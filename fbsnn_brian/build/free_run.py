@@ -33,6 +33,7 @@ from fbsnn_brian.build.free_phase_network import (
     whole_steps,
 )
 from fbsnn_brian.build.free_phase_network import FreePhaseObjects as _Objects
+from fbsnn_brian.build.recordings import recording_from_chunks
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.io.recording import Population, SpikeRecording
 from fbsnn_brian.model.network import FeedbackNetwork
@@ -267,7 +268,7 @@ class FreeRunSimulation:
         wall = time.perf_counter() - start
         normaliser = net.rate_normaliser(self.free_steps * net.dt)
         rates = {name: counts[name][:, None, :] / normaliser for name in counts}
-        return SpikeRecording.from_chunks(
+        return recording_from_chunks(
             network=net,
             protocol=self.protocol,
             populations=populations,

@@ -34,6 +34,7 @@ from fbsnn_brian.build.free_run import (
     weight_run_args,
     whole_steps,
 )
+from fbsnn_brian.build.recordings import recording_from_chunks
 from fbsnn_brian.build.training_network import TrainingNetwork
 from fbsnn_brian.build.training_network import TrainingObjects as _Objects
 from fbsnn_brian.errors import ValidationError
@@ -466,7 +467,7 @@ class TrainingSimulation:
             np.add.at(counts, (samples, phases, indices), 1.0)
             rates[population.name] = counts / (np.array(phase_s) / tau_s)[None, :, None]
             events[population.name] = [(indices, times, samples)]
-        return SpikeRecording.from_chunks(
+        return recording_from_chunks(
             network=net,
             protocol=self.protocol,
             populations=populations,

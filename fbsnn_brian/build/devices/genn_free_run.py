@@ -94,6 +94,7 @@ from fbsnn_brian.build.free_phase_network import (
     free_phase_arrays,
     whole_steps,
 )
+from fbsnn_brian.build.recordings import recording_from_chunks
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.io.recording import Population, SpikeRecording
 from fbsnn_brian.model.network import FeedbackNetwork
@@ -437,7 +438,7 @@ class GeNNFreeRun:
                 events[name].append((indices, times, sample))
         normaliser = net.rate_normaliser(self.sample_duration)
         rates = {name: counts[name][:, None, :] / normaliser for name in counts}
-        return SpikeRecording.from_chunks(
+        return recording_from_chunks(
             network=net,
             protocol=Protocol([self.protocol.free_phase]),
             populations=populations,
