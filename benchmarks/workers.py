@@ -1,0 +1,187 @@
+"""One training run on K = 1 and K = 2 worker processes: speed, overheads and accuracy.
+
+Side by side in one process, on the MNIST network 784-256-10 (the mnist preset: lr 0.01,
+constant, no weight decay, no shifts; SPIDE inside cpp_standalone, chunks of 200 samples):
+
+* the per-run launch cost of the standalone training binary: a binary of chunk size 1 and one
+  of chunk size 200 are timed, ``launch = t(1) - (t(200) - t(1)) / 199`` (the Python side
+  included: run_args files written, the binary started, the weights read back);
+* the transfer per synchronisation: a Dask round trip of what a round of
+  :mod:`fbsnn_brian.learning.distributed` moves (the network with its weights and a shard of
+  200 inputs in, the weights out) on a LocalCluster, and the averaging of two weight sets;
+* the speed-up each scheme can reach from these costs: synchronous mini-batches of B samples
+  pay a launch and a transfer for B / K samples per worker, model averaging every N samples
+  pays one transfer per N samples (the launch is paid per chunk by a single process too);
+* training: K = 1 (the single-process Trainer) and K = 2 (model averaging every 200 samples on
+  a LocalCluster) for the same epochs, samples/s of the last epoch (compilation excluded) and
+  the test accuracy after the last epoch.
+
+    python benchmarks/workers.py --json
+    python benchmarks/workers.py --epochs 1 --train-size 2000 --test-size 500 --json
+
+JSON keys: ``samples_per_s`` (by K), ``speedup_2_workers``, ``sync_overhead_s`` (transfer and
+averaging per round), ``accuracy`` (by K), ``launch_s``, ``per_sample_s``, ``transfer_s``,
+``averaging_s``, ``weights_bytes``, ``predicted_speedup``, ``load_average`` (before, after) and
+the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fbsnn_brian.build.training import TrainingSimulation
+from fbsnn_brian.experiments.runs import DEFAULTS, _datasets, _settings, _trainer
+from fbsnn_brian.learning.distributed import DistributedTraining, average, connect
+
+
+def echo(network: Any, optimizer_state: Any, shard: Any) -> dict[str, Any]:
+    """What a round's task returns, without training: the weights."""
+    return {name: np.array(value) for name, value in network.weight_arrays().items()}
+
+
+def launch_cost(trainer: Any, inputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Launch cost and per-sample cost of the standalone training binary."""
+    times = {}
+    for size, repeats in ((1, 5), (200, 2)):
+        simulation = TrainingSimulation(
+            trainer.network, trainer.protocol, device="cpp_standalone", chunk_size=size
+        )
+        start = trainer.network.weight_arrays()
+        simulation.train_chunk(inputs[:size], labels[:size], 0.0)  # compiles
+        runs = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            simulation.train_chunk(inputs[:size], labels[:size], 0.0)
+            runs.append(time.perf_counter() - begin)
+        trainer.network.set_weight_arrays(start)
+        times[size] = float(np.median(runs))
+    per_sample = (times[200] - times[1]) / 199
+    return {"launch_s": times[1] - per_sample, "per_sample_s": per_sample}
+
+
+def transfer_cost(trainer: Any, inputs: np.ndarray, repeats: int = 7) -> dict[str, float]:
+    """Dask round trip of one round's data and the averaging of two weight sets."""
+    shard = {"inputs": inputs[:200], "labels": np.zeros(200, dtype=np.int64)}
+    with connect(2) as client:
+        client.gather(client.submit(echo, trainer.network, {}, shard, pure=False))  # warm
+        runs = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            client.gather(client.submit(echo, trainer.network, {}, shard, pure=False))
+            runs.append(time.perf_counter() - begin)
+    weights = {k: np.array(v) for k, v in trainer.network.weight_arrays().items()}
+    begin = time.perf_counter()
+    for _ in range(repeats):
+        average([weights, weights])
+    return {
+        "transfer_s": float(np.median(runs)),
+        "averaging_s": (time.perf_counter() - begin) / repeats,
+        "weights_bytes": len(pickle.dumps(trainer.network)),
+    }
+
+
+def train(settings: dict[str, Any], workers: int, sync_every: int) -> dict[str, float]:
+    """Train for the settings' epochs with K workers; return speed and test accuracy."""
+    train_part, test, _ = _datasets(settings)
+    trainer = _trainer(settings, train_part, progress=False)
+    data = (train_part.inputs, train_part.labels)
+    if workers == 1:
+        history = trainer.fit(*data, epochs=settings["epochs"])
+    else:
+        distributed = DistributedTraining(trainer, workers=workers, sync_every=sync_every)
+        history = distributed.fit(*data, epochs=settings["epochs"])
+    wall = history["wall_time_s"].values
+    return {
+        "samples_per_s_last_epoch": train_part.n_samples / float(wall[-1]),
+        "samples_per_s_all_epochs": train_part.n_samples * len(wall) / float(wall.sum()),
+        "accuracy": trainer.evaluate(test.inputs, test.labels)["accuracy"],
+        "train_accuracy": float(history["train_accuracy"].values[-1]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="idx:/work/shared/data/mnist-t10k")
+    parser.add_argument("--train-size", type=int, default=8000)
+    parser.add_argument("--test-size", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--sync-every", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=32, help="mini-batch of the other scheme")
+    parser.add_argument("--costs-only", action="store_true", help="measure the overheads only")
+    parser.add_argument("--out", help="also write the JSON to this file")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    given = {
+        "dataset": args.dataset,
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+        "epochs": args.epochs,
+        "chunk_size": 200,
+    }
+    train_part, _, _ = _datasets({**DEFAULTS, **given})
+    settings = _settings(given, train_part)
+    trainer = _trainer(settings, train_part, progress=False)
+    costs = launch_cost(trainer, train_part.inputs, train_part.labels)
+    costs.update(transfer_cost(trainer, train_part.inputs))
+    p, launch, transfer = costs["per_sample_s"], costs["launch_s"], costs["transfer_s"]
+    sync = transfer + costs["averaging_s"]
+    n, b, k = args.sync_every, args.batch, 2
+    single = launch / 200 + p  # seconds per sample of the single process, chunks of 200
+    predicted = {
+        f"model_averaging_every_{n}": k * (launch + n * p) / (launch + n * p + sync),
+        f"minibatch_{b}": b * single / (launch + (b / k) * p + sync),
+    }
+    if args.costs_only:
+        print(json.dumps({**costs, "predicted_speedup": predicted}, indent=2))
+        return
+    results = {K: train(settings, K, args.sync_every) for K in (1, 2)}
+    report = {
+        "samples_per_s": {str(K): r["samples_per_s_last_epoch"] for K, r in results.items()},
+        "samples_per_s_all_epochs": {
+            str(K): r["samples_per_s_all_epochs"] for K, r in results.items()
+        },
+        "speedup_2_workers": results[2]["samples_per_s_last_epoch"]
+        / results[1]["samples_per_s_last_epoch"],
+        "sync_overhead_s": sync,
+        "accuracy": {str(K): r["accuracy"] for K, r in results.items()},
+        "train_accuracy": {str(K): r["train_accuracy"] for K, r in results.items()},
+        **costs,
+        "predicted_speedup": predicted,
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
+        "cpu_count": os.cpu_count(),
+        "settings": {
+            "network": "784-256-10",
+            "dataset": args.dataset,
+            "train_size": args.train_size,
+            "test_size": args.test_size,
+            "epochs": args.epochs,
+            "sync_every": args.sync_every,
+            "chunk_size": 200,
+            "learning_rate": settings["learning_rate"],
+            "scheme": "model averaging (local SGD)",
+        },
+    }
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    if args.json:
+        print(text)
+        return
+    speeds = report["samples_per_s"]
+    print(f"samples/s: K=1 {speeds['1']:.1f}, K=2 {speeds['2']:.1f}")
+    print(f"speed-up {report['speedup_2_workers']:.2f}, overhead per round {sync:.4f} s")
+    print(f"launch {launch:.4f} s, per sample {p:.5f} s, transfer {transfer:.4f} s")
+    print(f"test accuracy: {report['accuracy']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""One training run on several worker processes: periodic model averaging (local SGD) on Dask.
+
+``fbsnn train --workers K [--scheduler tcp://HOST:PORT] [--sync-every N]`` trains ONE network
+with K Dask workers (a LocalCluster of K processes by default). Every synchronisation round
+covers the next ``K * N`` samples of the epoch's shuffled order: worker k trains online, with
+SPIDE inside its own compiled binary, on positions ``k, k + K, k + 2K, ...`` of them (N samples,
+the learning rate of each position as in a single-process run), starting from the round's
+common weights; the coordinator then averages the K resulting weights (and optimizer states),
+caps the loop gain, checks the run's health and writes a checkpoint.
+
+Why model averaging and not synchronous mini-batches: SPIDE is an online rule, one update per
+sample, and a standalone binary is started once per chunk of samples (weights in and out
+through ``run_args`` files). A synchronous mini-batch of B samples would pay one launch and one
+weight exchange per worker for only B / K samples; averaging every N samples pays them once per
+N samples per worker (``benchmarks/workers.py`` measures both costs; README, "Scaling one
+run").
+
+Determinism: the per-round task :func:`train_round` is a pure function of the weights, the
+optimizer state and the shard (inputs already shifted and dropped out by the coordinator,
+labels, learning rates, update positions), so a task lost with its worker is recomputed by Dask
+(``retries``) with the same result. With K = 1 and ``sync_every`` a multiple of the chunk size,
+the samples, chunks, random draws and updates are those of :meth:`Trainer.fit`, and the
+weights equal the single-process result bit for bit.
+
+Dask is optional (the ``sweep`` extra: ``pip install 'fbsnn_brian[sweep]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import importlib
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from fbsnn_brian import interrupt
+from fbsnn_brian.build.training import TrainingSimulation, drop_inputs
+from fbsnn_brian.errors import FbsnnError, ValidationError
+from fbsnn_brian.io.checkpoint import TrainingState
+from fbsnn_brian.learning.health import check_health
+from fbsnn_brian.learning.trainer import _RECORDS, Trainer
+from fbsnn_brian.model.network import FeedbackNetwork
+from fbsnn_brian.model.protocol import Protocol
+from fbsnn_brian.validation import check_labels, check_positive_int
+
+__all__ = ["DistributedTraining", "average", "connect", "train_round"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+Arrays = dict[str, FloatArray]
+
+#: Tasks of a round Dask recomputes after a failure or a lost worker.
+RETRIES = 3
+
+# one compiled training engine per configuration and worker process, reused by every round
+_ENGINES: dict[str, TrainingSimulation] = {}
+
+
+def _dask() -> Any:
+    """The dask.distributed module, or an error that names the extra providing it."""
+    try:
+        return importlib.import_module("dask.distributed")
+    except ImportError:
+        raise FbsnnError(
+            "training with --workers or --scheduler needs Dask: install the 'sweep' extra "
+            "(pip install 'fbsnn_brian[sweep]')."
+        ) from None
+
+
+@contextlib.contextmanager
+def connect(workers: int, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask client: of the scheduler at ``scheduler``, or of a LocalCluster of ``workers``."""
+    distributed = _dask()
+    cluster = None
+    if scheduler is None:
+        cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    client = distributed.Client(cluster if cluster is not None else scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _engine(network: FeedbackNetwork, protocol: Protocol, device: str, chunk_size: int) -> Any:
+    """This process's training engine for the configuration (built once, then reused)."""
+    key = json.dumps(
+        [network.config_json(), protocol.to_json(), device, chunk_size], sort_keys=True
+    )
+    if key not in _ENGINES:
+        _ENGINES[key] = TrainingSimulation(network, protocol, device=device, chunk_size=chunk_size)
+    return _ENGINES[key]
+
+
+def train_round(
+    network: FeedbackNetwork,
+    protocol: Protocol,
+    device: str,
+    chunk_size: int,
+    optimizer_state: Arrays,
+    shard: dict[str, Any],
+) -> dict[str, Any]:
+    """Train a copy of ``network`` online on one worker's shard of a round (a pure function).
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The configuration and the round's common weights.
+    protocol : Protocol
+        Its plasticity has no input dropout (the coordinator drops inputs out).
+    device : str
+        The training device (cpp_standalone compiles once per worker process).
+    chunk_size : int
+        Samples per Brian2 run.
+    optimizer_state : dict
+        Momentum velocities and mini-batch sums at the start of the round.
+    shard : dict
+        ``inputs`` (as shown), ``labels``, ``rates`` (learning rate per sample) and
+        ``apply_after`` (whether the mini-batch sum is applied after each sample).
+
+    Returns
+    -------
+    dict
+        ``weights``, ``optimizer_state``, ``statistics`` (one
+        :class:`~fbsnn_brian.build.training.ChunkStatistics` per chunk), ``compile_time_s``,
+        ``build_cache_hit`` and ``pid`` (the worker process).
+    """
+    engine = _engine(network, protocol, device, chunk_size)
+    engine.network.set_weight_arrays(network.weight_arrays())
+    engine.optimizer_state = optimizer_state
+    statistics = []
+    for first in range(0, len(shard["labels"]), chunk_size):
+        part = slice(first, first + chunk_size)
+        statistics.append(
+            engine.train_chunk(
+                shard["inputs"][part],
+                shard["labels"][part],
+                shard["rates"][part],
+                shard["apply_after"][part],
+            )
+        )
+    return {
+        "weights": {
+            name: np.array(value) for name, value in engine.network.weight_arrays().items()
+        },
+        "optimizer_state": engine.optimizer_state,
+        "statistics": statistics,
+        "compile_time_s": float(engine.compile_time_s),
+        "build_cache_hit": bool(engine.build_cache_hit),
+        "pid": os.getpid(),
+    }
+
+
+def average(arrays: list[Arrays]) -> Arrays:
+    """The mean of each named array over the workers (one worker's arrays unchanged)."""
+    if len(arrays) == 1:
+        return {name: np.array(value) for name, value in arrays[0].items()}
+    return {
+        name: np.mean(np.stack([entry[name] for entry in arrays]), axis=0) for name in arrays[0]
+    }
+
+
+def _shard_layout(n_samples: int, workers: int, sync_every: int) -> tuple[NDArray[Any], ...]:
+    """Per epoch position: its worker and its position in that worker's epoch."""
+    positions = np.arange(n_samples)
+    span = workers * sync_every
+    offset = positions % span
+    worker = offset % workers
+    local = (positions // span) * sync_every + offset // workers
+    return worker, local
+
+
+class DistributedTraining:
+    """Train a Trainer's network with K worker processes by periodic model averaging.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        Its network, protocol, schedule, augmentation, seed, chunk size and device; SPIDE on
+        cpp_standalone or a Brian2 runtime device. The network is trained in place.
+    workers : int
+        K, the number of shards per round (and of LocalCluster processes).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:port``); default a LocalCluster.
+    sync_every : int, optional
+        N, samples each worker trains between two averagings (default the chunk size).
+    task : callable
+        The per-round task (:func:`train_round`, or a wrapper of it with the same signature).
+    retries : int
+        Recomputations Dask allows a failed task.
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        *,
+        workers: int,
+        scheduler: str | None = None,
+        sync_every: int | None = None,
+        task: Callable[..., dict[str, Any]] = train_round,
+        retries: int = RETRIES,
+    ) -> None:
+        owner = "DistributedTraining"
+        if not isinstance(trainer, Trainer):
+            raise ValidationError(f"{owner}: trainer must be a Trainer, got {type(trainer)}.")
+        if not isinstance(trainer._train, TrainingSimulation):
+            raise ValidationError(
+                f"{owner}: several workers train with SPIDE on cpp_standalone or a runtime "
+                f"device; got rule {trainer.rule.name!r} on {trainer.device!r}."
+            )
+        self.trainer = trainer
+        self.workers = check_positive_int(owner, "workers", workers)
+        self.scheduler = scheduler
+        self.sync_every = check_positive_int(
+            owner, "sync_every", trainer.chunk_size if sync_every is None else sync_every
+        )
+        self.chunk_size = min(trainer.chunk_size, self.sync_every)
+        self.task = task
+        self.retries = int(retries)
+        plasticity = dataclasses.replace(trainer.plasticity, input_dropout=0.0)
+        self._protocol = Protocol(trainer.protocol.phases, plasticity=plasticity)
+        self._compile: dict[str, Any] = {"compile_time_s": 0.0, "build_cache_hit": False}
+
+    def fit(
+        self,
+        inputs: Any,
+        labels: Any,
+        *,
+        epochs: int,
+        validation: tuple[Any, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+    ) -> xr.Dataset:
+        """Train for ``epochs`` epochs; return the history (as :meth:`Trainer.fit`).
+
+        A checkpoint is written after every synchronisation round and every epoch; with
+        ``resume=True`` training continues from it to the weights of an uninterrupted run.
+        The history's attributes add ``workers`` and ``sync_every``.
+        """
+        owner = "DistributedTraining.fit"
+        trainer = self.trainer
+        trainer.network.check_invariants()
+        array = trainer.network.check_inputs(inputs, owner=owner)
+        truth = check_labels(owner, labels, len(array), trainer.network.n_classes)
+        epochs = check_positive_int(owner, "epochs", epochs)
+        if resume and checkpoint is None:
+            raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
+        sets = [(array, truth)]
+        if validation is not None:
+            sets.append(trainer._checked_pair(f"{owner} (validation)", validation))
+        generators = {
+            "shuffle": np.random.default_rng(trainer.seed),
+            "augmentation": np.random.default_rng([trainer.seed, 1]),
+            "dropout": trainer._train.dropout_generator,
+        }
+        fingerprint = trainer._fingerprint(array, truth, epochs, validation is not None)
+        fingerprint.update(workers=self.workers, sync_every=self.sync_every)
+        state = TrainingState(fingerprint=fingerprint, records={key: [] for key in _RECORDS})
+        if resume and checkpoint is not None and Path(checkpoint).is_file():
+            state = trainer._resume(checkpoint, state, generators)
+        save = functools.partial(trainer._save, checkpoint, state, generators)
+        with connect(self.workers, self.scheduler) as client, interrupt.interruptible():
+            for epoch in range(state.epoch, epochs):
+                mean_rate = self._train_epoch(
+                    client, epoch, epochs, (array, truth), state, generators, save
+                )
+                with contextlib.suppress(interrupt.Interrupted):  # redone on resume
+                    accuracies = [*trainer._accuracies(sets), math.nan][:2]
+                if interrupt.requested():
+                    save(epoch, len(array), state.order)
+                    interrupt.check(f"during the evaluation of epoch {epoch + 1}/{epochs}")
+                trainer._record_epoch(
+                    state.records, state.partial, accuracies, mean_rate, len(array)
+                )
+                save(epoch + 1, 0, None)
+        history = trainer._history(state.records)
+        history.attrs.update(self._compile, workers=self.workers, sync_every=self.sync_every)
+        history.attrs["build_cache_hit"] = int(history.attrs["build_cache_hit"])
+        return history
+
+    def _shards(
+        self,
+        positions: NDArray[np.int64],
+        data: tuple[FloatArray, NDArray[np.int64]],
+        order: NDArray[np.int64],
+        plan: dict[str, NDArray[Any]],
+        generators: dict[str, np.random.Generator],
+    ) -> list[dict[str, Any]]:
+        """The round's shards, shown as the single-process Trainer shows its chunks."""
+        array, truth = data
+        augmentation = self.trainer.augmentation
+        dropout = self.trainer.plasticity.input_dropout
+        shards = []
+        for k in range(self.workers):
+            mine = positions[plan["worker"][positions] == k]
+            if not len(mine):
+                continue
+            chunks = []
+            for first in range(0, len(mine), self.chunk_size):
+                shown = array[order[mine[first : first + self.chunk_size]]]
+                if augmentation is not None:
+                    shown = augmentation(shown, generators["augmentation"])
+                chunks.append(drop_inputs(shown, dropout, generators["dropout"]))
+            shards.append(
+                {
+                    "inputs": np.concatenate(chunks),
+                    "labels": truth[order[mine]],
+                    "rates": plan["rates"][mine],
+                    "apply_after": plan["apply_after"][mine],
+                }
+            )
+        return shards
+
+    def _plan(self, epoch: int, epochs: int, n_samples: int) -> dict[str, NDArray[Any]]:
+        """Per epoch position: worker, learning rate and whether a mini-batch ends there."""
+        worker, local = _shard_layout(n_samples, self.workers, self.sync_every)
+        per_worker = np.bincount(worker, minlength=self.workers)
+        batch = self.trainer.plasticity.batch_size
+        return {
+            "worker": worker,
+            "rates": self.trainer._learning_rates(epoch, epochs, n_samples),
+            "apply_after": ((local + 1) % batch == 0) | (local + 1 == per_worker[worker]),
+        }
+
+    def _train_epoch(
+        self,
+        client: Any,
+        epoch: int,
+        epochs: int,
+        data: tuple[FloatArray, NDArray[np.int64]],
+        state: TrainingState,
+        generators: dict[str, np.random.Generator],
+        save: Callable[[int, int, NDArray[np.int64] | None], None],
+    ) -> float:
+        """The rounds of one epoch (from a resumed position); return the mean learning rate."""
+        trainer, network = self.trainer, self.trainer.network
+        n_samples = len(data[0])
+        if state.order is None or epoch != state.epoch:
+            state.order = generators["shuffle"].permutation(n_samples)
+            state.next_sample = 0
+            state.partial = {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
+        order, partial = state.order, state.partial
+        plan = self._plan(epoch, epochs, n_samples)
+        span = self.workers * self.sync_every
+        run = uuid.uuid4().hex[:8]
+        for first in range(state.next_sample, n_samples, span):
+            where = f"before sample {first}/{n_samples} of epoch {epoch + 1}/{epochs}"
+            if interrupt.requested():
+                save(epoch, first, order)
+                interrupt.check(where)
+            before = trainer._snapshot(generators)
+            start = time.perf_counter()
+            positions = np.arange(first, min(first + span, n_samples))
+            shards = self._shards(positions, data, order, plan, generators)
+            try:
+                results = self._run_round(client, shards, f"{run}-{epoch}-{first}")
+            except Exception:
+                if not interrupt.requested():
+                    raise
+                results = []
+            if interrupt.requested():  # the round is redone on resume
+                trainer._restore(before, generators)
+                save(epoch, first, order)
+                interrupt.check(where)
+            weights = average([result["weights"] for result in results])
+            if len(results) == 1:  # capped by the worker already, as by a single process
+                network.set_weight_arrays(weights)
+            else:  # the loop gain of an average can exceed the cap
+                network.set_learned_weights(weights, max_gain=trainer.plasticity.max_feedback_gain)
+            trainer._train.optimizer_state = average(
+                [result["optimizer_state"] for result in results]
+            )
+            partial["elapsed_s"] += time.perf_counter() - start
+            for stats in (stats for result in results for stats in result["statistics"]):
+                partial["spikes"] += stats.forward_rate * stats.n_samples
+                partial["events"] += stats.backward_rate * stats.n_samples
+                check_health(network, trainer.plasticity, epoch, stats)
+            if positions[-1] + 1 < n_samples:
+                save(epoch, int(positions[-1]) + 1, order)
+        return float(plan["rates"].mean())
+
+    def _run_round(
+        self, client: Any, shards: list[dict[str, Any]], name: str
+    ) -> list[dict[str, Any]]:
+        """Run the round's tasks on the workers and gather their results, in shard order."""
+        trainer = self.trainer
+        futures = [
+            client.submit(
+                self.task,
+                trainer.network,
+                self._protocol,
+                trainer.device,
+                self.chunk_size,
+                trainer._train.optimizer_state,
+                shard,
+                key=f"fbsnn-round-{name}-{k}",
+                pure=False,
+                retries=self.retries,
+            )
+            for k, shard in enumerate(shards)
+        ]
+        results: list[dict[str, Any]] = client.gather(futures)
+        self._compile["compile_time_s"] = max(
+            [self._compile["compile_time_s"], *(r["compile_time_s"] for r in results)]
+        )
+        self._compile["build_cache_hit"] = all(r["build_cache_hit"] for r in results)
+        return results
