@@ -15,7 +15,7 @@ import pytest
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol
-from fbsnn_brian.build.devices import cuda, standalone
+from fbsnn_brian.build.devices import cuda, stamp, standalone
 from fbsnn_brian.build.devices.registry import REGISTRY, device_names
 from fbsnn_brian.cli.main import main
 from fbsnn_brian.errors import DeviceError, ValidationError
@@ -115,22 +115,22 @@ def test_a_binary_is_reused_only_for_the_code_and_target_it_was_compiled_from(
 ) -> None:
     options = {"device": "cuda_standalone", "compute_capability": 9.0}
     here = _project(tmp_path / "here")
-    reusable, reason = standalone.reuse_check(here, options)
-    assert not reusable and standalone.STAMP in reason
-    standalone.write_stamp(here, options)
-    assert json.loads((here / standalone.STAMP).read_text())["options"] == options
-    assert standalone.reuse_check(here, options)[0]
+    reusable, reason = stamp.reuse_check(here, options)
+    assert not reusable and stamp.STAMP in reason
+    stamp.write_stamp(here, options)
+    assert json.loads((here / stamp.STAMP).read_text())["options"] == options
+    assert stamp.reuse_check(here, options)[0]
     # copied to another machine, another directory: the project's path and the makefile's
     # library paths do not count, the generated code and the GPU target do
     there = tmp_path / "there"
     _project(there)
-    (there / standalone.STAMP).write_text((here / standalone.STAMP).read_text())
+    (there / stamp.STAMP).write_text((here / stamp.STAMP).read_text())
     (there / "makefile").write_text("INCLUDES = -I/opt/cuda/include\n")
-    assert standalone.reuse_check(there, options)[0]
-    reusable, reason = standalone.reuse_check(there, {**options, "compute_capability": 8.0})
+    assert stamp.reuse_check(there, options)[0]
+    reusable, reason = stamp.reuse_check(there, {**options, "compute_capability": 8.0})
     assert not reusable and "compute_capability" in reason
     (there / "main.cu").write_text("int main() { return 1; }")
-    reusable, reason = standalone.reuse_check(there, options)
+    reusable, reason = stamp.reuse_check(there, options)
     assert not reusable and "generated code differs" in reason
     (there / "main").unlink()
-    assert "no compiled binary" in standalone.reuse_check(there, options)[1]
+    assert "no compiled binary" in stamp.reuse_check(there, options)[1]

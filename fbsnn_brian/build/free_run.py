@@ -116,12 +116,12 @@ class FreeRunSimulation:
         The network; its weights are read at every :meth:`run`.
     protocol : Protocol
         The schedule (one free phase).
-    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone', 'cuda_standalone'}
         Runtime devices define fresh Brian2 objects per chunk (cheap: Brian2 caches the
-        generated code); cpp_standalone compiles once and reruns the binary with new inputs
-        and weights passed through ``run_args``.
+        generated code); the standalone devices compile once and rerun the binary with new
+        inputs and weights passed through ``run_args``.
     chunk_size : int
-        Samples per Brian2 run (cpp_standalone pads the last chunk).
+        Samples per Brian2 run (a standalone build pads the last chunk).
     record_spikes : bool
         Keep every spike event in the returned recording.
     directory : str, optional
@@ -141,6 +141,8 @@ class FreeRunSimulation:
     ) -> None:
         owner = "FreeRunSimulation"
         self.device = devices.check_device(owner, device)
+        standalone.check_available(owner, self.device)
+        self._standalone = devices.REGISTRY[self.device].standalone
         self.network = network
         self.protocol = protocol
         self.chunk_size = chunk_size
@@ -154,6 +156,7 @@ class FreeRunSimulation:
         self._compiled: tuple[standalone.StandaloneBuild, _Objects] | None = None
         self.compile_time_s = 0.0
         self.build_cache_hit = False  # whether the build reused a compiled binary
+        self.compile_reason = ""  # why it was reused or compiled
 
     # ------------------------------------------------------------------ definition
     def _populations(self) -> list[Population]:
@@ -189,36 +192,58 @@ class FreeRunSimulation:
             ),
         ]
 
-    def _compile(self) -> tuple[Any, _Objects]:
+    def _build(self, *, check_only: bool = False) -> tuple[standalone.StandaloneBuild, _Objects]:
+        zeros = np.zeros((self.chunk_size, self.network.n_inputs))
+        key = standalone.build_key(
+            "free_run",
+            {
+                "network": network_key(self.network),
+                "protocol": self.protocol.describe(),
+                "chunk_size": self.chunk_size,
+                "record_spikes": self.record_spikes,
+            },
+            target=self.device,
+        )
+        return standalone.compile_standalone(
+            lambda: self._define(self.chunk_size, zeros),
+            network_of=lambda objects: objects.network,
+            key=key,
+            directory=self.directory,
+            owner=self,
+            target=self.device,
+            what="the free-phase simulation",
+            check_only=check_only,
+        )
+
+    def _compile(self) -> tuple[standalone.StandaloneBuild, _Objects]:
         if self._compiled is None:
-            zeros = np.zeros((self.chunk_size, self.network.n_inputs))
-            key = standalone.build_key(
-                "free_run",
-                {
-                    "network": network_key(self.network),
-                    "protocol": self.protocol.describe(),
-                    "chunk_size": self.chunk_size,
-                    "record_spikes": self.record_spikes,
-                },
-            )
-            build, objects = standalone.compile_standalone(
-                lambda: self._define(self.chunk_size, zeros),
-                network_of=lambda objects: objects.network,
-                key=key,
-                directory=self.directory,
-                owner=self,
-                what="the free-phase simulation",
-            )
+            build, objects = self._build()
             self.compile_time_s, self.build_cache_hit = build.compile_time_s, build.cache_hit
+            self.compile_reason = build.compile_reason
             self._compiled = (build, objects)
         return self._compiled
+
+    def compile(self, *, check_only: bool = False) -> standalone.StandaloneBuild:
+        """Compile the standalone build now (the first chunk would), or only check it.
+
+        Parameters
+        ----------
+        check_only : bool
+            Generate the code and say whether the binary in the project directory fits it,
+            compiling nothing.
+        """
+        if not self._standalone:
+            raise ValidationError(
+                f"FreeRunSimulation.compile: device {self.device!r} compiles nothing."
+            )
+        return self._build(check_only=True)[0] if check_only else self._compile()[0]
 
     def _run_chunk(
         self, inputs: NDArray[np.float64]
     ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
         """Simulate one chunk; return spike (neuron index, time in s) per population."""
         n_samples = len(inputs)
-        if self.device == "cpp_standalone":
+        if self._standalone:
             build, objects = self._compile()
             padded = np.zeros((self.chunk_size, self.network.n_inputs))
             padded[:n_samples] = inputs
@@ -242,9 +267,7 @@ class FreeRunSimulation:
         net = self.network
         net.check_invariants()  # weights the user changed since the build was defined
         n_samples = len(inputs)
-        chunk = (
-            self.chunk_size if self.device == "cpp_standalone" else min(self.chunk_size, n_samples)
-        )
+        chunk = self.chunk_size if self._standalone else min(self.chunk_size, n_samples)
         populations = self._populations()
         dt_s = float(net.dt / second)
         sample_s = float(self.sample_duration / second)
@@ -305,12 +328,12 @@ def simulate(
         Its free phase is simulated.
     inputs : array_like, shape (n_samples, n_inputs)
         Input values in [0, 1].
-    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
-        Where to simulate. Runtime devices simulate each chunk as one Brian2 run;
-        cpp_standalone compiles once and runs the binary per chunk.
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone', 'cuda_standalone'}
+        Where to simulate. Runtime devices simulate each chunk as one Brian2 run; the
+        standalone devices compile once and run the binary per chunk.
     chunk_size : int, optional
         Samples per Brian2 run (default: all samples in one run for runtime devices, 100
-        for cpp_standalone).
+        for the standalone devices).
     record_spikes : bool
         Record every spike (needed for :meth:`SpikeRecording.to_xarray` spike events).
     directory : str, optional
@@ -336,12 +359,12 @@ def simulate(
     owner = "simulate"
     if not isinstance(protocol, Protocol):
         raise ValidationError(f"{owner}: protocol must be a Protocol, got {describe(protocol)}.")
-    devices.check_device(owner, device)
+    spec = devices.get_device_spec(owner, device)
     array = network.check_inputs(inputs, owner=owner)
     if chunk_size is None:
         # Runtime devices pay ~0.1 s per run() call: one run for everything. A compiled binary
         # has a fixed chunk size, reused for every chunk (the last one padded).
-        chunk_size = len(array) if device != "cpp_standalone" else min(len(array), 100)
+        chunk_size = min(len(array), 100) if spec.standalone else len(array)
     check_positive_int(owner, "chunk_size", chunk_size)
     simulation = FreeRunSimulation(
         network,

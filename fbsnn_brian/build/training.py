@@ -83,14 +83,16 @@ class TrainingSimulation:
         Its weights are read before and written back after every chunk.
     protocol : Protocol
         ``[FreePhase, PerturbedPhase]`` with a :class:`SPIDEPlasticity`.
-    device : {'runtime', 'numpy', 'cython', 'cpp_standalone'}
-        cpp_standalone compiles once and reruns the binary with ``run_args``.
+    device : {'runtime', 'numpy', 'cython', 'cpp_standalone', 'cuda_standalone'}
+        The standalone devices compile once and rerun the binary with ``run_args``
+        (cuda_standalone on a GPU, see :mod:`fbsnn_brian.build.devices.cuda`).
     chunk_size : int
-        Samples per Brian2 run (cpp_standalone pads the last chunk with samples whose
+        Samples per Brian2 run (a standalone build pads the last chunk with samples whose
         learning rate is zero).
     directory : str, optional
-        cpp_standalone project directory, kept (default: the build cache, see
-        :mod:`fbsnn_brian.build.devices.standalone`).
+        Standalone project directory, kept (default: the build cache, see
+        :mod:`fbsnn_brian.build.devices.standalone`); a binary already there is reused when
+        it was compiled from the same code for the same target.
     """
 
     def __init__(
@@ -104,6 +106,8 @@ class TrainingSimulation:
     ) -> None:
         owner = "TrainingSimulation"
         self.device = devices.check_device(owner, device)
+        standalone.check_available(owner, self.device)
+        self._standalone = devices.REGISTRY[self.device].standalone
         perturbed = protocol.perturbed_phase
         if perturbed is None or protocol.plasticity is None:
             raise ValidationError(
@@ -136,6 +140,7 @@ class TrainingSimulation:
         self._dropout_rng = np.random.default_rng([network.seed, 7])
         self.compile_time_s = 0.0
         self.build_cache_hit = False  # whether the last build reused a compiled binary
+        self.compile_reason = ""  # why it was reused or compiled
         self._record = False
 
     # ------------------------------------------------------------------ definition
@@ -250,31 +255,60 @@ class TrainingSimulation:
         feedback = synapses_to_matrix(objects.feedback_synapses.w[:], sizes[0], sizes[-1])
         net.set_learned_feedback(feedback, max_gain=self.plasticity.max_feedback_gain)
 
-    def _compile(self) -> tuple[Any, _Objects]:
+    def _key(self) -> str:
+        plasticity = self.plasticity.describe()
+        for runtime_value in ("learning_rate", "input_dropout"):  # not in the code
+            plasticity.pop(runtime_value)
+        return standalone.build_key(
+            "training",
+            {
+                "network": network_key(
+                    self.network, random_feedback=self.plasticity.feedback == "random"
+                ),
+                "phases": self.protocol.describe()["phases"],
+                "plasticity": plasticity,
+                "chunk_size": self.chunk_size,
+            },
+            target=self.device,
+        )
+
+    def _compile(self) -> tuple[standalone.StandaloneBuild, _Objects]:
         if self._compiled is None:
-            size = self.chunk_size
-            net = self.network
-            plasticity = self.plasticity.describe()
-            for runtime_value in ("learning_rate", "input_dropout"):  # not in the code
-                plasticity.pop(runtime_value)
-            key = standalone.build_key(
-                "training",
-                {
-                    "network": network_key(
-                        net, random_feedback=self.plasticity.feedback == "random"
-                    ),
-                    "phases": self.protocol.describe()["phases"],
-                    "plasticity": plasticity,
-                    "chunk_size": size,
-                },
+            build, objects = self._build(
+                key=self._key(), directory=self.directory, target=self.device
             )
-            build, objects = self._build(key=key, directory=self.directory)
             self.compile_time_s, self.build_cache_hit = build.compile_time_s, build.cache_hit
+            self.compile_reason = build.compile_reason
             self._compiled = (build, objects)
         return self._compiled
 
+    def compile(self, *, check_only: bool = False) -> standalone.StandaloneBuild:
+        """Compile the standalone build now (the first chunk would), or only check it.
+
+        Parameters
+        ----------
+        check_only : bool
+            Generate the code and say whether the binary in the project directory fits it,
+            compiling nothing.
+        """
+        if not self._standalone:
+            raise ValidationError(
+                f"TrainingSimulation.compile: device {self.device!r} compiles nothing."
+            )
+        if check_only:
+            build, _ = self._build(
+                key=self._key(), directory=self.directory, target=self.device, check_only=True
+            )
+            return build
+        return self._compile()[0]
+
     def _build(
-        self, *, key: str | None, directory: str | None, target: str = "cpp_standalone"
+        self,
+        *,
+        key: str | None,
+        directory: str | None,
+        target: str = "cpp_standalone",
+        check_only: bool = False,
     ) -> tuple[standalone.StandaloneBuild, _Objects]:
         size, net = self.chunk_size, self.network
         return standalone.compile_standalone(
@@ -291,6 +325,7 @@ class TrainingSimulation:
             owner=self,
             target=target,
             what="the training simulation",
+            check_only=check_only,
         )
 
     def generate(
@@ -304,7 +339,8 @@ class TrainingSimulation:
             Project directory (kept).
         target : {'cpp_standalone', 'cuda_standalone'}
             cuda_standalone needs brian2cuda and nvcc (no GPU: see
-            :func:`fbsnn_brian.build.devices.standalone.configure_cuda`).
+            :func:`fbsnn_brian.build.devices.cuda.configure_cuda`); a binary already in
+            ``directory`` that was compiled from the same code for the same target is reused.
         """
         build, _ = self._build(key=None, directory=directory, target=target)
         return build
@@ -338,7 +374,7 @@ class TrainingSimulation:
         Parameters
         ----------
         inputs : ndarray, shape (n_samples, n_inputs)
-            Validated inputs in [0, 1]; at most ``chunk_size`` samples on cpp_standalone.
+            Validated inputs in [0, 1]; at most ``chunk_size`` samples on a standalone device.
         labels : ndarray of int, shape (n_samples,)
         learning_rate : float or ndarray of shape (n_samples,)
             eta per sample (a schedule may change it between samples).
@@ -351,7 +387,7 @@ class TrainingSimulation:
         n_samples = len(inputs)
         rates = np.broadcast_to(np.asarray(learning_rate, dtype=np.float64), (n_samples,))
         start = time.perf_counter()
-        size = self.chunk_size if self.device == "cpp_standalone" else n_samples
+        size = self.chunk_size if self._standalone else n_samples
         if n_samples > size:
             raise ValidationError(
                 f"TrainingSimulation.train_chunk: at most chunk_size = {size} samples per chunk, "
@@ -371,7 +407,7 @@ class TrainingSimulation:
             apply_after = (positions % self.plasticity.batch_size == 0) | (positions == n_samples)
         applied = np.zeros(size + 1)
         applied[1 : n_samples + 1] = np.asarray(apply_after, dtype=np.float64)
-        if self.device == "cpp_standalone":
+        if self._standalone:
             build, objects = self._compile()
             entries = [
                 (objects.sample_inputs, "sample_inputs", padded_inputs, (size, net.n_inputs)),

@@ -31,8 +31,8 @@ __all__ = ["main"]
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
+    from fbsnn_brian.build.devices.cuda import configure_cuda
     from fbsnn_brian.build.devices.registry import get_device_spec
-    from fbsnn_brian.build.devices.standalone import configure_cuda
     from fbsnn_brian.build.training import TrainingSimulation
     from fbsnn_brian.model.network import FeedbackNetwork
     from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
@@ -73,14 +73,18 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
             "simulation": "training (free phase, perturbed phase, plasticity); generated, "
             "not compiled",
         }
-    if target == "cuda_standalone":
-        configure_cuda(args.compute_capability)
+    target_info: dict[str, Any] = {}
+    if device.gpu:
+        target_info["compute_capability"] = configure_cuda(args.compute_capability)
     simulation = TrainingSimulation(network, protocol, chunk_size=args.chunk_size)
     build = simulation.generate(args.out, target=target)
     return {
         "device": target,
+        **target_info,
         "directory": build.directory,
         "compile_time_s": build.compile_time_s,
+        "binary_reused": build.cache_hit,
+        "reason": build.compile_reason,
         "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
     }
 

@@ -337,7 +337,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--perturbed", type=float, default=100.0, help="in tau")
     build.add_argument("--chunk-size", type=int, default=200)
     build.add_argument(
-        "--compute-capability", type=float, default=8.0, help="cuda_standalone: target GPU"
+        "--compute-capability",
+        default=None,
+        help="cuda_standalone: the GPU's compute capability, e.g. 9.0 for an H100/H200 "
+        "(default: $FBSNN_COMPUTE_CAPABILITY, else the GPU nvidia-smi reports)",
     )
     build.add_argument("--json", action="store_true", help="print JSON only")
     return parser

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from fbsnn_brian import interrupt
 from fbsnn_brian.build.devices.genn_engines import GeNNEvaluation, GeNNTrainingSimulation
 from fbsnn_brian.build.devices.registry import device_names, get_device_spec
+from fbsnn_brian.build.devices.standalone import check_available, compile_all
 from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import TrainingSimulation
 from fbsnn_brian.errors import ValidationError
@@ -164,6 +165,7 @@ class Trainer:
             )
         self._device = get_device_spec(owner, device, "train")
         self.device = self._device.name
+        check_available(owner, self.device)
         self.use_gpu = bool(use_gpu)
         self.chunk_size = check_positive_int(owner, "chunk_size", chunk_size)
         self.schedule = check_choice(owner, "schedule", schedule, SCHEDULES)
@@ -210,6 +212,14 @@ class Trainer:
             )
         self._directory = directory
         self._evaluation: FreeRunSimulation | GeNNEvaluation | None = None
+
+    def compile(self, *, check_only: bool = False) -> dict[str, dict[str, Any]]:
+        """Compile the standalone builds (``train``, ``evaluate``) now, or only check them.
+
+        See :func:`~fbsnn_brian.build.devices.standalone.compile_all`.
+        """
+        engines = {"train": self._train, "evaluate": self._evaluator()}
+        return compile_all(engines, check_only=check_only)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluator(self) -> FreeRunSimulation | GeNNEvaluation:

@@ -25,6 +25,7 @@ from typing import Any
 
 import brian2
 
+from fbsnn_brian.build.devices.cache import cache_root
 from fbsnn_brian.errors import DeviceError, ValidationError
 
 __all__ = [
@@ -226,8 +227,6 @@ def configure_cuda(compute_capability: Any = None) -> float:
 
 def _curand_wheel(prefs: Any) -> bool:
     """Add the nvidia-curand wheel's headers and library to the compiler paths, if installed."""
-    from fbsnn_brian.build.devices.standalone import cache_root
-
     try:
         import nvidia  # the nvidia-curand wheel
     except ImportError:

@@ -4,8 +4,9 @@
 simulation from Python (code target chosen by Brian2, cython when it works), ``numpy`` and
 ``cython`` force the runtime code target, ``cpp_standalone`` compiles the whole simulation into
 one binary that later runs with new inputs and weights through ``run_args`` without
-recompiling, ``cuda_standalone`` (brian2cuda) compiles the same simulation for a GPU, and
-``genn`` (brian2genn) restates it for GeNN. Every layer asks the registry
+recompiling, ``cuda_standalone`` (brian2cuda) compiles the same simulation for a GPU and
+reruns it the same way (:mod:`fbsnn_brian.build.devices.cuda`), and ``genn`` (brian2genn)
+restates it for GeNN. Every layer asks the registry
 (:func:`get_device_spec`, :func:`device_names`) instead of keeping its own list.
 
 Compiling, caching and running standalone builds is
@@ -68,6 +69,10 @@ class Device:
     simulate, train, build : bool
         Whether :func:`fbsnn_brian.simulate` (free phase), the Trainer, and ``fbsnn build``
         (generate and compile without running) accept the device.
+    gpu : bool
+        Compiled for a GPU by brian2cuda: the build is made for one compute capability, which
+        keys its build cache and its record of what the binary was compiled from
+        (:mod:`fbsnn_brian.build.devices.cuda`).
     needs : str
         What must be installed, for messages.
     """
@@ -78,6 +83,7 @@ class Device:
     simulate: bool = True
     train: bool = True
     build: bool = False
+    gpu: bool = False
     needs: str = "Brian2"
 
     @property
@@ -97,10 +103,9 @@ REGISTRY: dict[str, Device] = {
         Device(
             "cuda_standalone",
             "standalone",
-            simulate=False,
-            train=False,
             build=True,
-            needs="brian2cuda (Python >= 3.12) and nvcc (the cuda extra)",
+            gpu=True,
+            needs="brian2cuda (the cuda extra, Python >= 3.12) and nvcc",
         ),
         Device(
             "genn",

@@ -30,6 +30,17 @@ every time step only to report the run time at the end (and to stop at a maximum
 which the toolkit never sets). On machines where that clock is a system call it costs about
 1-2 microseconds per step, a sixth of a training step of the MNIST network, so the toolkit's
 devices read it once after the loop instead.
+
+A compiled project records what its binary was compiled from in ``fbsnn_build.json``
+(:mod:`fbsnn_brian.build.devices.stamp`): a hash of the generated code and the target
+options (:func:`target_options`: the device, the code-generation preferences and, for a GPU,
+the compute capability). A later build into the same directory, on this machine or on another
+one the project was copied to, reuses the binary without calling make when the code it
+generates and the target are the recorded ones
+(:func:`~fbsnn_brian.build.devices.stamp.reuse_check`), so a project compiled
+here reruns on a GPU machine with new inputs and weights through ``run_args`` and without
+nvcc there; otherwise it is recompiled, from scratch when the target changed.
+:attr:`StandaloneBuild.compile_reason` says which, and why.
 """
 
 from __future__ import annotations
@@ -62,11 +73,14 @@ from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
 
 from fbsnn_brian import interrupt
+from fbsnn_brian.build.devices import cuda
+from fbsnn_brian.build.devices.cache import cache_root
 from fbsnn_brian.build.devices.registry import (
     REGISTRY,
     check_no_network_operation,
     compile_notice,
 )
+from fbsnn_brian.build.devices.stamp import reuse_check, saved_stamp, write_stamp
 from fbsnn_brian.errors import DeviceError
 
 __all__ = [
@@ -74,10 +88,12 @@ __all__ = [
     "StandaloneBuild",
     "build_key",
     "cache_root",
+    "check_available",
     "clear_cache",
+    "compile_all",
     "compile_standalone",
-    "configure_cuda",
     "step_clock",
+    "target_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -145,7 +161,8 @@ def _up_to_date(directory: str) -> bool:
 
 
 class _ReproducibleBuild:
-    """Device mixin: code independent of the process, and a notice before a real compile.
+    """Device mixin: code independent of the process, a binary reused where it fits, and a
+    notice before a real compile.
 
     Brian2 makes a code object's name (``layer_1_stateupdater_codeobject*``) unique among
     all live Brian2 objects of the process, so a second build of a configuration in the same
@@ -153,11 +170,19 @@ class _ReproducibleBuild:
     from), got names with a ``_1`` suffix and had to be compiled again; here names are made
     unique among the device's own code objects. ``notice`` (set before the build) is printed,
     through :func:`compile_notice`, only when make has something to compile; ``recompiled``
-    says afterwards whether it had.
+    says afterwards whether it had, ``compile_reason`` why. ``options`` (set before the build,
+    :func:`target_options`) is what the binary is compiled for: a binary whose record
+    (:data:`~fbsnn_brian.build.devices.stamp.STAMP`) holds the same options and generated code
+    is reused without make.
     """
 
     notice: str | None = None
     recompiled: bool = True
+    compile_reason: str = ""
+    options: Mapping[str, Any] | None = None
+
+    def compile_needed(self, reason: str) -> None:
+        """Refuse a compile this machine cannot do (nothing to refuse here)."""
 
     def code_object(self, owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         if name.endswith("*"):
@@ -170,10 +195,25 @@ class _ReproducibleBuild:
         _order_clock_resets(self, start, net)
 
     def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
-        self.recompiled = bool(clean) or not _up_to_date(directory)
-        if self.recompiled and self.notice:
-            compile_notice(self.notice)
-        return super().compile_source(directory, compiler, debug, clean)  # type: ignore[misc]
+        options = dict(self.options or {})
+        reusable, reason = reuse_check(directory, options)
+        if reusable and not clean:
+            self.recompiled, self.compile_reason = False, f"reused: {reason}"
+            return None
+        saved = saved_stamp(directory)
+        # compiled for another target: nothing of it may be kept
+        clean = bool(clean) or (saved is not None and saved.get("options") != options)
+        self.recompiled = clean or not _up_to_date(directory)
+        if self.recompiled:
+            self.compile_reason = f"compiled: {reason}"
+            self.compile_needed(self.compile_reason)
+            if self.notice:
+                compile_notice(self.notice)
+        else:
+            self.compile_reason = "reused: make finds the binary up to date"
+        result = super().compile_source(directory, compiler, debug, clean)  # type: ignore[misc]
+        write_stamp(directory, options)
+        return result
 
 
 class _FbsnnStandaloneDevice(_ReproducibleBuild, CPPStandaloneDevice):  # type: ignore[misc]
@@ -200,91 +240,66 @@ class _FbsnnStandaloneDevice(_ReproducibleBuild, CPPStandaloneDevice):  # type: 
 TARGETS = tuple(name for name, device in REGISTRY.items() if device.standalone)
 
 
-def _import_brian2cuda() -> Any:
-    """Import brian2cuda (registering its device and preferences); return its device class."""
-    try:
-        import brian2cuda  # noqa: F401
-        from brian2cuda.device import CUDAStandaloneDevice
-    except ImportError as error:
-        raise DeviceError(
-            "cuda_standalone needs brian2cuda, which needs Python >= 3.12 and brian2 == 2.10.1: "
-            f"pip install -e '.[cuda]' in such an environment ({error})."
-        ) from None
-    return CUDAStandaloneDevice
+def check_available(owner: str, device: str) -> None:
+    """Refuse a device whose software is not installed here, naming what to install."""
+    if REGISTRY[device].gpu:
+        cuda.require_brian2cuda(owner)
 
 
-def _cuda_device_class() -> Any:
-    """A brian2cuda device class that compiles with C++17 and finds cuRAND (imported lazily).
-
-    brian2cuda 1.0b1 writes ``-std=c++11`` into its makefile, which the CUDA 13 headers
-    refuse; the makefile is switched to C++17 (supported by nvcc 11 and later) before make
-    runs. Where the CUDA toolkit lacks cuRAND's headers, those of the ``nvidia-curand`` wheel
-    are used.
-    """
-    CUDAStandaloneDevice = _import_brian2cuda()
-
-    base: Any = CUDAStandaloneDevice
-
-    class _FbsnnCudaDevice(_ReproducibleBuild, base):  # type: ignore[misc]
-        def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
-            makefile = Path(directory) / "makefile"
-            text = makefile.read_text()
-            if "-std=c++11" in text:
-                makefile.write_text(text.replace("-std=c++11", "-std=c++17"))
-            return super().compile_source(directory, compiler, debug, clean)
-
-    return _FbsnnCudaDevice
-
-
-def configure_cuda(compute_capability: float = 8.0) -> None:
-    """Set brian2cuda's preferences to generate and compile without a GPU.
-
-    Also switches Brian2's loop-invariant optimisation off for the rest of the process (see
-    the comment in the code), so call it in a process dedicated to the CUDA build.
+def compile_all(
+    simulations: Mapping[str, Any], *, check_only: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Compile the standalone builds of some simulations now (before they are timed).
 
     Parameters
     ----------
-    compute_capability : float
-        Compute capability the code is compiled for (e.g. 8.0 for an A100, 9.0 for an H100).
+    simulations : mapping of str to simulation
+        Those on a standalone device (``device`` in :data:`TARGETS`, with a ``compile``
+        method) are compiled; the others are left out.
+    check_only : bool
+        Generate the code and say whether the binaries in the project directories fit it,
+        compiling nothing.
+
+    Returns
+    -------
+    dict
+        Per simulation: ``directory``, ``compile_time_s``, ``binary_reused`` and ``reason``
+        (reused or compiled, and why).
     """
-    _import_brian2cuda()
-    prefs = brian2.prefs
-    # brian2cuda 1.0b1 declares `t` twice in an event's reset code when a scalar expression
-    # of t (such as real_samples(t)) is lifted out of the loop; generate without lifting
-    prefs["codegen.loop_invariant_optimisations"] = False
-    backend = "devices.cuda_standalone.cuda_backend"
-    prefs[f"{backend}.detect_gpus"] = False
-    prefs[f"{backend}.gpu_id"] = 0
-    prefs[f"{backend}.compute_capability"] = float(compute_capability)
-    cuda_include = Path(shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc").parent.parent
-    if not (cuda_include / "include" / "curand.h").is_file():
-        try:
-            import nvidia  # the nvidia-curand wheel
-        except ImportError:
-            raise DeviceError(
-                "cuda_standalone: the CUDA toolkit has no cuRAND headers (curand.h); install "
-                "them or the nvidia-curand wheel (part of the [cuda] extra)."
-            ) from None
-        for root in (Path(p) for p in nvidia.__path__):
-            for candidate in sorted(root.glob("*/include/curand.h")) + sorted(
-                root.glob("curand/include/curand.h")
-            ):
-                library = candidate.parent.parent / "lib"
-                if str(candidate.parent) not in prefs["codegen.cpp.include_dirs"]:
-                    prefs["codegen.cpp.include_dirs"] += [str(candidate.parent)]
-                # the wheel ships libcurand.so.N only; -lcurand needs the plain name
-                links = cache_root() / "cuda_libraries"
-                links.mkdir(parents=True, exist_ok=True)
-                for versioned in library.glob("libcurand.so.*"):
-                    plain = links / "libcurand.so"
-                    if not plain.exists():
-                        plain.symlink_to(versioned)
-                for directory in (str(library), str(links)):
-                    if directory not in prefs["codegen.cpp.library_dirs"]:
-                        prefs["codegen.cpp.library_dirs"] += [directory]
-                    if directory not in prefs["codegen.cpp.runtime_library_dirs"]:
-                        prefs["codegen.cpp.runtime_library_dirs"] += [directory]
-                return
+    described = {}
+    for name, simulation in simulations.items():
+        if getattr(simulation, "device", None) in TARGETS and hasattr(simulation, "compile"):
+            build = simulation.compile(check_only=check_only)
+            described[name] = {
+                "directory": build.directory,
+                "compile_time_s": build.compile_time_s,
+                "binary_reused": build.cache_hit,
+                "reason": build.compile_reason,
+            }
+    return described
+
+
+def target_options(target: str) -> dict[str, Any]:
+    """What a build for ``target`` is compiled with: part of its build key and its stamp.
+
+    The device, the code-generation preferences that change the binary and, for a GPU device,
+    its target (:func:`fbsnn_brian.build.devices.cuda.target_options`, which configures
+    brian2cuda on first use).
+    """
+    options: dict[str, Any] = {
+        "device": target,
+        "codegen": {
+            name: str(brian2.prefs[name])
+            for name in (
+                "codegen.cpp.extra_compile_args",
+                "codegen.loop_invariant_optimisations",
+                "devices.cpp_standalone.openmp_threads",
+            )
+        },
+    }
+    if REGISTRY[target].gpu:
+        options.update(cuda.target_options())
+    return options
 
 
 def step_clock(dt: Any) -> Clock:
@@ -300,21 +315,18 @@ def step_clock(dt: Any) -> Clock:
     return Clock(dt=dt, name="step_clock")
 
 
-def cache_root() -> Path:
-    """Directory of the build cache (see the module docstring for how it is chosen)."""
-    explicit = os.environ.get("FBSNN_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fbsnn_brian"
-
-
 def clear_cache() -> None:
     """Delete every cached build."""
     shutil.rmtree(cache_root() / "builds", ignore_errors=True)
 
 
-def build_key(kind: str, configuration: Mapping[str, Any]) -> str:
+def build_key(
+    kind: str,
+    configuration: Mapping[str, Any],
+    *,
+    target: str = "cpp_standalone",
+    options: Mapping[str, Any] | None = None,
+) -> str:
     """Hash of a build's configuration and of everything else that shapes its code.
 
     Parameters
@@ -323,6 +335,10 @@ def build_key(kind: str, configuration: Mapping[str, Any]) -> str:
         The simulation class (``'training'``, ``'free_run'``).
     configuration : mapping
         JSON-serialisable description of the definition: network, protocol, chunk size, ...
+    target : str
+        The standalone device.
+    options : mapping, optional
+        Its target options (default: :func:`target_options`, e.g. a GPU's compute capability).
     """
     from fbsnn_brian.version import __version__
 
@@ -333,13 +349,7 @@ def build_key(kind: str, configuration: Mapping[str, Any]) -> str:
         "brian2": str(brian2.__version__),
         "numpy": np.__version__,
         "python": sys.version.split()[0],
-        "codegen": {
-            name: str(brian2.prefs[name])
-            for name in (
-                "codegen.cpp.extra_compile_args",
-                "devices.cpp_standalone.openmp_threads",
-            )
-        },
+        "target": dict(options) if options is not None else target_options(target),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
@@ -359,7 +369,12 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _standalone_device(directory: str, target: str = "cpp_standalone") -> Iterator[Any]:
     """Make a fresh standalone device the active one while the model is defined."""
-    device = (_FbsnnStandaloneDevice if target == "cpp_standalone" else _cuda_device_class())()
+    device_class = (
+        cuda.cuda_device_class(_ReproducibleBuild)
+        if REGISTRY[target].gpu
+        else _FbsnnStandaloneDevice
+    )
+    device = device_class()
     name = f"fbsnn_{target}_{next(_instance_counter)}"
     all_devices[name] = device
     set_device(name, directory=directory, build_on_run=False)
@@ -385,7 +400,11 @@ class StandaloneBuild:
         Whether the build is an entry of the build cache (found there or put there).
     cache_hit : bool
         Whether the binary of an earlier build of the same project (the cache entry, or the
-        given directory) was reused: make had nothing to recompile.
+        given directory, perhaps compiled on another machine) was reused.
+    compile_reason : str
+        Whether the binary was reused or compiled, and why, in words.
+    target : str
+        The standalone device.
     """
 
     device: Any
@@ -393,6 +412,8 @@ class StandaloneBuild:
     compile_time_s: float
     cached: bool
     cache_hit: bool = False
+    compile_reason: str = ""
+    target: str = "cpp_standalone"
 
     def run(self, run_args: Mapping[Any, Any]) -> None:
         """Run the binary once with new values, then delete the value files it read."""
@@ -408,7 +429,7 @@ class StandaloneBuild:
             # a binary stopped by Ctrl-C: not a device fault (the caller discards the chunk)
             interrupt.check(f"while the compiled simulation in {self.directory} ran")
             raise DeviceError(
-                f"cpp_standalone: the compiled simulation in {self.directory} failed ({error})."
+                f"{self.target}: the compiled simulation in {self.directory} failed ({error})."
             ) from error
         finally:
             for name in device.run_args_arrays:
@@ -434,6 +455,7 @@ def compile_standalone(
     owner: object | None = None,
     target: str = "cpp_standalone",
     what: str = "the simulation",
+    check_only: bool = False,
 ) -> tuple[StandaloneBuild, T]:
     """Define a model on a fresh cpp_standalone device and compile it without running it.
 
@@ -451,11 +473,14 @@ def compile_standalone(
     owner : object, optional
         The private working directory is deleted when this object is garbage collected.
     target : {'cpp_standalone', 'cuda_standalone'}
-        The device; cuda_standalone builds (brian2cuda, see :func:`configure_cuda`) need an
-        explicit ``directory`` and are generated and compiled only.
+        The device (cuda_standalone: brian2cuda, see :mod:`fbsnn_brian.build.devices.cuda`).
     what : str
         What is compiled, for the one-line notice printed before a compilation that is not a
         cache hit (e.g. ``'the training simulation'``).
+    check_only : bool
+        Generate the code and check whether the binary in the project fits it
+        (:func:`~fbsnn_brian.build.devices.stamp.reuse_check`), compiling nothing; the build
+        cannot run.
 
     Returns
     -------
@@ -463,8 +488,6 @@ def compile_standalone(
     """
     if target not in TARGETS:
         raise DeviceError(f"compile_standalone: target must be one of {TARGETS}, got {target!r}.")
-    if target == "cuda_standalone" and directory is None:
-        raise DeviceError("compile_standalone: a cuda_standalone build needs a directory.")
     if directory is not None:
         project, cached = Path(directory), False
     elif key is not None:
@@ -472,20 +495,31 @@ def compile_standalone(
     else:
         project, cached = Path(tempfile.mkdtemp(prefix="fbsnn_cpp_")), False
     start = time.perf_counter()
+    options = target_options(target)
     lock = _exclusive(project.with_name(project.name + ".lock")) if cached else None
     with lock or contextlib.nullcontext(), _standalone_device(str(project), target) as device:
         objects = define()
         check_no_network_operation(network_of(objects))
         device.notice = _notice(what, target, project if not cached else None)
+        device.options = options
+        if check_only:
+            device.build(directory=str(project), compile=False, run=False, with_output=False)
+            reusable, reason = reuse_check(project, options)
+            verdict = f"{'reused' if reusable else 'would compile'}: {reason}"
+            seconds = time.perf_counter() - start
+            return StandaloneBuild(
+                device, str(project), seconds, cached, reusable, verdict, target
+            ), objects
         try:
             device.build(directory=str(project), compile=True, run=False, with_output=False)
         except Exception as error:  # Brian2 raises bare RuntimeError / OSError here
             # a Ctrl-C reaches the compiler too, which then fails: say so, not "install g++"
             interrupt.check(f"while compiling the {target} simulation in {project}")
-            tools = "nvcc (CUDA)" if target == "cuda_standalone" else "a C++ compiler (g++)"
+            if isinstance(error, DeviceError):
+                raise
             raise DeviceError(
-                f"{target}: compiling the simulation in {project} failed ({error}); {tools} and "
-                "the Python headers must be installed."
+                f"{target}: compiling the simulation in {project} failed ({error}); "
+                f"{REGISTRY[target].needs} and the Python headers must be installed."
             ) from error
         work = _private_copy(project) if cached else str(project)
     if directory is None:
@@ -502,17 +536,17 @@ def compile_standalone(
         project,
         (", cache hit" if hit else ", cached") if cached else "",
     )
-    return StandaloneBuild(device, work, seconds, cached, cache_hit=hit), objects
+    build = StandaloneBuild(device, work, seconds, cached, hit, device.compile_reason, target)
+    return build, objects
 
 
 def _notice(what: str, target: str, directory: Path | None) -> str:
     """The notice before compiling ``what`` into ``directory`` (None: the build cache)."""
+    duration = "about 5-10 min with nvcc" if REGISTRY[target].gpu else "about 20-60 s"
     if directory is not None:
-        return f"compiling {what} for {target} (about 20-60 s) in {directory}"
+        return f"compiling {what} for {target} ({duration}) in {directory}"
     where = str(cache_root())
     home = os.path.expanduser("~")
     if where == home or where.startswith(home + os.sep):
         where = "~" + where[len(home) :]
-    return (
-        f"compiling {what} for {target} (about 20-60 s, once per configuration; cached in {where})"
-    )
+    return f"compiling {what} for {target} ({duration}, once per configuration; cached in {where})"
