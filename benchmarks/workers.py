@@ -88,7 +88,9 @@ def transfer_cost(trainer: Any, inputs: np.ndarray, repeats: int = 7) -> dict[st
     }
 
 
-def train(settings: dict[str, Any], workers: int, sync_every: int) -> dict[str, float]:
+def train(
+    settings: dict[str, Any], workers: int, sync_every: int, merge: str = "average"
+) -> dict[str, float]:
     """Train for the settings' epochs with K workers; return speed and test accuracy."""
     train_part, test, _ = _datasets(settings)
     trainer = _trainer(settings, train_part, progress=False)
@@ -96,7 +98,9 @@ def train(settings: dict[str, Any], workers: int, sync_every: int) -> dict[str, 
     if workers == 1:
         history = trainer.fit(*data, epochs=settings["epochs"])
     else:
-        distributed = DistributedTraining(trainer, workers=workers, sync_every=sync_every)
+        distributed = DistributedTraining(
+            trainer, workers=workers, sync_every=sync_every, merge=merge
+        )
         history = distributed.fit(*data, epochs=settings["epochs"])
     wall = history["wall_time_s"].values
     return {
@@ -115,6 +119,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--sync-every", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32, help="mini-batch of the other scheme")
+    parser.add_argument("--merge", default="sum", help="sum or average (K = 2)")
+    parser.add_argument(
+        "--both-merges", action="store_true", help="also train K = 2 with the other merge"
+    )
     parser.add_argument("--costs-only", action="store_true", help="measure the overheads only")
     parser.add_argument("--out", help="also write the JSON to this file")
     parser.add_argument("--json", action="store_true", help="print JSON only")
@@ -143,7 +151,9 @@ def main() -> None:
     if args.costs_only:
         print(json.dumps({**costs, "predicted_speedup": predicted}, indent=2))
         return
-    results = {K: train(settings, K, args.sync_every) for K in (1, 2)}
+    results = {K: train(settings, K, args.sync_every, args.merge) for K in (1, 2)}
+    other = "sum" if args.merge == "average" else "average"
+    alternative = train(settings, 2, args.sync_every, other) if args.both_merges else None
     report = {
         "samples_per_s": {str(K): r["samples_per_s_last_epoch"] for K, r in results.items()},
         "samples_per_s_all_epochs": {
@@ -154,6 +164,8 @@ def main() -> None:
         "sync_overhead_s": sync,
         "accuracy": {str(K): r["accuracy"] for K, r in results.items()},
         "train_accuracy": {str(K): r["train_accuracy"] for K, r in results.items()},
+        "merge": args.merge,
+        "other_merge_2_workers": None if alternative is None else {"merge": other, **alternative},
         **costs,
         "predicted_speedup": predicted,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},

@@ -105,7 +105,7 @@ def test_one_worker_repeats_the_single_process_run_bit_for_bit(scheduler: str) -
     )
 
 
-def test_two_workers_average_their_shards(two_workers: dict[str, Any]) -> None:
+def test_two_workers_merge_their_shards(two_workers: dict[str, Any]) -> None:
     history = two_workers["history"]
     assert history.attrs["workers"] == 2 and history.attrs["sync_every"] == 4
     assert np.all(history["samples_per_s"].values > 0)
@@ -260,3 +260,12 @@ def test_a_run_file_sets_the_worker_settings(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
     path.write_text('[training]\nworkers = 3\nsync_every = 50\nscheduler = "tcp://h:1"\n')
     assert load_run_file(path) == {"workers": 3, "sync_every": 50, "scheduler": "tcp://h:1"}
+
+
+def test_the_sum_merge_adds_every_workers_change() -> None:
+    start = {"w": np.array([1.0, 2.0])}
+    ends = [{"w": np.array([1.5, 2.0])}, {"w": np.array([1.0, 1.0])}]
+    assert np.array_equal(distributed.merge(start, ends, "sum")["w"], [1.5, 1.0])
+    assert np.array_equal(distributed.merge(start, ends, "average")["w"], [1.25, 1.5])
+    assert distributed.merge(start, ends[:1], "sum")["w"] is not ends[0]["w"]
+    assert np.array_equal(distributed.merge(start, ends[:1], "sum")["w"], ends[0]["w"])

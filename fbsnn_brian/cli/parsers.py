@@ -143,6 +143,15 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
         "spide, ide, st_rsbp, na or spike_bp (fbsnn_brian.rules.learning_rules)",
     ),
     ("--seed", "seed", int, "seed of the network and of the shuffling"),
+    (
+        "--workers",
+        "workers",
+        int,
+        "Dask worker processes training this one network, each on its shard, merging their "
+        "weights every --sync-every samples (fbsnn_brian.learning.distributed)",
+    ),
+    ("--scheduler", "scheduler", str, "address of a dask scheduler for --workers"),
+    ("--sync-every", "sync_every", int, "samples each worker trains between two merges"),
 ]
 
 
@@ -166,9 +175,12 @@ def _shown_default(key: str, default: Any, preset_keys: set[str]) -> str:
     if key == "chunk_size":
         return "200 for spide, 16 for the other rules"
     if default is None:
-        return {"train_size": "seeded split", "test_size": "seeded split"}.get(
-            key, "the largest training label + 1" if key == "n_classes" else "none"
-        )
+        return {
+            "train_size": "seeded split",
+            "test_size": "seeded split",
+            "sync_every": "the chunk size",
+            "scheduler": "a LocalCluster of --workers processes",
+        }.get(key, "the largest training label + 1" if key == "n_classes" else "none")
     return ",".join(map(str, default)) if isinstance(default, list) else str(default)
 
 

@@ -34,6 +34,7 @@ tables::
     epochs = 30
     learning_rate = 0.04
     schedule = "cosine"
+    workers = 1                 # Dask worker processes training this one network
     ...
 
 Every problem is reported with its key path (``[training].epochs``), the value found and
@@ -104,6 +105,9 @@ SECTIONS: dict[str, dict[str, str]] = {
         "input_dropout": "float",
         "shift": "int",
         "feedback": "str",
+        "workers": "int",
+        "scheduler": "str",
+        "sync_every": "optional_int",
     },
 }
 

@@ -121,6 +121,12 @@ DEFAULTS: TrainingConfig = {
     "noise_tau": 0.0,
     "excitatory_fraction": 0.0,
     "rate_estimate": "average",
+    # one run on several Dask worker processes (fbsnn_brian.learning.distributed): K workers
+    # merging their weights every sync_every samples each (None: the chunk size), on the
+    # scheduler at this address (None: a LocalCluster of K processes)
+    "workers": 1,
+    "scheduler": None,
+    "sync_every": None,
 }
 
 
@@ -345,6 +351,20 @@ def _trainer(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any
     )
 
 
+def _fit(trainer: Any, settings: TrainingConfig) -> Any:
+    """``trainer.fit``, or the same training spread over ``workers`` Dask workers."""
+    if settings["workers"] == 1 and settings["scheduler"] is None:
+        return trainer.fit
+    from fbsnn_brian.learning.distributed import DistributedTraining
+
+    return DistributedTraining(
+        trainer,
+        workers=settings["workers"],
+        scheduler=settings["scheduler"],
+        sync_every=settings["sync_every"],
+    ).fit
+
+
 def _write_results(
     directory: Path, trainer: Any, history: Any, settings: TrainingConfig, test: Dataset
 ) -> dict[str, Any]:
@@ -421,6 +441,7 @@ def train_run(
             test.n_samples,
         )
     trainer = _trainer(settings, train, progress=progress)
+    fit = _fit(trainer, settings)
     network, protocol = trainer.network, trainer.protocol
 
     # every setting is valid: only now does the run directory appear
@@ -430,7 +451,7 @@ def train_run(
     _write_json(directory / "config.json", settings)
     start = time.perf_counter()
     try:
-        history = trainer.fit(
+        history = fit(
             train.inputs,
             train.labels,
             epochs=settings["epochs"],

@@ -5,8 +5,13 @@ with K Dask workers (a LocalCluster of K processes by default). Every synchronis
 covers the next ``K * N`` samples of the epoch's shuffled order: worker k trains online, with
 SPIDE inside its own compiled binary, on positions ``k, k + K, k + 2K, ...`` of them (N samples,
 the learning rate of each position as in a single-process run), starting from the round's
-common weights; the coordinator then averages the K resulting weights (and optimizer states),
-caps the loop gain, checks the run's health and writes a checkpoint.
+common weights; the coordinator then merges the K resulting weights (by default the round's
+weights plus the sum of the K changes, ``merge='sum'``; or their mean, ``merge='average'``),
+averages the optimizer states, caps the loop gain, checks the run's health and writes a
+checkpoint. The sum keeps one sample's worth of progress per sample, as a single process makes:
+on digits (64-128-10, 3 epochs, rounds of 200 samples per worker) K = 2 reached 91.65 % test
+and 95.2 % training accuracy with the sum, 91.14 % and 93.6 % with the mean, against 91.65 % and
+95.4 % for one process.
 
 Why model averaging and not synchronous mini-batches: SPIDE is an online rule, one update per
 sample, and a standalone binary is started once per chunk of samples (weights in and out
@@ -53,9 +58,9 @@ from fbsnn_brian.learning.health import check_health
 from fbsnn_brian.learning.trainer import _RECORDS, Trainer
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
-from fbsnn_brian.validation import check_labels, check_positive_int
+from fbsnn_brian.validation import check_choice, check_labels, check_positive_int
 
-__all__ = ["DistributedTraining", "average", "connect", "train_round"]
+__all__ = ["MERGES", "DistributedTraining", "average", "connect", "merge", "train_round"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +172,22 @@ def train_round(
     }
 
 
+#: How the workers' weights become the next round's: their mean, or the start plus the sum of
+#: their changes (the mean with the change scaled by K, as many samples' worth of progress as
+#: a single process makes in a round).
+MERGES = ("average", "sum")
+
+
+def merge(start: Arrays, arrays: list[Arrays], how: str) -> Arrays:
+    """The next round's weights from the round's ``start`` and each worker's ``arrays``."""
+    if how == "average" or len(arrays) == 1:
+        return average(arrays)
+    return {
+        name: start[name] + np.sum([entry[name] - start[name] for entry in arrays], axis=0)
+        for name in start
+    }
+
+
 def average(arrays: list[Arrays]) -> Arrays:
     """The mean of each named array over the workers (one worker's arrays unchanged)."""
     if len(arrays) == 1:
@@ -200,6 +221,9 @@ class DistributedTraining:
         Address of a running Dask scheduler (``tcp://host:port``); default a LocalCluster.
     sync_every : int, optional
         N, samples each worker trains between two averagings (default the chunk size).
+    merge : {'average', 'sum'}
+        The next round's weights: the mean of the workers' weights (model averaging), or the
+        round's weights plus the sum of the workers' changes (see :data:`MERGES`).
     task : callable
         The per-round task (:func:`train_round`, or a wrapper of it with the same signature).
     retries : int
@@ -213,6 +237,7 @@ class DistributedTraining:
         workers: int,
         scheduler: str | None = None,
         sync_every: int | None = None,
+        merge: str = "sum",
         task: Callable[..., dict[str, Any]] = train_round,
         retries: int = RETRIES,
     ) -> None:
@@ -231,11 +256,13 @@ class DistributedTraining:
             owner, "sync_every", trainer.chunk_size if sync_every is None else sync_every
         )
         self.chunk_size = min(trainer.chunk_size, self.sync_every)
+        self.merge = check_choice(owner, "merge", merge, MERGES)
         self.task = task
         self.retries = int(retries)
         plasticity = dataclasses.replace(trainer.plasticity, input_dropout=0.0)
         self._protocol = Protocol(trainer.protocol.phases, plasticity=plasticity)
         self._compile: dict[str, Any] = {"compile_time_s": 0.0, "build_cache_hit": False}
+        self._checkpoint_every = 1
 
     def fit(
         self,
@@ -245,13 +272,15 @@ class DistributedTraining:
         epochs: int,
         validation: tuple[Any, Any] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
         resume: bool = False,
     ) -> xr.Dataset:
         """Train for ``epochs`` epochs; return the history (as :meth:`Trainer.fit`).
 
-        A checkpoint is written after every synchronisation round and every epoch; with
-        ``resume=True`` training continues from it to the weights of an uninterrupted run.
-        The history's attributes add ``workers`` and ``sync_every``.
+        A checkpoint is written every ``checkpoint_every`` synchronisation rounds (default:
+        after every round) and after every epoch; with ``resume=True`` training continues from
+        it to the weights of an uninterrupted run. The history's attributes add ``workers``
+        and ``sync_every``.
         """
         owner = "DistributedTraining.fit"
         trainer = self.trainer
@@ -259,6 +288,7 @@ class DistributedTraining:
         array = trainer.network.check_inputs(inputs, owner=owner)
         truth = check_labels(owner, labels, len(array), trainer.network.n_classes)
         epochs = check_positive_int(owner, "epochs", epochs)
+        self._checkpoint_every = check_positive_int(owner, "checkpoint_every", checkpoint_every)
         if resume and checkpoint is None:
             raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
         sets = [(array, truth)]
@@ -378,7 +408,9 @@ class DistributedTraining:
                 trainer._restore(before, generators)
                 save(epoch, first, order)
                 interrupt.check(where)
-            weights = average([result["weights"] for result in results])
+            weights = merge(
+                before["weights"], [result["weights"] for result in results], self.merge
+            )
             if len(results) == 1:  # capped by the worker already, as by a single process
                 network.set_weight_arrays(weights)
             else:  # the loop gain of an average can exceed the cap
@@ -391,7 +423,8 @@ class DistributedTraining:
                 partial["spikes"] += stats.forward_rate * stats.n_samples
                 partial["events"] += stats.backward_rate * stats.n_samples
                 check_health(network, trainer.plasticity, epoch, stats)
-            if positions[-1] + 1 < n_samples:
+            rounds = first // span + 1  # of the epoch
+            if positions[-1] + 1 < n_samples and not rounds % self._checkpoint_every:
                 save(epoch, int(positions[-1]) + 1, order)
         return float(plan["rates"].mean())
 
