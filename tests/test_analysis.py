@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 from brian2 import ms
 
-from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError, analysis
+from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
+from fbsnn_brian.analysis import measures as analysis
 from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.cli.main import main
 from fbsnn_brian.io.datasets import load_digits

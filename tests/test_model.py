@@ -31,7 +31,10 @@ def test_defaults_follow_the_design() -> None:
         ({"layer_sizes": [4, -1]}, "layer_sizes[1] must be a positive integer, got -1"),
         ({"layer_sizes": 5}, "layer_sizes must be a sequence of positive integers"),
         ({"n_classes": 2.5}, "n_classes must be a positive integer, got 2.5"),
-        ({"neuron": "lfi"}, "neuron must be one of 'if', 'lif', got 'lfi'. Did you mean 'lif'?"),
+        (
+            {"neuron": "lfi"},
+            "neuron must be one of 'if', 'lif', 'alif', got 'lfi'. Did you mean 'lif'?",
+        ),
         ({"input_coding": "rate"}, "input_coding must be one of 'current', 'spikes'"),
         ({"tau": 1.0}, "tau must be a Brian2 time quantity such as 1*ms, got 1.0"),
         ({"tau": 1 * mV}, "tau must be a Brian2 time quantity"),

@@ -43,6 +43,11 @@ import xarray as xr
 
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments.run_file import SECTIONS, read_toml, settings_from_tables
+
+# Imported with this module (Brian2 included), not inside the task: a Dask worker unpickles the
+# task in its main thread but runs it in another, and Brian2 installs a SIGINT handler when it
+# is first imported, which only the main thread may do.
+from fbsnn_brian.experiments.runs import train_run
 from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.validation import describe
 
@@ -113,8 +118,6 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _train_task(config: dict[str, Any]) -> dict[str, Any]:
     """One run on a worker, in a temporary run directory; returns its metrics."""
-    from fbsnn_brian.experiments.runs import train_run
-
     with tempfile.TemporaryDirectory(prefix="fbsnn_sweep_run_") as directory:
         metrics = train_run(config, Path(directory) / "run", progress=False)
     return {key: metrics[key] for key in MEASURES if key in metrics}
