@@ -260,7 +260,11 @@ def gradient_alignment(
     cosines = []
     for k, update in enumerate(updates):
         rates = tuple(layer[k] for layer in free.layer_rates())
-        exact = reference.ide_gradients_at_rates(model, batch[k], rates, int(targets[k]))
+        # the gate follows the actual clamp, tau / t_ref (not the ideal network's 1)
+        gates = reference.gates_from_rates(rates, ceiling=network.max_rate)
+        exact = reference.ide_gradients_at_rates(
+            model, batch[k], rates, int(targets[k]), gates=gates
+        )
         cosines.append(vector_cosine(update[:n_hidden], exact.parameter_vector()[:n_hidden]))
     return {
         "cosine_vs_ide": float(np.mean(cosines)),

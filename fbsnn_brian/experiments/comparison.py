@@ -81,7 +81,14 @@ def rule_alignment(
     for k in range(len(inputs)):
         spikes = SampleSpikes.from_recording(recording, k)
         estimate = rule.gradients(network, spikes, inputs[k], int(labels[k]))
-        exact = reference.ide_gradients_at_rates(model, inputs[k], spikes.rates(), int(labels[k]))
+        rates = spikes.rates()
+        exact = reference.ide_gradients_at_rates(
+            model,
+            inputs[k],
+            rates,
+            int(labels[k]),
+            gates=reference.gates_from_rates(rates, ceiling=network.max_rate),
+        )
         cosines.append(
             vector_cosine(_hidden(estimate, model.n_layers), _hidden(exact, model.n_layers))
         )

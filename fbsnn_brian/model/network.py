@@ -280,6 +280,11 @@ class FeedbackNetwork(NetworkWeights):
         return int(chain + self.layer_sizes[0] * self.layer_sizes[-1])
 
     @property
+    def max_rate(self) -> float:
+        """The most a neuron fires, in spikes per tau: ``tau / refractory`` (inf without one)."""
+        return float(self.tau / self.refractory) if float(self.refractory / second) > 0 else np.inf
+
+    @property
     def leaky(self) -> bool:
         """Whether the membrane leaks (every neuron model but IF), with time constant tau_m."""
         return self.neuron != "if"

@@ -246,12 +246,18 @@ def gates_from_preactivations(model: RateModel, currents: LayerArrays) -> LayerA
     return tuple(((c > 0.0) & (c < model.theta)).astype(np.float64) for c in currents)
 
 
-def gates_from_rates(rates: LayerArrays) -> LayerArrays:
-    """Gates m^l = 1[0 < a^l < 1] (strict) from measured rates, as SPIDE uses them.
+def gates_from_rates(rates: LayerArrays, ceiling: float = 1.0) -> LayerArrays:
+    """Gates m^l = 1[0 < a^l < ceiling] (strict) from measured rates, as SPIDE uses them.
+
+    ``ceiling`` is the most a neuron can fire, in spikes per tau: 1 for the ideal network's
+    refractory period of one tau, ``tau / t_ref`` in general (SPIDE's in-simulation gate
+    compares the spike count with ``T_f / t_ref``). A rate within a relative 1e-9 of it counts
+    as saturated.
 
     A neuron that is silent or fires at every step passes no error. Any spike counts: a
     neuron silent at equilibrium that fired once during the onset transient has rate
     1/T > 0 and is gated on, which makes SPIDE deviate from IDE (it does not vanish as
     T grows, since the rate stays positive).
     """
-    return tuple(((rate > 0.0) & (rate < 1.0)).astype(np.float64) for rate in rates)
+    bound = ceiling * (1.0 - 1e-9)
+    return tuple(((rate > 0.0) & (rate < bound)).astype(np.float64) for rate in rates)

@@ -144,7 +144,9 @@ class ExactIDE(LearningRule):
     def gradients(
         self, network: FeedbackNetwork, spikes: SampleSpikes, x: FloatArray, y: int
     ) -> reference.Gradients:
-        return reference.ide_gradients_at_rates(network.rate_model(), x, spikes.rates(), y)
+        rates = spikes.rates()
+        gates = reference.gates_from_rates(rates, ceiling=network.max_rate)  # the actual clamp
+        return reference.ide_gradients_at_rates(network.rate_model(), x, rates, y, gates=gates)
 
 
 @dataclass(frozen=True)
