@@ -40,6 +40,13 @@ def test_check_equilibrium_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["n_neurons"] == 40 and result["n_samples"] == 3 and result["duration_tau"] == 100
     # 1/(2T) quantisation plus the transient: well below 0.01 at T = 100 tau
     assert result["mean_abs_error"] < 0.01
+    # silent neurons are exact and dilute the mean; the active ones carry the whole error
+    assert 0 < result["n_active"] < result["n_rates"] == 40 * 3
+    inactive = result["n_rates"] - result["n_active"]
+    assert result["active_mean_abs_error"] * result["n_active"] == pytest.approx(
+        result["mean_abs_error"] * result["n_rates"], abs=inactive * 1e-2
+    )
+    assert result["active_mean_abs_error"] > result["mean_abs_error"]
 
 
 def test_check_equilibrium_multilayer_text(capsys: pytest.CaptureFixture[str]) -> None:

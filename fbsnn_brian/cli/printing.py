@@ -16,6 +16,8 @@ def _print_equilibrium(result: dict[str, Any]) -> None:
         f"device {result['device']}:\n"
         f"  mean |a - a*| = {result['mean_abs_error']:.5f}\n"
         f"  max  |a - a*| = {result['max_abs_error']:.5f}\n"
+        f"  mean |a - a*| over the {result['n_active']} of {result['n_rates']} active neurons "
+        f"(a* > 0) = {result['active_mean_abs_error'] or float('nan'):.5f}\n"
         f"  loop gain {result['loop_gain']:.3f}, mean rate {result['mean_rate']:.3f}, "
         f"wall time {result['wall_time_s']:.1f} s"
     )

@@ -71,8 +71,10 @@ def check_equilibrium(
     -------
     dict
         ``mean_abs_error``, ``max_abs_error`` (over all neurons and samples),
-        ``duration_tau``, ``n_neurons``, ``n_samples``, ``device``, ``wall_time_s`` and the
-        per-layer mean errors.
+        ``active_mean_abs_error`` (over the neurons whose fixed-point rate is above zero:
+        ``n_active`` of ``n_rates`` neuron-sample pairs; silent neurons are trivially right and
+        dilute the mean), ``duration_tau``, ``n_neurons``, ``n_samples``, ``device``,
+        ``wall_time_s`` and the per-layer mean errors.
     """
     from brian2 import ms
 
@@ -95,9 +97,14 @@ def check_equilibrium(
         for simulated, rates in zip(recording.layer_rates(), exact, strict=True)
     ]
     everything = np.concatenate([e.ravel() for e in errors])
+    # neurons silent at the fixed point are trivially right: the active ones show the error
+    active = np.concatenate([(rates > 0).ravel() for rates in exact])
     return {
         "mean_abs_error": float(everything.mean()),
         "max_abs_error": float(everything.max()),
+        "active_mean_abs_error": float(everything[active].mean()) if active.any() else None,
+        "n_active": int(active.sum()),
+        "n_rates": int(active.size),
         "layer_mean_abs_error": [float(e.mean()) for e in errors],
         "mean_rate": float(np.concatenate([r.ravel() for r in recording.layer_rates()]).mean()),
         "duration_tau": float(duration_tau),
