@@ -61,6 +61,10 @@ for wheel in "$DIR"/wheelhouse/*.whl; do
     "$PY" -m zipfile -e "$wheel" "$SITE" || fail "cannot unpack $wheel"
     count=$((count + 1))
 done
+# a wheel's .pth files (setuptools' distutils shim, which brian2 needs on Python 3.12) are
+# processed only in a site directory: sitecustomize makes the scratch directory one
+printf '%s\n' 'import os, site' \
+    'site.addsitedir(os.path.dirname(os.path.abspath(__file__)))' > "$SITE/sitecustomize.py"
 echo "unpacked $count wheels into $SITE"
 export PYTHONPATH="$SITE:$PWD" PYTHONHASHSEED=0 PYTHONNOUSERSITE=1
 "$PY" -c 'import brian2, brian2cuda, fbsnn_brian; print("brian2", brian2.__version__, "from", brian2.__file__)' ||

@@ -153,7 +153,7 @@ def gpu_target(
         return parse_compute_capability(detected, source="nvidia-smi's compute_cap")
     raise DeviceError(
         "cuda_standalone: no GPU found here (nvidia-smi) to build for; name its compute "
-        f"capability with {ENVIRONMENT}=9.0 (H100/H200; 8.0 for an A100) or "
+        f"capability with {ENVIRONMENT}=9.0 (H100/H200; 8.0 for an A100), or fbsnn build "
         "--compute-capability."
     )
 

@@ -241,9 +241,15 @@ TARGETS = tuple(name for name, device in REGISTRY.items() if device.standalone)
 
 
 def check_available(owner: str, device: str) -> None:
-    """Refuse a device whose software is not installed here, naming what to install."""
+    """Refuse a device whose software is not installed here, naming what to install.
+
+    For a GPU device, also settle the compute capability to build for
+    (:func:`~fbsnn_brian.build.devices.cuda.configure_cuda`), so that a run without one is
+    refused before it starts. nvcc is asked for only when something must be compiled.
+    """
     if REGISTRY[device].gpu:
         cuda.require_brian2cuda(owner)
+        cuda.configure_cuda()
 
 
 def compile_all(
