@@ -73,21 +73,5 @@ if [ "$CURAND" = 1 ]; then
     xz -T0 -6 -c "$LIB" > "$DIR/lib/$(basename "$LIB").xz"
 fi
 
-"$PY" - "$DIR" <<'EOF'
-import json, subprocess, sys
-from pathlib import Path
-root = Path(sys.argv[1])
-def size(path):
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-parts = {p.name: size(p) for p in sorted(root.iterdir()) if p.name != "manifest.json"}
-commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-manifest = {
-    "commit": commit,
-    "compute_capability": json.loads((root / "compile.json").read_text())["compile"],
-    "bytes": parts,
-    "total_mib": round(sum(parts.values()) / 2**20, 1),
-}
-(root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-print(json.dumps(manifest, indent=2))
-EOF
+"$PY" benchmarks/gpu_manifest.py "$DIR" "$FBSNN_COMPUTE_CAPABILITY"
 du -sh "$DIR"
