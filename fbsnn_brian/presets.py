@@ -11,10 +11,10 @@ every run's per-epoch validation accuracy.
 ======== ===================================================== ===============================
 preset   values                                                how chosen
 ======== ===================================================== ===============================
-digits   layers [128], 30 epochs, lr 0.04, cosine, weight      grid lr {0.02, 0.04, 0.08} x
-         decay 1e-3, one-pixel random shifts                   shift {0, 1}, seeds 0 and 1;
-                                                               1193 train / 209 validation of
-                                                               the 1402 training digits
+digits   layers [128], 30 epochs, lr 0.08, cosine, weight      grid lr {0.02, 0.04, 0.08} x
+         decay 1e-3, no shifts; validation 98.80 +- 0.34 %     shift {0, 1}, seeds 0 and 1;
+         (the former defaults, lr 0.04 with shifts:            1193 train / 209 validation of
+         97.85 +- 1.01 %)                                      the 1402 training digits
 mnist    layers [256], 8 epochs, lr 0.01, constant, no weight  grid lr {0.005, 0.01, 0.02},
          decay, no shifts                                      seed 0; first 7000 / last 1000
                                                                of the 8000 training images
@@ -48,10 +48,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "digits": {
         "layers": [128],
         "epochs": 30,
-        "learning_rate": 0.04,
+        "learning_rate": 0.08,
         "schedule": "cosine",
         "weight_decay": 0.001,
-        "shift": 1,
+        "shift": 0,
     },
     "mnist": {
         "layers": [256],
