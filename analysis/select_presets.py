@@ -236,6 +236,36 @@ def summarise(candidates: list[dict[str, Any]], runs: list[dict[str, Any]]) -> l
     return rows
 
 
+def _grid_candidates(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in grid order (the last key varies fastest)."""
+    keys = list(grid)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(grid[key] for key in keys))
+    ]
+
+
+def choose(summary: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary row with the best mean final accuracy (ties: last-3 mean, then grid order).
+
+    Means are compared to 9 decimals, so equal accuracies summed in a different order tie.
+    """
+    return max(
+        enumerate(summary),
+        key=lambda item: (round(item[1]["mean"], 9), round(item[1]["mean_last3"], 9), -item[0]),
+    )[1]
+
+
+def finish(result: dict[str, Any], candidates: list[dict[str, Any]]) -> None:
+    """Add the summary and the chosen settings to ``result``."""
+    summary = summarise(candidates, result["runs"])
+    best = choose(summary)
+    result["summary"] = summary
+    result["chosen"] = {**result["fixed"], **best["candidate"]}
+    result["chosen_validation_accuracy"] = {"mean": best["mean"], "sd": best["sd"]}
+    result["complete"] = True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=sorted(SEARCHES))
@@ -243,6 +273,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     parser.add_argument("--out", required=True, help="JSON result file")
     parser.add_argument("--json", action="store_true", help="print the result JSON at the end")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="train nothing: recompute the summary and the choice from the runs in --out",
+    )
     args = parser.parse_args()
 
     search = SEARCHES[args.preset]
@@ -250,12 +285,15 @@ def main() -> None:
     fixed = dict(search["fixed"])
     if args.epochs:
         fixed["epochs"] = args.epochs
-    keys = list(search["grid"])
-    candidates = [
-        dict(zip(keys, values, strict=True))
-        for values in itertools.product(*(search["grid"][key] for key in keys))
-    ]
+    candidates = _grid_candidates(search["grid"])
     out = Path(args.out)
+    if args.rescore:
+        result = json.loads(out.read_text())
+        finish(result, _grid_candidates(result["grid"]))
+        result["rescored_by"] = shlex.join(["python", *sys.argv])
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        report(result, print_json=args.json)
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "preset": args.preset,
@@ -287,19 +325,17 @@ def main() -> None:
                 flush=True,
             )
             out.write_text(json.dumps(result, indent=1) + "\n")
-    summary = summarise(candidates, result["runs"])
-    best = max(
-        enumerate(summary), key=lambda item: (item[1]["mean"], item[1]["mean_last3"], -item[0])
-    )[1]
-    result["summary"] = summary
-    result["chosen"] = {**fixed, **best["candidate"]}
-    result["chosen_validation_accuracy"] = {"mean": best["mean"], "sd": best["sd"]}
-    result["complete"] = True
+    finish(result, candidates)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    for row in summary:
+    report(result, print_json=args.json)
+
+
+def report(result: dict[str, Any], *, print_json: bool) -> None:
+    """Print each candidate's mean and standard deviation and the chosen settings."""
+    for row in result["summary"]:
         print(f"{row['candidate']}: {row['mean']:.4f} +- {row['sd']:.4f}")
     print(f"chosen: {result['chosen']}")
-    if args.json:
+    if print_json:
         print(json.dumps(result, indent=1))
 
 

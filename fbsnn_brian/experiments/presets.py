@@ -12,17 +12,17 @@ every run's per-epoch validation accuracy.
 ======== ===================================================== ===============================
 preset   values                                                how chosen
 ======== ===================================================== ===============================
-digits   layers [128], 30 epochs, lr 0.04, cosine, weight      grid lr {0.02, 0.04, 0.08} x
-         decay 1e-3, one-pixel random shifts                   shift {0, 1}, seeds 0 and 1;
-                                                               1193 train / 209 validation of
-                                                               the 1402 training digits
+digits   layers [128], 30 epochs, lr 0.08, cosine, weight      grid lr {0.02, 0.04, 0.08} x
+         decay 1e-3, no shifts; validation 98.80 +- 0.34 %     shift {0, 1}, seeds 0 and 1;
+         (the former defaults, lr 0.04 with shifts:            1193 train / 209 validation of
+         97.85 +- 1.01 %)                                      the 1402 training digits
 mnist    layers [256], 8 epochs, lr 0.01, constant, no weight  grid lr {0.005, 0.01, 0.02},
          decay, no shifts                                      seed 0; first 7000 / last 1000
                                                                of the 8000 training images
-generic  layers [64], 30 epochs, lr 0.02, constant, weight     grid lr {0.01, 0.02, 0.04} x
-         decay 1e-3, no shifts (no image augmentation)         {constant, cosine}, seeds 0, 1;
-                                                               breast cancer data (min-max
-                                                               scaled npz), 377 / 67 of 444
+generic  layers [64], 30 epochs, lr 0.01, constant, weight     grid lr {0.01, 0.02, 0.04} x
+         decay 1e-3, no shifts (no image augmentation);        {constant, cosine}, seeds 0, 1;
+         validation 93.28 +- 3.17 % on two classes (63 %      breast cancer data (min-max
+         majority); lr 0.04 ties, lower late-epoch mean        scaled npz), 377 / 67 of 444
 ======== ===================================================== ===============================
 
 Commands and result files::
@@ -49,10 +49,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "digits": {
         "layers": [128],
         "epochs": 30,
-        "learning_rate": 0.04,
+        "learning_rate": 0.08,
         "schedule": "cosine",
         "weight_decay": 0.001,
-        "shift": 1,
+        "shift": 0,
     },
     "mnist": {
         "layers": [256],
@@ -65,7 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "generic": {
         "layers": [64],
         "epochs": 30,
-        "learning_rate": 0.02,
+        "learning_rate": 0.01,
         "schedule": "constant",
         "weight_decay": 0.001,
         "shift": 0,
