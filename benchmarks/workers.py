@@ -13,16 +13,18 @@ constant, no weight decay, no shifts; SPIDE inside cpp_standalone, chunks of 200
   pay a launch and a transfer for B / K samples per worker, model averaging every N samples
   pays one transfer per N samples (the launch is paid per chunk by a single process too);
 * training: K = 1 (the single-process Trainer) and K = 2 (model averaging every 200 samples on
-  a LocalCluster) for the same epochs, samples/s of the last epoch (compilation excluded) and
-  the test accuracy after the last epoch.
+  a LocalCluster, the workers' changes summed; ``--both-merges`` also trains K = 2 with their
+  mean) for the same epochs, samples/s of the last epoch (compilation excluded) and the test
+  accuracy after the last epoch.
 
     python benchmarks/workers.py --json
+    python benchmarks/workers.py --both-merges --out benchmarks/results/workers.json --json
     python benchmarks/workers.py --epochs 1 --train-size 2000 --test-size 500 --json
 
 JSON keys: ``samples_per_s`` (by K), ``speedup_2_workers``, ``sync_overhead_s`` (transfer and
 averaging per round), ``accuracy`` (by K), ``launch_s``, ``per_sample_s``, ``transfer_s``,
-``averaging_s``, ``weights_bytes``, ``predicted_speedup``, ``load_average`` (before, after) and
-the settings.
+``averaging_s``, ``weights_bytes``, ``predicted_speedup``, ``load_average`` (before, after),
+``merge``, ``other_merge_2_workers`` (with ``--both-merges``) and the settings.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def main() -> None:
             "sync_every": args.sync_every,
             "chunk_size": 200,
             "learning_rate": settings["learning_rate"],
-            "scheme": "model averaging (local SGD)",
+            "scheme": f"model averaging (local SGD), merge {args.merge!r}",
         },
     }
     text = json.dumps(report, indent=2)
