@@ -400,6 +400,22 @@ def _write_results(
     return dict(alignment)
 
 
+def _note_split(settings: TrainingConfig, n_train: int, test: Dataset) -> None:
+    """Say on stderr when the test set is a seeded split of the one data set."""
+    if (
+        settings["test_dataset"] is None
+        and settings["test_size"] is None
+        and not _has_own_partition(settings["dataset"])
+    ):
+        logger.warning(
+            "testing on a seeded stratified split of %s: %d samples train, %d test "
+            "(give --test-dataset for a separate test set)",
+            settings["dataset"],
+            n_train,
+            test.n_samples,
+        )
+
+
 def train_run(
     config: TrainingConfig,
     out: str | os.PathLike[str] | None = None,
@@ -428,18 +444,9 @@ def train_run(
     given = {key: value for key, value in config.items() if value is not None}
     train, test, validation = _datasets({**DEFAULTS, **given})
     settings = _settings(config, train)
-    if (
-        settings["test_dataset"] is None
-        and settings["test_size"] is None
-        and not _has_own_partition(settings["dataset"])
-    ):
-        logger.warning(
-            "testing on a seeded stratified split of %s: %d samples train, %d test "
-            "(give --test-dataset for a separate test set)",
-            settings["dataset"],
-            train.n_samples + (0 if validation is None else validation.n_samples),
-            test.n_samples,
-        )
+    _note_split(
+        settings, train.n_samples + (0 if validation is None else validation.n_samples), test
+    )
     trainer = _trainer(settings, train, progress=progress)
     fit = _fit(trainer, settings)
     network, protocol = trainer.network, trainer.protocol

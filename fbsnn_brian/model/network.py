@@ -235,6 +235,24 @@ class FeedbackNetwork(NetworkWeights):
                 f"{owner}: biophysics must be a Biophysics or None, got {describe(biophysics)}."
             )
         self.biophysics = biophysics
+        self._check_steps(owner)
+        gain = check_positive_float(owner, "feedback_gain", feedback_gain)
+        if gain >= 1:
+            raise ValidationError(
+                f"{owner}: feedback_gain must be in (0, 1) so that the feedback loop is a "
+                f"contraction, got {feedback_gain!r}."
+            )
+        self.feedback_gain = gain
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValidationError(
+                f"{owner}: seed must be a non-negative integer, got {describe(seed)}."
+            )
+        self.seed = int(seed)
+        self._initialise_weights()
+
+    def _check_steps(self, owner: str) -> None:
+        """Every time the simulation resolves is a whole number of steps of at least dt."""
+        biophysics = self.biophysics
         for name, value in (
             ("tau", self.tau),
             ("refractory", self.refractory),
@@ -257,19 +275,6 @@ class FeedbackNetwork(NetworkWeights):
                 f"{owner}: reset='rest' clamps the membrane during the refractory period, "
                 f"which must then be at least dt = {self.dt!r}, got {self.refractory!r}."
             )
-        gain = check_positive_float(owner, "feedback_gain", feedback_gain)
-        if gain >= 1:
-            raise ValidationError(
-                f"{owner}: feedback_gain must be in (0, 1) so that the feedback loop is a "
-                f"contraction, got {feedback_gain!r}."
-            )
-        self.feedback_gain = gain
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValidationError(
-                f"{owner}: seed must be a non-negative integer, got {describe(seed)}."
-            )
-        self.seed = int(seed)
-        self._initialise_weights()
 
     # ------------------------------------------------------------------ description
     @property
