@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.presets import PRESETS, default_preset, preset_settings
-from fbsnn_brian.runs import DEFAULTS
+from fbsnn_brian.experiments.presets import PRESETS, default_preset, preset_settings
+from fbsnn_brian.experiments.runs import DEFAULTS
 
 RESULTS = Path(__file__).resolve().parent.parent / "analysis" / "results"
 
