@@ -64,8 +64,10 @@ echo "== reference: one epoch on cpp_standalone"
 echo "== cuda_standalone projects for compute capability $FBSNN_COMPUTE_CAPABILITY"
 "$PY" benchmarks/gpu_epoch.py --device cuda_standalone --data "$DIR/data" \
     --project "$DIR/projects" --compile-only --json "$DIR/compile.json"
-# object files and results are not needed there: a binary is reused, or everything is rebuilt
-find "$DIR/projects" \( -name '*.o' -o -name 'results' \) -prune -exec rm -rf {} +
+# object files, results and static arrays (rewritten by every build) are not needed there: a
+# binary is reused, or everything is rebuilt
+find "$DIR/projects" \( -name '*.o' -o -name results -o -name static_arrays \) -prune \
+    -exec rm -rf {} +
 
 if [ "$CURAND" = 1 ]; then
     mkdir -p "$DIR/lib"

@@ -255,6 +255,18 @@ def _curand_wheel(prefs: Any) -> bool:
     return False
 
 
+class _ByArrayName(set):  # type: ignore[type-arg]
+    """A set of Brian2 variables iterated in the order of their array names on a device."""
+
+    def __init__(self, variables: set[Any], device: Any) -> None:
+        super().__init__(variables)
+        self.device = device
+
+    def __iter__(self) -> Any:
+        items = list(super().__iter__())
+        return iter(sorted(items, key=lambda v: self.device.get_array_name(v, access_data=False)))
+
+
 def cuda_device_class(reproducible: type) -> type:
     """brian2cuda's device class with the toolkit's build mixin, compiling with C++17.
 
@@ -271,6 +283,16 @@ def cuda_device_class(reproducible: type) -> type:
     base: Any = require_brian2cuda()
 
     class _FbsnnCudaDevice(reproducible, base):  # type: ignore[misc]
+        def code_object(self, owner: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            # brian2cuda's synapse creation code resizes the synapses' arrays in the order of
+            # their names, and two of them may share a name ('delay' of two pathways): then
+            # the order of a set of variables (their memory addresses) decided, and the code
+            # changed from process to process; iterated by array name, it does not
+            registered = getattr(owner, "_registered_variables", None)
+            if isinstance(registered, set) and not isinstance(registered, _ByArrayName):
+                owner._registered_variables = _ByArrayName(registered, self)
+            return super().code_object(owner, name, *args, **kwargs)
+
         def compile_source(self, directory: str, compiler: Any, debug: Any, clean: Any) -> Any:
             makefile = Path(directory) / "makefile"
             text = makefile.read_text()

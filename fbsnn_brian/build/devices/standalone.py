@@ -67,7 +67,7 @@ from typing import Any, TypeVar
 
 import brian2
 import numpy as np
-from brian2 import Clock, Network
+from brian2 import Clock, Network, ms
 from brian2.core.names import find_name
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
@@ -125,19 +125,29 @@ def _order_clock_resets(device: Any, start: int, net: Network) -> None:
         for rank, variable in enumerate(("timestep", "t"))
     }
     queue = device.main_queue
-    end = start
-    while end < len(queue) and queue[end][0] == "set_by_single_value":
-        if queue[end][1][0] not in ranks:
-            break
+
+    def is_reset(k: int) -> bool:
+        return queue[k][0] == "set_by_single_value" and queue[k][1][0] in ranks
+
+    # brian2cuda queues other entries before the resets
+    begin = next((k for k in range(start, len(queue)) if is_reset(k)), len(queue))
+    end = begin
+    while end < len(queue) and is_reset(end):
         end += 1
-    if end - start == len(ranks):
-        queue[start:end] = sorted(queue[start:end], key=lambda entry: ranks[entry[1][0]])
+    if end - begin == len(ranks):
+        queue[begin:end] = sorted(queue[begin:end], key=lambda entry: ranks[entry[1][0]])
     else:
         logger.debug("unknown clock resets in main_queue: left as Brian2 queued them")
-    if queue and queue[-1][0] == "run_network":
-        lines = queue[-1][1][1]
+    runs = [entry for entry in queue[start:] if entry[0] == "run_network"]
+    if runs:  # brian2cuda queues more after it
+        lines = runs[-1][1][1]
         added = f"{net.name}.add(&"
-        idle = [k for k, line in enumerate(lines) if line.startswith(added) and "NULL" in line]
+        # a clock without code objects: NULL, or brian2cuda's random number buffer
+        idle = [
+            k
+            for k, line in enumerate(lines)
+            if line.startswith(added) and ("NULL" in line or "_run_random_number_buffer" in line)
+        ]
         for k, line in zip(idle, sorted(lines[k] for k in idle), strict=True):
             lines[k] = line
 
@@ -374,7 +384,14 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _standalone_device(directory: str, target: str = "cpp_standalone") -> Iterator[Any]:
-    """Make a fresh standalone device the active one while the model is defined."""
+    """Make a fresh standalone device the active one while the model is defined.
+
+    Brian2 copies the defaultclock's dt of the device it switches from into the new one's
+    code, and back when it switches back; a build under brian2cuda sets that dt (it is the
+    step clock there). The runtime device's dt is set to Brian2's default while the build is
+    generated and restored afterwards, so that the code does not depend on the builds before
+    it in the process.
+    """
     device_class = (
         cuda.cuda_device_class(_ReproducibleBuild)
         if REGISTRY[target].gpu
@@ -383,11 +400,17 @@ def _standalone_device(directory: str, target: str = "cpp_standalone") -> Iterat
     device = device_class()
     name = f"fbsnn_{target}_{next(_instance_counter)}"
     all_devices[name] = device
+    runtime_clock = get_device().defaultclock
+    previous_dt = None if runtime_clock is None else runtime_clock.dt
+    if runtime_clock is not None:
+        runtime_clock.dt = 0.1 * ms
     set_device(name, directory=directory, build_on_run=False)
     try:
         yield device
     finally:
         set_device("runtime")
+        if previous_dt is not None:
+            get_device().defaultclock.dt = previous_dt
 
 
 @dataclass
