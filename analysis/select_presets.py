@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings, split_dataset
+from fbsnn_brian.experiments.runs import DEFAULTS, split_dataset, trainer_from_settings
 from fbsnn_brian.io.datasets import Dataset
 
 # fraction of each class of the training part carved out as the validation split
@@ -162,42 +162,7 @@ def validation_split(
 
 def train_candidate(settings: dict[str, Any], fit: Dataset, validation: Dataset) -> dict[str, Any]:
     """Train as :func:`fbsnn_brian.experiments.runs.train_run` does; score validation per epoch."""
-    from fbsnn_brian.learning.augmentation import RandomShift
-    from fbsnn_brian.learning.trainer import Trainer
-    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.model.protocol import FreePhase, Protocol
-    from fbsnn_brian.rules.learning_rules import rule_from_name
-
-    network = network_from_settings(settings, fit.n_features, fit.n_classes)
-    protocol = Protocol(
-        [
-            FreePhase(duration=settings["free_tau"] * network.tau),
-            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
-        ],
-        plasticity=SPIDEPlasticity(
-            learning_rate=settings["learning_rate"],
-            scale=settings["scale"],
-            weight_decay=settings["weight_decay"],
-            momentum=settings["momentum"],
-            batch_size=settings["batch_size"],
-            max_feedback_gain=settings["max_feedback_gain"],
-            input_dropout=settings["input_dropout"],
-            feedback=settings["feedback"],
-        ),
-    )
-    rule = rule_from_name(settings["rule"])
-    trainer = Trainer(
-        network,
-        protocol,
-        rule=rule,
-        device=settings["device"],
-        use_gpu=not settings["cpu_only"],
-        chunk_size=settings["chunk_size"] or (200 if rule.in_simulation else 16),
-        schedule=settings["schedule"],
-        seed=settings["seed"],
-        progress=False,
-        augmentation=RandomShift(max_shift=settings["shift"]) if settings["shift"] else None,
-    )
+    trainer = trainer_from_settings(settings, fit, progress=False)
     start = time.perf_counter()
     history = trainer.fit(
         fit.inputs,

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from fbsnn_brian.build.training import TrainingSimulation
-from fbsnn_brian.experiments.runs import DEFAULTS, _datasets, _settings, _trainer
+from fbsnn_brian.experiments.runs import DEFAULTS, _datasets, _settings, trainer_from_settings
 from fbsnn_brian.learning.distributed import DistributedTraining, average, connect
 
 
@@ -95,7 +95,7 @@ def train(
 ) -> dict[str, float]:
     """Train for the settings' epochs with K workers; return speed and test accuracy."""
     train_part, test, _ = _datasets(settings)
-    trainer = _trainer(settings, train_part, progress=False)
+    trainer = trainer_from_settings(settings, train_part, progress=False)
     data = (train_part.inputs, train_part.labels)
     if workers == 1:
         history = trainer.fit(*data, epochs=settings["epochs"])
@@ -139,7 +139,7 @@ def main() -> None:
     }
     train_part, _, _ = _datasets({**DEFAULTS, **given})
     settings = _settings(given, train_part)
-    trainer = _trainer(settings, train_part, progress=False)
+    trainer = trainer_from_settings(settings, train_part, progress=False)
     costs = launch_cost(trainer, train_part.inputs, train_part.labels)
     costs.update(transfer_cost(trainer, train_part.inputs))
     p, launch, transfer = costs["per_sample_s"], costs["launch_s"], costs["transfer_s"]

@@ -49,6 +49,7 @@ __all__ = [
     "network_from_settings",
     "split_dataset",
     "train_run",
+    "trainer_from_settings",
 ]
 
 TrainingConfig = dict[str, Any]
@@ -308,7 +309,7 @@ def _datasets(settings: TrainingConfig) -> tuple[Dataset, Dataset, Dataset | Non
     return train.subset(np.arange(cut)), test, train.subset(np.arange(cut, train.n_samples))
 
 
-def _trainer(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any:
+def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any:
     """The Trainer (with its network and protocol) that a run's settings describe."""
     from fbsnn_brian.learning.augmentation import RandomShift
     from fbsnn_brian.learning.trainer import Trainer
@@ -446,7 +447,7 @@ def train_run(
     _note_split(
         settings, train.n_samples + (0 if validation is None else validation.n_samples), test
     )
-    trainer = _trainer(settings, train, progress=progress)
+    trainer = trainer_from_settings(settings, train, progress=progress)
     fit = _fit(trainer, settings)
     network, protocol = trainer.network, trainer.protocol
 
