@@ -213,10 +213,6 @@ def _has_own_partition(spec: str) -> bool:
     return any(folder.glob("train-*")) and any(folder.glob("t10k-*"))
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    write_json_atomically(path, payload)
-
-
 def _run_directory(out: str | os.PathLike[str] | None, *, resume: bool, overwrite: bool) -> Path:
     """The run directory, checked but not created (created once every setting is valid)."""
     if resume:
@@ -455,7 +451,7 @@ def train_run(
     if overwrite and not resume and directory.is_dir():
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_json(directory / "config.json", settings)
+    write_json_atomically(directory / "config.json", settings)
     start = time.perf_counter()
     try:
         history = fit(
@@ -505,7 +501,7 @@ def train_run(
         "network": network.config(),
         "protocol": protocol.describe(),
     }
-    _write_json(directory / "metrics.json", metrics)
+    write_json_atomically(directory / "metrics.json", metrics)
     metrics["run_dir"] = str(directory)
     return metrics
 
