@@ -24,7 +24,7 @@ tables::
     # synapse ("instantaneous" | "exponential" | "conductance"), tau_syn,
     # e_excitatory, e_inhibitory, reset ("subtract" | "rest"), delay, delay_spread,
     # noise_sigma, noise_tau (0: white noise), excitatory_fraction (0: no Dale's law),
-    # rate_estimate ("average" | "exponential")
+    # rate_estimate ("average" | "exponential"), dt (integration step, at most 0.25)
 
     [protocol]
     free_tau = 30.0             # phase lengths in units of tau
@@ -88,6 +88,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "noise_tau": "float",
         "excitatory_fraction": "float",
         "rate_estimate": "str",
+        "dt": "float",
     },
     "protocol": {"free_tau": "float", "perturbed_tau": "float"},
     "training": {

@@ -121,6 +121,9 @@ DEFAULTS: TrainingConfig = {
     "noise_tau": 0.0,
     "excitatory_fraction": 0.0,
     "rate_estimate": "average",
+    # integration step in units of tau (at most 1/4; it must divide tau and the refractory
+    # period)
+    "dt": 0.25,
     # one run on several Dask worker processes (fbsnn_brian.learning.distributed): K workers
     # merging their weights every sync_every samples each (None: the chunk size), on the
     # scheduler at this address (None: a LocalCluster of K processes)
@@ -159,6 +162,7 @@ def network_from_settings(settings: TrainingConfig, n_inputs: int, n_classes: in
         tau_a=settings["tau_a"] * tau,
         b_a=settings["b_a"],
         tau=tau,
+        dt=settings["dt"] * tau,
         refractory=settings["refractory"] * tau,
         seed=settings["seed"],
         biophysics=biophysics,
