@@ -2,7 +2,9 @@
 
 Tolerances of 1e-12 to 1e-10 compare hand-computed or loop-by-loop values with the module's:
 they cover floating-point rounding only (the LIF case goes through exp and log of
-tau_m = 1/ln 2, and the sweeps sum a few hundred products).
+tau_m = 1/ln 2, and the sweeps sum a few hundred products). The behavioural tests compare NA
+with IDE on the hidden parameters only (F, W, W_fb, b): the readout gradient is the same for
+both and would dominate a cosine over every parameter.
 """
 
 from __future__ import annotations
@@ -15,11 +17,29 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.experiments.checks import vector_cosine
 from fbsnn_brian.io.datasets import load_digits
-from fbsnn_brian.reference import RateModel, cosine_similarity, ide_gradients_at_rates
+from fbsnn_brian.reference import Gradients, RateModel, ide_gradients_at_rates
 from fbsnn_brian.rules.baselines import NeuronConstants, SampleSpikes, grid_model, na_gradients
 
-N_SAMPLES = 6
+# digits whose free phase the behavioural tests record (a numpy simulation of 30 tau each)
+N_SAMPLES = 20
+
+
+def hidden_parameters(gradients: Gradients) -> np.ndarray:
+    """The gradient's hidden parameters F, W, W_fb and b, flattened."""
+    parts = (
+        gradients.input_weights,
+        *gradients.forward_weights,
+        gradients.feedback_weights,
+        *gradients.biases,
+    )
+    return np.concatenate([np.ravel(part) for part in parts])
+
+
+def hidden_cosine(first: Gradients, second: Gradients) -> float:
+    """Cosine of two gradients over the hidden parameters."""
+    return vector_cosine(hidden_parameters(first), hidden_parameters(second))
 
 
 def single_neuron(readout: float = 4.0) -> RateModel:
@@ -298,8 +318,12 @@ def test_plain_na_points_downhill_in_a_layer_without_feedback() -> None:
     # For the whole gradient: per step, 1[u <= v(T)] / (V_th - u) averages to 1/theta over the
     # membrane's range, so NA is unbiased for active neurons but its per-neuron sum scales with
     # a random factor (ln 2/(V_th - v(T))), and near-silent neurons get gradients IDE gates
-    # away. That predicts a clearly positive but imperfect alignment: each sample's cosine
-    # must be positive and the mean above 0.5 (the readout part, equal in both, helps).
+    # away: a positive but imperfect alignment. Measured on these 20 digits (hidden
+    # parameters): every cosine positive (0.17 to 0.75), mean 0.53, sample sd 0.15. The mean
+    # must stay above 0.4, about four standard errors (0.15 / sqrt(20) = 0.034) below the
+    # measured mean; a sign or scale error per layer drops it to about 0, as the two-layer
+    # network without the one-layer sign argument shows (mean -0.02, half the samples
+    # negative).
     net = FeedbackNetwork(n_inputs=64, layer_sizes=[20], n_classes=10, seed=0)
     net.feedback_weights = np.zeros((20, 20))
     model, inputs, labels, samples = record_digits(net)
@@ -311,27 +335,39 @@ def test_plain_na_points_downhill_in_a_layer_without_feedback() -> None:
         active = ide.gates[0] > 0
         same_sign = np.sign(ours.biases[0][active]) * np.sign(ide.biases[0][active])
         assert np.all(same_sign >= 0)
-        cosines.append(cosine_similarity(ours, ide))
+        cosines.append(hidden_cosine(ours, ide))
     assert min(cosines) > 0
-    assert np.mean(cosines) > 0.5
+    assert np.mean(cosines) > 0.4
 
 
-def test_lorentzian_na_aligns_with_ide_in_a_feedback_network() -> None:
+def test_lorentzian_na_aligns_with_ide_on_average_in_a_feedback_network() -> None:
     # With the loop the plain form is unstable (each step of the backward sweep can multiply the
     # error by up to 1/min_distance; see the module docstring), so the feedback network is
-    # checked with the authors' bounded Lorentzian factor (<= 1): the sweep then stays bounded
-    # and the estimate must be a descent direction for the exact gradient on every sample
-    # (cosine > 0) and clearly so on average (mean > 0.5).
+    # checked with the authors' bounded Lorentzian factor (<= 1), which keeps the sweep bounded
+    # (its hidden-parameter norm is 6 % of IDE's here in the median, 22 % at most, where the
+    # plain form's is 1e23 times IDE's in the median). Its direction is
+    # NOT a descent direction on every sample: on these 20 digits the hidden-parameter cosines
+    # range from -0.38 to 0.88 (3 of 20 negative; the first six are 0.13, -0.38, -0.25, 0.14,
+    # 0.32, 0.33), mean 0.27. What holds is alignment on average: the mean cosine exceeds
+    # two standard errors of the mean (a one-sided test at about 2.5 %), and most samples
+    # (more than two thirds) point downhill.
     net = FeedbackNetwork(n_inputs=64, layer_sizes=[16, 12], n_classes=10, seed=1)
     model, inputs, labels, samples = record_digits(net)
     neuron = NeuronConstants()
-    cosines = []
+    cosines, norm_ratios = [], []
     for x, y, spikes in zip(inputs, labels, samples, strict=True):
         ours = na_gradients(model, spikes, x, int(y), neuron=neuron, denominator="lorentzian")
         ide = ide_gradients_at_rates(model, x, spikes.rates(), int(y))
-        cosines.append(cosine_similarity(ours, ide))
-    assert min(cosines) > 0
-    assert np.mean(cosines) > 0.5
+        cosines.append(hidden_cosine(ours, ide))
+        norm_ratios.append(
+            np.linalg.norm(hidden_parameters(ours)) / np.linalg.norm(hidden_parameters(ide))
+        )
+    values = np.asarray(cosines)
+    standard_error = values.std(ddof=1) / np.sqrt(values.size)
+    assert values.mean() > 2 * standard_error
+    assert np.sum(values > 0) > 2 * values.size / 3
+    # bounded: below IDE's norm on every sample, where the plain form exceeds it by 1e16 or more
+    assert max(norm_ratios) < 1
 
 
 # ------------------------------------------------------------------------- validation

@@ -15,7 +15,8 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.free_run import simulate
-from fbsnn_brian.reference import RateModel, cosine_similarity, ide_gradients_at_rates
+from fbsnn_brian.experiments.checks import vector_cosine
+from fbsnn_brian.reference import Gradients, RateModel, ide_gradients_at_rates
 from fbsnn_brian.rules.baselines import (
     NeuronConstants,
     SampleSpikes,
@@ -25,6 +26,25 @@ from fbsnn_brian.rules.baselines import (
 
 INPUTS = np.array([[0.9, 0.1, 0.6, 0.3, 0.8], [0.2, 0.7, 0.4, 1.0, 0.5], [0.6, 0.6, 0.0, 0.2, 0.9]])
 LABELS = (0, 2, 1)
+
+
+def hidden_cosine(first: Gradients, second: Gradients) -> float:
+    """Cosine of two gradients over the hidden parameters F, W, W_fb and b.
+
+    The readout gradient is the same for every rule (the readout is not spiking) and would
+    dominate a cosine over every parameter.
+    """
+
+    def hidden(gradients: Gradients) -> np.ndarray:
+        parts = (
+            gradients.input_weights,
+            *gradients.forward_weights,
+            gradients.feedback_weights,
+            *gradients.biases,
+        )
+        return np.concatenate([np.ravel(part) for part in parts])
+
+    return vector_cosine(hidden(first), hidden(second))
 
 
 def record(net: FeedbackNetwork, duration_tau: float = 30.0) -> list[SampleSpikes]:
@@ -218,21 +238,22 @@ def test_ideal_network_without_saturation_equals_ide() -> None:
 
 
 def test_leaky_network_gradient_aligns_with_ide() -> None:
-    # Behavioural check on a LIF network (tau_m = 10 tau, subtractive reset, with feedback):
-    # the leak correction lowers each f' by at most bin / tau_m = 10 %, and IDE ignores the
-    # leak's loss of charge (about 10 % per tau of the membrane's excess); the two differ by a
-    # per-neuron gain within roughly +-30 % over two layers and by the gate on saturated
-    # neurons. A positive per-coordinate gain error within +-eps keeps the cosine above
-    # sqrt(1 - eps^2) ~ 0.95; we require 0.9.
+    # Behavioural check on a LIF network (tau_m = 10 tau, subtractive reset, with feedback)
+    # without saturated neurons, so that the gates coincide: spike-based BP and IDE then
+    # differ only by the leak correction, which lowers each f' by at most bin / tau_m = 10 %,
+    # so every hidden-parameter coordinate is IDE's times a gain of about 0.81 to 1 (two
+    # layers; measured 0.89 to 0.99 on these inputs). Gains within [a, b] keep the cosine above
+    # 2 sqrt(a b) / (a + b) = 0.994 for [0.81, 1]; we require 0.99 (measured 0.9997 to 0.9999).
     net = FeedbackNetwork(
         n_inputs=5, layer_sizes=[6, 4], n_classes=3, seed=2, neuron="lif", tau_m=10 * ms
     )
     samples = record(net)
     model = net.rate_model()
     for x, y, spikes in zip(INPUTS, LABELS, samples, strict=True):
+        assert max(float(rates.max()) for rates in spikes.rates()) < 1.0  # precondition
         ours = spike_bp_gradients(model, spikes, x, y, neuron=NeuronConstants(tau_m=10.0))
         ide = ide_gradients_at_rates(model, x, spikes.rates(), y)
-        assert cosine_similarity(ours, ide) > 0.9
+        assert hidden_cosine(ours, ide) > 0.99
 
 
 @pytest.mark.parametrize(

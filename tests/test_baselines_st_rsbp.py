@@ -16,10 +16,11 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.experiments.checks import vector_cosine
 from fbsnn_brian.model.biophysics import Biophysics
 from fbsnn_brian.reference import (
+    Gradients,
     RateModel,
-    cosine_similarity,
     ide_gradients_at_rates,
 )
 from fbsnn_brian.rules.baselines import (
@@ -33,6 +34,25 @@ from fbsnn_brian.rules.baselines import (
 
 INPUTS = np.array([[0.9, 0.1, 0.6, 0.3, 0.8], [0.2, 0.7, 0.4, 1.0, 0.5], [0.6, 0.6, 0.0, 0.2, 0.9]])
 LABELS = (0, 2, 1)
+
+
+def hidden_cosine(first: Gradients, second: Gradients) -> float:
+    """Cosine of two gradients over the hidden parameters F, W, W_fb and b.
+
+    The readout gradient is the same for every rule (the readout is not spiking) and would
+    dominate a cosine over every parameter.
+    """
+
+    def hidden(gradients: Gradients) -> np.ndarray:
+        parts = (
+            gradients.input_weights,
+            *gradients.forward_weights,
+            gradients.feedback_weights,
+            *gradients.biases,
+        )
+        return np.concatenate([np.ravel(part) for part in parts])
+
+    return vector_cosine(hidden(first), hidden(second))
 
 
 def model_with(model: RateModel, vector: np.ndarray) -> RateModel:
@@ -365,13 +385,14 @@ def test_leaky_network_gradient_aligns_with_ide(
     # Behavioural check on a network where ST-RSBP and IDE differ: the LIF membrane (tau_m =
     # 5 tau) loses charge, the reset to rest and clamp lose more, and IDE differentiates the
     # IF clamp model instead. Both are gradients of count models of the same network whose
-    # per-neuron gains differ by tens of percent, not in sign, so they must agree well within
-    # 45 degrees (cosine > 0.7); a sign error in any layer or in the loop would break it.
+    # per-neuron gains differ by tens of percent, not in sign, so on the hidden parameters they
+    # must agree well within 45 degrees (cosine > 0.7; measured 0.82, 0.86 and 0.82 on the
+    # three inputs); a sign error in any layer or in the loop would break it.
     model, samples = rest_recordings[16]
     for x, y, spikes in zip(INPUTS, LABELS, samples, strict=True):
         ours = st_rsbp_gradients(model, spikes, x, y, neuron=REST_LIF)
         ide = ide_gradients_at_rates(model, x, spikes.rates(), y)
-        assert cosine_similarity(ours, ide) > 0.7
+        assert hidden_cosine(ours, ide) > 0.7
 
 
 # ------------------------------------------------------------------------- validation
