@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import numpy as np
-from brian2 import NeuronGroup, Synapses, second
+from brian2 import NeuronGroup, Synapses, second, seed
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
@@ -127,6 +127,10 @@ class FreeRunSimulation:
     directory : str, optional
         cpp_standalone project directory, kept (default: the build cache, see
         :mod:`fbsnn_brian.build.devices.standalone`).
+    noise_seed : int, optional
+        Seed of Brian2's random numbers (membrane noise, spiking input) at the start of every
+        run, so that runs with different weights see the same noise (common random numbers);
+        a standalone build has it in its code. None (default): fresh random numbers per run.
     """
 
     def __init__(
@@ -138,8 +142,17 @@ class FreeRunSimulation:
         chunk_size: int = 100,
         record_spikes: bool = True,
         directory: str | None = None,
+        noise_seed: int | None = None,
     ) -> None:
         owner = "FreeRunSimulation"
+        if noise_seed is not None and (
+            isinstance(noise_seed, bool) or not isinstance(noise_seed, int) or noise_seed < 0
+        ):
+            raise ValidationError(
+                f"{owner}: noise_seed must be None or a non-negative integer, got "
+                f"{describe(noise_seed)}."
+            )
+        self.noise_seed = noise_seed
         self.device = devices.check_device(owner, device)
         standalone.check_available(owner, self.device)
         self._standalone = devices.REGISTRY[self.device].standalone
@@ -169,6 +182,8 @@ class FreeRunSimulation:
 
     def _define(self, n_samples: int, inputs: NDArray[np.float64]) -> _Objects:
         """Create the Brian2 objects for a chunk of ``n_samples`` samples and run them."""
+        if self.noise_seed is not None:
+            seed(self.noise_seed)
         return FreePhaseNetwork(
             self.network,
             sample_steps=self.sample_steps,
@@ -194,14 +209,17 @@ class FreeRunSimulation:
 
     def _build(self, *, check_only: bool = False) -> tuple[standalone.StandaloneBuild, _Objects]:
         zeros = np.zeros((self.chunk_size, self.network.n_inputs))
+        described = {
+            "network": network_key(self.network),
+            "protocol": self.protocol.describe(),
+            "chunk_size": self.chunk_size,
+            "record_spikes": self.record_spikes,
+        }
+        if self.noise_seed is not None:  # in the code: a seed() call before the run
+            described["noise_seed"] = self.noise_seed
         key = standalone.build_key(
             "free_run",
-            {
-                "network": network_key(self.network),
-                "protocol": self.protocol.describe(),
-                "chunk_size": self.chunk_size,
-                "record_spikes": self.record_spikes,
-            },
+            described,
             target=self.device,
         )
         return standalone.compile_standalone(

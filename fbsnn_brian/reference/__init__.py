@@ -44,8 +44,9 @@ approximates ``scale`` times the IDE adjoint; :func:`spide_update` divides by ``
 The modules, bottom up: :mod:`~fbsnn_brian.reference.rate_model` (:class:`RateModel`,
 :class:`Gradients`), :mod:`~fbsnn_brian.reference.equilibrium` (fixed point, preactivations,
 gates), :mod:`~fbsnn_brian.reference.ide` (readout, loss, exact IDE adjoint and gradients)
-and :mod:`~fbsnn_brian.reference.discrete` (discrete-time IF and SPIDE). Every public name
-is re-exported here.
+and :mod:`~fbsnn_brian.reference.discrete` (discrete-time IF and SPIDE);
+:mod:`~fbsnn_brian.reference.measured` replaces the clamp by a measured transfer function.
+Every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ from fbsnn_brian.reference.ide import (
     readout,
     readout_error,
 )
+from fbsnn_brian.reference.measured import (
+    TransferFunction,
+    measured_fixed_point,
+    measured_ide_gradients,
+)
 from fbsnn_brian.reference.rate_model import (
     Gradients,
     RateModel,
@@ -85,6 +91,7 @@ __all__ = [
     "Gradients",
     "LossKind",
     "RateModel",
+    "TransferFunction",
     "UpdateOrder",
     "cosine_similarity",
     "fixed_point",
@@ -95,6 +102,8 @@ __all__ = [
     "ide_gradients_at_rates",
     "ide_gradients_batch",
     "loss",
+    "measured_fixed_point",
+    "measured_ide_gradients",
     "output_error",
     "preactivations",
     "readout",
