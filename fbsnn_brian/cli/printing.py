@@ -62,3 +62,20 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     print("confusion matrix (rows: true class, columns: predicted class):")
     for row in result["confusion_matrix"]:
         print("  " + " ".join(f"{count:5d}" for count in row))
+
+
+def _print_alignment(result: dict[str, Any]) -> None:
+    print(
+        f"alignment of SPIDE's update ({result['state']} weights, {result['n_samples']} "
+        f"samples, hidden parameters):"
+    )
+    print(f"  vs the ideal IF model's IDE gradient     {result['cosine_vs_ideal_ide']:.4f}")
+    print(f"  vs the measured rate model's IDE         {result['cosine_vs_measured_ide']:.4f}")
+    print(
+        f"  vs finite differences ({result['n_directions']} directions) "
+        f"{result['cosine_vs_finite_difference']:.4f}"
+    )
+    print(
+        f"  measured IDE vs finite differences      "
+        f"{result['measured_ide_vs_finite_difference']:.4f}"
+    )

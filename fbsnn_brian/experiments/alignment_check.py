@@ -1,0 +1,118 @@
+"""``fbsnn check alignment``: SPIDE's update against the ground truth of the simulated network.
+
+The network, its biophysics, the phases and the data come from the settings of ``fbsnn train``
+(its flags or a ``--config`` file, :data:`fbsnn_brian.experiments.runs.DEFAULTS` and the data
+set's preset), or from a trained run directory (``--run``: its own settings and its trained
+weights, ``state`` ``'trained'``). The samples are the first ``n_samples`` of the training part,
+never the test part. The measurement is :func:`fbsnn_brian.experiments.alignment.
+measure_alignment`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.experiments import runs
+from fbsnn_brian.experiments.alignment import measure_alignment
+
+__all__ = ["check_alignment"]
+
+
+def _protocol(settings: dict[str, Any], network: Any) -> Any:
+    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
+    from fbsnn_brian.model.protocol import FreePhase, Protocol
+
+    return Protocol(
+        [
+            FreePhase(duration=settings["free_tau"] * network.tau),
+            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
+        ],
+        plasticity=SPIDEPlasticity(
+            learning_rate=settings["learning_rate"],
+            scale=settings["scale"],
+            feedback=settings["feedback"],
+        ),
+    )
+
+
+def _from_run(run_dir: str) -> tuple[dict[str, Any], Any]:
+    from fbsnn_brian.model.network import FeedbackNetwork
+
+    directory = Path(run_dir)
+    metrics = directory / "metrics.json"
+    if not metrics.is_file():
+        raise ValidationError(
+            f"fbsnn check alignment --run: {run_dir!r} is not a finished run directory (no "
+            "metrics.json); give a directory written by fbsnn train."
+        )
+    settings = {**runs.DEFAULTS, **json.loads(metrics.read_text())["config"]}
+    return settings, FeedbackNetwork.load(directory / "weights.npz")
+
+
+def check_alignment(
+    config: dict[str, Any],
+    *,
+    run_dir: str | None = None,
+    n_samples: int = 8,
+    n_directions: int = 32,
+    duration_tau: float = 1000.0,
+    relative_step: float = 0.1,
+) -> dict[str, Any]:
+    """Cosines of SPIDE's update with the ideal, measured and finite-difference gradients.
+
+    Parameters
+    ----------
+    config : dict
+        Settings of ``fbsnn train`` (None values are not given); ignored with ``run_dir``.
+    run_dir : str, optional
+        A run written by ``fbsnn train``: its settings and trained weights are measured.
+    n_samples : int
+        Training samples the mean loss is taken over.
+    n_directions, duration_tau, relative_step
+        Of the finite differences (:func:`fbsnn_brian.experiments.alignment.ground_truth`).
+
+    Returns
+    -------
+    dict
+        The keys of :func:`~fbsnn_brian.experiments.alignment.measure_alignment`, plus
+        ``network`` (its configuration) and ``device``.
+    """
+    owner = "fbsnn check alignment"
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValidationError(f"{owner}: --samples must be a positive integer, got {n_samples!r}.")
+    if not duration_tau > 0:
+        raise ValidationError(f"{owner}: --duration must be > 0 tau, got {duration_tau!r}.")
+    if run_dir is not None:
+        settings, network = _from_run(run_dir)
+        state = "trained"
+    else:
+        settings = {**runs.DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        state = "initial"
+    train, _, _ = runs._datasets(settings)
+    if run_dir is None:
+        settings = runs._settings(config, train)
+        network = runs.network_from_settings(settings, train.n_features, train.n_classes)
+    if n_samples > train.n_samples:
+        raise ValidationError(
+            f"{owner}: --samples must be at most {train.n_samples} (the training part), got "
+            f"{n_samples}."
+        )
+    device = settings["device"] if settings["device"] in ("cpp_standalone", "runtime") else (
+        "cpp_standalone"
+    )
+    result = measure_alignment(
+        network,
+        _protocol(settings, network),
+        train.inputs[:n_samples],
+        train.labels[:n_samples],
+        state=state,
+        device=device,
+        n_directions=n_directions,
+        duration_tau=duration_tau,
+        relative_step=relative_step,
+        seed=int(settings["seed"]),
+    )
+    return {**result, "network": network.config(), "device": device}
