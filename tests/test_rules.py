@@ -13,7 +13,7 @@ from brian2 import ms
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.cli.main import main
-from fbsnn_brian.experiments.comparison import compare_rules, comparison_table, rule_alignment
+from fbsnn_brian.experiments.comparison import rule_alignment
 from fbsnn_brian.io.datasets import load_digits
 from fbsnn_brian.learning.recorded import RecordedRuleSimulation, gradient_arrays
 from fbsnn_brian.learning.trainer import Trainer
@@ -99,37 +99,6 @@ def test_rules_are_refused_by_name_with_the_allowed_list() -> None:
         Trainer(net, protocol(), device="numpy", rule=3)  # type: ignore[arg-type]
     assert sorted(RULES) == ["ide", "na", "spide", "spike_bp", "st_rsbp"]
     assert rule_from_name("spide").local and not rule_from_name("ide").local
-
-
-def test_compare_tabulates_every_rule(tmp_path: Path) -> None:
-    digits = load_digits()
-    net = FeedbackNetwork(n_inputs=64, layer_sizes=[12], n_classes=10, seed=0)
-    result = compare_rules(
-        net,
-        protocol(0.05),
-        (digits.inputs[:48], digits.labels[:48]),
-        (digits.inputs[1700:1740], digits.labels[1700:1740]),
-        epochs=1,
-        free_tau={"na": 8},
-        device="numpy",
-        chunk_size=16,
-        alignment_samples=3,
-    )
-    assert list(result["rule"].values) == ["spide", "ide", "st_rsbp", "na", "spike_bp"]
-    assert float(result["cosine_vs_ide"].sel(rule="ide")) == pytest.approx(1.0, abs=1e-12)
-    assert bool(result["local"].sel(rule="spide")) and not bool(result["local"].sel(rule="na"))
-    assert float(result["free_phase_tau"].sel(rule="na")) == 8
-    # NA keeps membrane and current histories: its memory grows with the phase length,
-    # SPIDE's state does not
-    spide = result.sel(rule="spide")
-    assert float(spide["memory_bytes_per_sample_double_phase"]) == float(
-        spide["memory_bytes_per_sample"]
-    )
-    na = result.sel(rule="na")
-    assert float(na["memory_bytes_per_sample_double_phase"]) > float(na["memory_bytes_per_sample"])
-    table = comparison_table(result)
-    assert table.splitlines()[0].startswith("| rule | test accuracy (%) |")
-    assert sum(line.startswith("| ") for line in table.splitlines()) == 6
 
 
 def test_train_command_takes_a_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,6 +89,14 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _finite_or_none(variable: Any, rule: str) -> float | None:
+    """A comparison variable's value for ``rule``, None if it is NaN."""
+    import math
+
+    value = float(variable.sel(rule=rule))
+    return None if math.isnan(value) else value
+
+
 def _compare(args: argparse.Namespace) -> dict[str, Any]:
     from dataclasses import replace
     from pathlib import Path
@@ -103,6 +111,8 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     train, test = split_dataset(
         args.dataset, train_size=args.train_size, test_size=args.test_size, split_seed=0
     )
+    # the template of every rule's network: its architecture and scales (the seeds and the
+    # regime set the rest)
     network = FeedbackNetwork(
         n_inputs=train.n_features,
         layer_sizes=args.layers,
@@ -122,6 +132,9 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
         ],
         plasticity=plasticity,
     )
+    free_tau = {"na": args.na_free}
+    if args.st_rsbp_free is not None:
+        free_tau["st_rsbp"] = args.st_rsbp_free
     result = compare_rules(
         network,
         protocol,
@@ -129,28 +142,49 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
         (test.inputs, test.labels),
         epochs=args.epochs,
         rules=[name.strip() for name in args.rules.split(",") if name.strip()],
-        free_tau={"na": args.na_free},
+        regime=args.regime,
+        seeds=list(range(args.seed, args.seed + args.seeds)),
+        free_tau=free_tau,
         device=args.device,
         chunk_size=args.chunk_size,
         recorded_plasticity=replace(
             plasticity, learning_rate=args.batch_lr, momentum=args.batch_momentum
         ),
+        alignment_samples=args.alignment_samples,
         progress=not args.no_progress,
-        seed=args.seed,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_dataset(result, out / "compare.nc")
     table = comparison_table(result)
     (out / "compare.md").write_text(table)
+    rules = [str(rule) for rule in result["rule"].values]
     return {
         "out": str(out),
+        "regime": args.regime,
+        "seeds": [int(seed) for seed in result["seed"].values],
         "table": table,
         "test_accuracy": {
-            str(r): float(result["test_accuracy"].sel(rule=r)) for r in result["rule"].values
+            rule: [float(v) for v in result["test_accuracy"].sel(rule=rule).values]
+            for rule in rules
+        },
+        "test_accuracy_difference_to_spide": {
+            # None where there is no interval (one seed) or no SPIDE: JSON has no NaN
+            rule: {
+                bound: _finite_or_none(result[f"test_accuracy_difference_to_spide{suffix}"], rule)
+                for bound, suffix in (("difference", ""), ("low", "_low"), ("high", "_high"))
+            }
+            for rule in rules
         },
         "cosine_vs_ide": {
-            str(r): float(result["cosine_vs_ide"].sel(rule=r)) for r in result["rule"].values
+            rule: {
+                str(state): float(result["cosine_vs_ide"].sel(rule=rule, state=state).mean())
+                for state in result["state"].values
+            }
+            for rule in rules
+        },
+        "algebraically_ide": {
+            rule: bool(result["algebraically_ide"].sel(rule=rule)) for rule in rules
         },
     }
 

@@ -260,6 +260,23 @@ def _add_train_parser(commands: Any) -> None:
 
 def _add_compare_parser(commands: Any) -> None:
     """The ``compare`` subcommand: every learning rule on the same network and data."""
+
+    def count(flag: str, minimum: int) -> Any:
+        """An argparse type: an integer of at least ``minimum``, refused with the flag's name."""
+
+        def parse(text: str) -> int:
+            try:
+                value = int(text)
+            except ValueError:
+                value = minimum - 1
+            if value < minimum:
+                raise argparse.ArgumentTypeError(
+                    f"{flag} must be an integer >= {minimum}, got {text!r}"
+                )
+            return value
+
+        return parse
+
     compare = _add(
         commands,
         "compare",
@@ -273,11 +290,29 @@ def _add_compare_parser(commands: Any) -> None:
         "--test-size", type=int, help="last M samples test (default: seeded split)"
     )
     compare.add_argument("--layers", type=_layer_sizes, default=[128])
-    compare.add_argument("--epochs", type=int, default=10)
+    compare.add_argument("--epochs", type=count("--epochs", 1), default=10)
     compare.add_argument(
         "--rules",
         default=",".join(["spide", "ide", "st_rsbp", "na", "spike_bp"]),
         help="comma-separated rule names",
+    )
+    compare.add_argument(
+        "--regime",
+        choices=["ideal", "paper"],
+        default="ideal",
+        help="ideal: every rule on the ideal IF network; paper: each baseline on the network of "
+        "its paper (ST-RSBP: LIF, exponential synapses, reset to rest; spike_bp: LIF; NA: LIF "
+        "with synaptic traces), SPIDE and IDE on the ideal one",
+    )
+    compare.add_argument(
+        "--seeds",
+        type=count("--seeds", 1),
+        default=3,
+        help="every rule trains with seeds --seed .. --seed + N - 1 (initial weights and "
+        "shuffling)",
+    )
+    compare.add_argument(
+        "--seed", type=count("--seed", 0), default=0, help="the first seed of --seeds"
     )
     compare.add_argument("--lr", type=float, default=0.04, help="SPIDE's online learning rate")
     compare.add_argument(
@@ -290,8 +325,19 @@ def _add_compare_parser(commands: Any) -> None:
         "--chunk-size", type=int, default=16, help="mini-batch of the recorded rules"
     )
     compare.add_argument("--na-free", type=float, default=10.0, help="NA's free phase, in tau")
+    compare.add_argument(
+        "--st-rsbp-free",
+        type=float,
+        help="ST-RSBP's free phase, in tau (default: the regime's: 100 in paper, else the "
+        "protocol's 30)",
+    )
+    compare.add_argument(
+        "--alignment-samples",
+        type=count("--alignment-samples", 1),
+        default=20,
+        help="training samples on which each rule's update is compared with IDE's",
+    )
     compare.add_argument("--device", default="cpp_standalone", help=_devices("train"))
-    compare.add_argument("--seed", type=int, default=0, help="seed of the network and shuffling")
     compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.add_argument("--json", action="store_true", help="print JSON only")

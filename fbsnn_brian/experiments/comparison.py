@@ -1,30 +1,48 @@
-"""``fbsnn compare``: every learning rule on the same network, data split and seed.
+"""``fbsnn compare``: every learning rule on the same architecture, data split and seeds.
 
-For each rule of :data:`fbsnn_brian.rules.learning_rules.RULES` the comparison
+A regime (:mod:`fbsnn_brian.experiments.regimes`) says which network each rule trains on:
+``'ideal'`` puts every rule on the ideal IF network; ``'paper'`` puts each baseline on the
+network of its own paper (ST-RSBP: LIF, exponential synapses, reset to rest; spike-based BP:
+LIF; NA: LIF with synaptic traces) and SPIDE and IDE on the ideal one. Every rule's network has
+the same architecture, and with the same seed the same initial weights.
 
-* trains a fresh copy of the same network (same seed, so the same initial weights) on the same
-  training split for the same number of epochs, and reports the test accuracy and the training
-  samples/s (the wall time of the training chunks: simulation plus the rule's numpy work);
-* measures, at the initial weights and on the same training samples, the cosine between the
-  rule's update and the exact IDE gradient at the same free-phase rates, over the hidden
-  parameters (F, W, W_fb, b; the readout's update is the same exact outer product for every
-  rule, so it is left out);
-* states whether the rule is local and whether it needs weight transport;
-* measures the memory a rule needs per sample: the peak of the Python allocations while it
-  computes one sample's gradient from the recorded spikes (``tracemalloc``), for the free phase
-  of T_f and of 2 T_f, so the table shows how it grows with the phase length. SPIDE keeps its
-  per-sample quantities in the simulation's state variables (counts and membranes per neuron,
-  :func:`fbsnn_brian.analysis.measures.rule_memory`), which do not depend on T.
+For every rule and every seed (the seed sets the initial weights and the shuffling) the
+comparison
 
-The result is an xarray Dataset over ``rule``, described by the CF conventions
-(:func:`fbsnn_brian.io.recording.describe_dataset`), and a Markdown table.
+* measures the alignment of the rule's update at the initial weights (:func:`_alignment`, on
+  the first ``alignment_samples`` training samples): the cosine with the exact IDE gradient
+  at the same free-phase rates, over the hidden parameters (F, W, W_fb, b; the readout's
+  update is the same exact outer product for every rule, so it is left out);
+* trains the network on the training split for ``epochs`` epochs, timing the training
+  chunks (simulation plus the rule's numpy work: ``samples_per_s``);
+* evaluates the test set once, after training (as ``fbsnn train`` does);
+* measures the alignment again at the trained weights.
+
+Per rule it states whether the rule is local, whether it needs weight transport and whether
+its update is algebraically the exact IDE gradient in this regime
+(:data:`~fbsnn_brian.experiments.regimes.ALGEBRAICALLY_IDE` gives each reason), and measures
+the memory the rule needs per sample, the same way for every rule: the bytes of the arrays that
+hold one sample's state while the rule forms its update (recorded rules: the raster and the
+peak of their numpy work; SPIDE: its per-sample state variables, read from the Brian2 training
+network), for the free phase of T_f and of 2 T_f, on the first seed's initial network
+(:mod:`fbsnn_brian.experiments.rule_memory`).
+
+Over the seeds it summarises each rule's test accuracy (mean and sample sd) and the paired 95 %
+t interval of its difference to SPIDE's accuracy with the same seed
+(:mod:`fbsnn_brian.analysis.statistics`).
+
+The result is an xarray Dataset over ``rule``, ``seed`` and ``state`` (``'initial'``,
+``'trained'``), described by the CF conventions (:func:`fbsnn_brian.io.netcdf.describe_dataset`),
+and a Markdown table (:func:`comparison_table`).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
-import tracemalloc
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,18 +50,36 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from fbsnn_brian import reference
-from fbsnn_brian.analysis.measures import rule_memory
+from fbsnn_brian.analysis.statistics import (
+    format_interval,
+    format_mean_sd,
+    mean_sd,
+    paired_interval,
+)
 from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments.checks import vector_cosine
+from fbsnn_brian.experiments.regimes import REGIMES, RuleRegime, rule_regime
+from fbsnn_brian.experiments.rule_memory import rule_memory_per_sample
 from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import FreePhase, Protocol
 from fbsnn_brian.rules.baselines import SampleSpikes
 from fbsnn_brian.rules.learning_rules import RULES, LearningRule, rule_from_name
+from fbsnn_brian.validation import check_choice, describe
 
-__all__ = ["compare_rules", "comparison_table", "rule_alignment", "rule_memory_per_sample"]
+__all__ = ["STATES", "compare_rules", "comparison_table", "rule_alignment"]
+
+logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
+Split = tuple[FloatArray, NDArray[np.int64]]
+
+#: The network states at which the alignment is measured.
+STATES = ("initial", "trained")
+
+#: The rule every other rule's test accuracy is compared with, seed by seed.
+REFERENCE_RULE = "spide"
 
 
 def _hidden(gradients: reference.Gradients, n_layers: int) -> FloatArray:
@@ -70,6 +106,12 @@ def rule_alignment(
     Recorded rules: the rule's gradient of each sample's recorded free phase against
     :func:`~fbsnn_brian.reference.ide_gradients_at_rates` at that sample's rates. SPIDE: the
     in-simulation update (:func:`fbsnn_brian.experiments.checks.gradient_alignment`).
+
+    Returns
+    -------
+    dict
+        ``cosine_vs_ide`` (mean over the samples with a finite cosine),
+        ``per_sample_cosine_vs_ide`` and ``n_samples``.
     """
     if rule.in_simulation:
         from fbsnn_brian.experiments.checks import gradient_alignment
@@ -100,171 +142,252 @@ def rule_alignment(
     }
 
 
-def rule_memory_per_sample(
-    rule: LearningRule,
-    network: FeedbackNetwork,
-    free_phase: FreePhase,
-    x: FloatArray,
-    y: int,
-) -> float:
-    """Peak bytes allocated while the rule computes one sample's gradient (or SPIDE's state).
-
-    The spikes are recorded first and the rule runs once on them before the measurement, so
-    that one-off work it caches across samples (ST-RSBP's Monte Carlo correction table for a
-    window length) is not counted; what is measured is what the rule builds per sample.
-    """
-    if rule.in_simulation:
-        usage = rule_memory(network)
-        return float(usage["bytes_per_neuron"] * network.n_neurons)
-    recording = simulate(network, Protocol([free_phase]), inputs=x[None, :], device="numpy")
-    spikes = SampleSpikes.from_recording(recording, 0)
-    rule.gradients(network, spikes, x, y)  # fills the rule's caches
-    tracemalloc.start()
-    try:
-        rule.gradients(network, spikes, x, y)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return float(peak)
-
-
-def _measure_rule(
+def _alignment(
     rule: LearningRule,
     network: FeedbackNetwork,
     protocol: Protocol,
-    train: tuple[FloatArray, NDArray[np.int64]],
-    test: tuple[FloatArray, NDArray[np.int64]],
-    *,
-    epochs: int,
+    inputs: FloatArray,
+    labels: NDArray[np.int64],
     device: str,
-    chunk_size: int,
-    seed: int,
-    progress: bool,
-    alignment_samples: int,
-) -> dict[str, Any]:
-    """Train a copy of ``network`` with one rule and measure it (one row of the comparison)."""
+) -> dict[str, float]:
+    """Every alignment measure of one (rule, seed, state): the one place that computes them.
+
+    Each key becomes a variable over (``rule``, ``seed``, ``state``) of the comparison (it
+    needs an entry in :data:`fbsnn_brian.io.netcdf.VOCABULARY`).
+
+    Returns
+    -------
+    dict of str to float
+        ``cosine_vs_ide``: mean over the samples of the cosine between the rule's update and
+        the exact IDE gradient of the ideal rate model at the same free-phase rates, over the
+        hidden parameters (:func:`rule_alignment`).
+    """
+    ideal = rule_alignment(rule, network, protocol, inputs, labels, device=device)
+    return {"cosine_vs_ide": float(ideal["cosine_vs_ide"])}
+
+
+@dataclass(frozen=True)
+class _Training:
+    """How one (rule, seed) trains: epochs, device, chunk (the recorded rules' mini-batch),
+    seed of the shuffling, progress bars."""
+
+    epochs: int
+    device: str
+    chunk_size: int
+    seed: int
+    progress: bool
+
+
+def _train_and_test(
+    rule: LearningRule,
+    network: FeedbackNetwork,
+    protocol: Protocol,
+    train: Split,
+    test: Split,
+    training: _Training,
+) -> dict[str, float]:
+    """Train ``network`` in place with one rule, then evaluate the test set once."""
     from fbsnn_brian.learning.trainer import Trainer
 
     inputs, labels = train
-    free = protocol.free_phase
-    length = float(free.duration / network.tau)
-    chosen = slice(0, alignment_samples)
-    alignment = rule_alignment(
-        rule, network, protocol, inputs[chosen], labels[chosen], device="numpy"
-    )
-    memory = rule_memory_per_sample(rule, network, free, inputs[0], int(labels[0]))
-    double = FreePhase(duration=2 * length * network.tau)
-    memory_double = rule_memory_per_sample(rule, network, double, inputs[0], int(labels[0]))
-    trained = copy.deepcopy(network)
-    start = time.perf_counter()
     trainer = Trainer(
-        trained,
+        network,
         protocol,
-        device=device,
-        chunk_size=chunk_size,
+        device=training.device,
+        chunk_size=training.chunk_size,
         schedule="cosine",
-        seed=seed,
-        progress=progress,
+        seed=training.seed,
+        progress=training.progress,
         rule=rule,
     )
-    history = trainer.fit(inputs, labels, epochs=epochs, validation=test)
+    # no validation set: the test set is evaluated once, after training (as runs.train_run)
+    history = trainer.fit(inputs, labels, epochs=training.epochs)
+    test_accuracy = trainer.evaluate(*test)["accuracy"]
     return {
-        "test_accuracy": float(history["test_accuracy"].values[-1]),
+        "test_accuracy": float(test_accuracy),
         "train_accuracy": float(history["train_accuracy"].values[-1]),
-        "samples_per_s": float(len(inputs) * epochs / history["wall_time_s"].sum()),
-        "cosine_vs_ide": alignment["cosine_vs_ide"],
+        "samples_per_s": float(len(inputs) * training.epochs / history["wall_time_s"].sum()),
+    }
+
+
+def _measure_seed(
+    rule: LearningRule,
+    network: FeedbackNetwork,
+    protocol: Protocol,
+    data: tuple[Split, Split],
+    *,
+    alignment_samples: int,
+    training: _Training,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """One (rule, seed): per-seed measures and the alignment at each of :data:`STATES`."""
+    train, test = data
+    logger.info("compare: %s, seed %d", rule.name, training.seed)
+    start = time.perf_counter()
+    chosen = (train[0][:alignment_samples], train[1][:alignment_samples])
+    alignment = {"initial": _alignment(rule, network, protocol, *chosen, "numpy")}
+    trained = copy.deepcopy(network)
+    measures = _train_and_test(rule, trained, protocol, train, test, training)
+    alignment["trained"] = _alignment(rule, trained, protocol, *chosen, "numpy")
+    measures["wall_time_s"] = time.perf_counter() - start
+    return measures, alignment
+
+
+def _rule_protocol(
+    rule: LearningRule,
+    regime: RuleRegime,
+    protocol: Protocol,
+    free_tau: float | None,
+    recorded_plasticity: Any,
+    tau: Any,
+) -> Protocol:
+    """The protocol a rule trains with: its free phase and its optimiser settings."""
+    length = free_tau if free_tau is not None else regime.free_tau
+    duration = protocol.free_phase.duration if length is None else length * tau
+    plasticity = (
+        protocol.plasticity
+        if rule.in_simulation or recorded_plasticity is None
+        else recorded_plasticity
+    )
+    return Protocol([FreePhase(duration=duration), *protocol.phases[1:]], plasticity=plasticity)
+
+
+def _rule_properties(
+    rule: LearningRule,
+    regime: RuleRegime,
+    network: FeedbackNetwork,
+    protocol: Protocol,
+    train: Split,
+) -> dict[str, Any]:
+    """What does not depend on the seed: the rule's properties, network and memory per sample.
+
+    The memory is measured on ``network`` (the first seed's, at its initial weights) with the
+    first training sample, for the rule's free phase T_f and for 2 T_f.
+    """
+    double = Protocol(
+        [FreePhase(duration=2 * protocol.free_phase.duration), *protocol.phases[1:]],
+        plasticity=protocol.plasticity,
+    )
+    x, y = train[0][0], int(train[1][0])
+    return {
         "local": rule.local,
         "weight_transport": rule.weight_transport,
-        "memory_bytes_per_sample": memory,
-        "memory_bytes_per_sample_double_phase": memory_double,
-        "free_phase_tau": length,
-        "wall_time_s": time.perf_counter() - start,
+        "algebraically_ide": regime.algebraically_ide,
+        "memory_bytes_per_sample": rule_memory_per_sample(rule, network, protocol, x, y),
+        "memory_bytes_per_sample_double_phase": rule_memory_per_sample(rule, network, double, x, y),
+        "free_phase_tau": float(protocol.free_phase.duration / network.tau),
+        "summary": rule.summary,
+        "rule_network": regime.describe(),
     }
+
+
+def _checked_seeds(seeds: Any) -> list[int]:
+    owner = "compare_rules"
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+        raise ValidationError(
+            f"{owner}: seeds must be a non-empty sequence of non-negative integers such as "
+            f"[0, 1, 2], got {describe(seeds)}."
+        )
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValidationError(
+                f"{owner}: every seed must be a non-negative integer, got {describe(seed)} in "
+                f"{describe(seeds)}."
+            )
+    if len(set(seeds)) != len(seeds):
+        raise ValidationError(
+            f"{owner}: seeds must be distinct (each is one paired run), got {describe(seeds)}."
+        )
+    return [int(seed) for seed in seeds]
 
 
 def compare_rules(
     network: FeedbackNetwork,
     protocol: Protocol,
-    train: tuple[FloatArray, NDArray[np.int64]],
-    test: tuple[FloatArray, NDArray[np.int64]],
+    train: Split,
+    test: Split,
     *,
     epochs: int,
     rules: list[str] | None = None,
+    regime: str = "ideal",
+    seeds: Sequence[int] = (0, 1, 2),
     free_tau: dict[str, float] | None = None,
     device: str = "cpp_standalone",
     chunk_size: int = 16,
     recorded_plasticity: Any = None,
     alignment_samples: int = 20,
     progress: bool = False,
-    seed: int = 0,
 ) -> xr.Dataset:
-    """Train every rule on copies of ``network`` and measure them side by side.
+    """Train every rule with every seed on its regime's network and measure them side by side.
 
     Parameters
     ----------
     network : FeedbackNetwork
-        Copied for every rule (same initial weights).
+        The template: only its architecture and scales are used (``RuleRegime.network``).
     protocol : Protocol
-        ``[FreePhase, PerturbedPhase]`` with a SPIDEPlasticity (learning rate, weight decay,
-        momentum for every rule).
+        ``[FreePhase, PerturbedPhase]`` with a SPIDEPlasticity (the optimiser of every rule).
     train, test : (inputs, labels)
     epochs : int
     rules : list of str, optional
         Default: every rule of :data:`~fbsnn_brian.rules.learning_rules.RULES`.
+    regime : {'ideal', 'paper'}
+        The network of each rule (:mod:`fbsnn_brian.experiments.regimes`).
+    seeds : sequence of int
+        Every rule trains once with each seed (initial weights and shuffling).
     free_tau : dict of str to float, optional
-        A shorter free phase (in tau) for some rules, e.g. ``{'na': 10}`` (NA's cost grows
-        with the square of the window); the others use the protocol's.
+        A free phase (in tau) for some rules, e.g. ``{'na': 10}``; the others use their
+        regime's (ST-RSBP in ``'paper'``: 100) or else the protocol's.
     device : str
-        Device of the simulations (training and evaluation).
+        Device of the training and the test (alignment and memory: runtime mode).
     chunk_size : int
-        Samples per chunk of the recorded rules, which is also their mini-batch (SPIDE runs
-        online, one update per sample, in chunks of 200).
+        Samples per chunk of the recorded rules: their mini-batch (SPIDE learns online).
     recorded_plasticity : SPIDEPlasticity, optional
-        Optimiser settings of the recorded rules (default: the protocol's); mini-batch
-        rules usually want a larger step and momentum than SPIDE's online SGD.
+        Optimiser settings of the recorded rules (default: the protocol's).
     alignment_samples : int
-        Training samples on which the cosine with the exact gradient is measured.
-    """
+        Training samples on which the alignment is measured.
+    progress : bool
+        Progress bars of the training.
 
+    Returns
+    -------
+    xarray.Dataset
+        See the module docstring; :func:`comparison_table` prints it.
+    """
+    check_choice("compare_rules", "regime", regime, REGIMES)
+    seed_list = _checked_seeds(seeds)
     names = list(RULES) if rules is None else [rule_from_name(name).name for name in rules]
     lengths = free_tau or {}
-    measures: dict[str, list[Any]] = {}
-    summaries = []
+    rule_rows: list[dict[str, Any]] = []
+    seed_rows: list[list[dict[str, float]]] = []  # [rule][seed]
+    state_rows: list[list[dict[str, dict[str, float]]]] = []  # [rule][seed][state]
     for name in names:
-        rule = rule_from_name(name)
-        summaries.append(rule.summary)
-        length = lengths.get(name, float(protocol.free_phase.duration / network.tau))
-        plasticity = (
-            protocol.plasticity
-            if rule.in_simulation or recorded_plasticity is None
-            else recorded_plasticity
+        rule, spec = rule_from_name(name), rule_regime(regime, name)
+        rule_protocol = _rule_protocol(
+            rule, spec, protocol, lengths.get(name), recorded_plasticity, network.tau
         )
-        rule_protocol = Protocol(
-            [FreePhase(duration=length * network.tau), *protocol.phases[1:]],
-            plasticity=plasticity,
-        )
-        measured = _measure_rule(
-            rule,
-            network,
-            rule_protocol,
-            train,
-            test,
-            epochs=epochs,
-            device=device,
-            chunk_size=chunk_size if not rule.in_simulation else 200,
-            seed=seed,
-            progress=progress,
-            alignment_samples=alignment_samples,
-        )
-        for key, value in measured.items():
-            measures.setdefault(key, []).append(value)
-    data = {key: ("rule", np.asarray(values)) for key, values in measures.items()}
-    data["summary"] = ("rule", np.asarray(summaries, dtype=str))
+        first = spec.network(network, seed=seed_list[0])
+        rule_rows.append(_rule_properties(rule, spec, first, rule_protocol, train))
+        # SPIDE learns online, one update per sample, in chunks of 200
+        chunk = 200 if rule.in_simulation else chunk_size
+        measured = [
+            _measure_seed(
+                rule,
+                spec.network(network, seed=seed),
+                rule_protocol,
+                (train, test),
+                alignment_samples=alignment_samples,
+                training=_Training(epochs, device, chunk, seed, progress),
+            )
+            for seed in seed_list
+        ]
+        seed_rows.append([measures for measures, _ in measured])
+        state_rows.append([alignment for _, alignment in measured])
     result = xr.Dataset(
-        data,
-        coords={"rule": names},
+        _stacked(rule_rows, seed_rows, state_rows),
+        coords={"rule": names, "seed": seed_list, "state": list(STATES)},
         attrs={
             "title": "fbsnn_brian rule comparison",
+            "regime": regime,
+            "reference_rule": REFERENCE_RULE,
             "network": network.config_json(),
             "protocol": protocol.to_json(),
             "epochs": epochs,
@@ -275,42 +398,129 @@ def compare_rules(
             "n_test": len(test[0]),
         },
     )
-    return describe_dataset(result, where="compare_rules")
+    return describe_dataset(_with_summaries(result), where="compare_rules")
+
+
+def _stacked(
+    rule_rows: list[dict[str, Any]],
+    seed_rows: list[list[dict[str, float]]],
+    state_rows: list[list[dict[str, dict[str, float]]]],
+) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """Data variables over ``rule``; ``rule`` and ``seed``; ``rule``, ``seed`` and ``state``."""
+    per_rule = {key: np.asarray([row[key] for row in rule_rows]) for key in rule_rows[0]}
+    per_seed = {
+        key: np.asarray([[row[key] for row in rows] for rows in seed_rows])
+        for key in seed_rows[0][0]
+    }
+    per_state = {
+        key: np.asarray(
+            [[[row[state][key] for state in STATES] for row in rows] for rows in state_rows]
+        )
+        for key in state_rows[0][0][STATES[0]]
+    }
+    return {
+        **{key: (("rule",), values) for key, values in per_rule.items()},
+        **{key: (("rule", "seed"), values) for key, values in per_seed.items()},
+        **{key: (("rule", "seed", "state"), values) for key, values in per_state.items()},
+    }
+
+
+def _with_summaries(result: xr.Dataset) -> xr.Dataset:
+    """Add each rule's mean and sd of the test accuracy over seeds and its paired interval."""
+    accuracy = result["test_accuracy"]
+    names = [str(name) for name in result["rule"].values]
+    summaries: dict[str, list[float]] = {}
+    for name in names:
+        mean, sd = mean_sd(accuracy.sel(rule=name).values)
+        interval = (
+            paired_interval(
+                accuracy.sel(rule=name).values, accuracy.sel(rule=REFERENCE_RULE).values
+            )
+            if REFERENCE_RULE in names
+            else {"difference": np.nan, "low": np.nan, "high": np.nan}
+        )
+        for key, value in (
+            ("test_accuracy_mean", mean),
+            ("test_accuracy_sd", sd),
+            ("test_accuracy_difference_to_spide", interval["difference"]),
+            ("test_accuracy_difference_to_spide_low", interval["low"]),
+            ("test_accuracy_difference_to_spide_high", interval["high"]),
+        ):
+            summaries.setdefault(key, []).append(float(value))
+    return result.assign({key: ("rule", np.asarray(v)) for key, v in summaries.items()})
+
+
+def _kib(value: Any) -> str:
+    return f"{float(value) / 1024:.1f} KiB"
 
 
 def comparison_table(result: xr.Dataset) -> str:
-    """Markdown table of :func:`compare_rules`' Dataset, one row per rule."""
+    """Markdown table of :func:`compare_rules`' Dataset, one row per rule.
+
+    Accuracies are mean ± sd over the seeds in %, the difference to SPIDE is the mean
+    per-seed difference in percentage points with its paired 95 % t interval, and the
+    samples/s and cosines are mean ± sd over the seeds.
+    """
     header = (
-        "| rule | test accuracy (%) | training samples/s | cosine with exact IDE gradient | "
-        "local | weight transport | memory per sample (T_f) | memory per sample (2 T_f) |"
+        "| rule | test accuracy (%) | difference to SPIDE (pp, 95 % interval) | "
+        "training samples/s | cosine with IDE, initial | cosine with IDE, trained | "
+        "algebraically IDE | local | weight transport | memory per sample (T_f) | "
+        "memory per sample (2 T_f) |"
     )
-    rows = [header, "|---|---|---|---|---|---|---|---|"]
+    rows = [header, "|" + "---|" * 11]
     for name in result["rule"].values:
         entry = result.sel(rule=name)
-
-        def kib(value: Any) -> str:
-            return f"{float(value) / 1024:.1f} KiB"
-
+        difference = {
+            key: float(entry[f"test_accuracy_difference_to_spide{suffix}"])
+            for key, suffix in (("difference", ""), ("low", "_low"), ("high", "_high"))
+        }
+        compared = (
+            "reference"
+            if name == REFERENCE_RULE
+            else "n/a"
+            if np.isnan(difference["difference"])
+            else format_interval(difference, scale=100)
+        )
+        cosines = [
+            format_mean_sd(entry["cosine_vs_ide"].sel(state=state).values, digits=3)
+            for state in STATES
+        ]
         rows.append(
-            f"| {name} | {100 * float(entry['test_accuracy']):.2f} | "
-            f"{float(entry['samples_per_s']):.0f} | {float(entry['cosine_vs_ide']):.3f} | "
-            f"{'yes' if bool(entry['local']) else 'no'} | "
-            f"{'yes' if bool(entry['weight_transport']) else 'no'} | "
-            f"{kib(entry['memory_bytes_per_sample'])} | "
-            f"{kib(entry['memory_bytes_per_sample_double_phase'])} |"
+            f"| {name} | {format_mean_sd(entry['test_accuracy'].values, scale=100)} | "
+            f"{compared} | {format_mean_sd(entry['samples_per_s'].values, digits=0)} | "
+            f"{cosines[0]} | {cosines[1]} | "
+            + " | ".join(
+                "yes" if bool(entry[key]) else "no"
+                for key in ("algebraically_ide", "local", "weight_transport")
+            )
+            + f" | {_kib(entry['memory_bytes_per_sample'])} | "
+            f"{_kib(entry['memory_bytes_per_sample_double_phase'])} |"
         )
-    notes = (
-        f"\n{int(result.attrs['n_train'])} training and {int(result.attrs['n_test'])} test "
-        f"samples, {int(result.attrs['epochs'])} epochs, same network and seed for every rule. "
-        "Cosines over the hidden parameters at the initial weights, mean over "
-        f"{int(result.attrs['alignment_samples'])} training samples. Memory: peak allocation "
-        "of the rule's numpy work for one sample, caches excluded (SPIDE: its per-neuron "
-        "state variables). "
-        "Free phase per rule (tau): "
-        + ", ".join(
-            f"{name} {float(t):g}"
-            for name, t in zip(result["rule"].values, result["free_phase_tau"].values, strict=True)
+    return "\n".join(rows) + "\n" + _table_notes(result)
+
+
+def _table_notes(result: xr.Dataset) -> str:
+    """The notes under the table: data, seeds, what each column measures, each rule's network."""
+    seeds = [int(seed) for seed in result["seed"].values]
+    networks = "; ".join(
+        f"{name}: {entry} (free phase {float(tau):g} tau)"
+        for name, entry, tau in zip(
+            result["rule"].values,
+            result["rule_network"].values,
+            result["free_phase_tau"].values,
+            strict=True,
         )
-        + ".\n"
     )
-    return "\n".join(rows) + "\n" + notes
+    return (
+        f"\n{result.attrs['regime']} regime. {int(result.attrs['n_train'])} training and "
+        f"{int(result.attrs['n_test'])} test samples, {int(result.attrs['epochs'])} epochs, "
+        f"seeds {', '.join(map(str, seeds))} (the same initial weights and shuffling for every "
+        "rule); the test set is evaluated once, after training. Networks: "
+        f"{networks}. Cosines over the hidden parameters with the exact IDE gradient of the "
+        "ideal rate model at the same rates, mean over "
+        f"{int(result.attrs['alignment_samples'])} training samples, at the initial and the "
+        "trained weights. Memory per sample: bytes of one sample's state while the rule forms "
+        "its update (recorded rules: the raster and the peak of their numpy work; SPIDE: its "
+        "per-sample state variables in the Brian2 training network), on the first seed's "
+        "initial network.\n"
+    )

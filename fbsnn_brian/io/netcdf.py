@@ -115,21 +115,40 @@ VOCABULARY: dict[str, Term] = {
     ),
     "status": Term("outcome of the run (ok or failed)"),
     "error": Term("error of a failed run (empty if it succeeded)"),
-    # rule comparisons (fbsnn_brian.experiments.comparison.compare_rules), one value per rule
+    # rule comparisons (fbsnn_brian.experiments.comparison.compare_rules), over rule, seed and
+    # the network state of the alignment
     "rule": Term("learning rule"),
+    "state": Term("network state at which the alignment was measured (initial or trained)"),
     "cosine_vs_ide": Term("cosine between the rule's update and the exact IDE gradient", "1"),
     "local": Term("whether the rule uses only information local to each synapse"),
     "weight_transport": Term("whether the rule needs the transpose of the forward weights"),
+    "algebraically_ide": Term(
+        "whether the rule's update is algebraically the exact IDE gradient in this regime"
+    ),
     "memory_bytes_per_sample": Term(
-        "peak memory of the rule's work per sample with a free phase of T_f, in bytes", "1"
+        "bytes of one sample's state while the rule forms its update, free phase of T_f", "1"
     ),
     "memory_bytes_per_sample_double_phase": Term(
-        "peak memory of the rule's work per sample with a free phase of 2 T_f, in bytes", "1"
+        "bytes of one sample's state while the rule forms its update, free phase of 2 T_f", "1"
     ),
     "free_phase_tau": Term(
         "duration of the free phase in units of tau (multiply by the attribute tau_s for seconds)",
         "1",
         per_tau=True,
+    ),
+    "rule_network": Term("the network the rule trains on in this regime"),
+    "test_accuracy_mean": Term("mean over seeds of the fraction of test samples correct", "1"),
+    "test_accuracy_sd": Term(
+        "sample standard deviation over seeds of the fraction of test samples correct", "1"
+    ),
+    "test_accuracy_difference_to_spide": Term(
+        "mean over seeds of the test accuracy minus SPIDE's with the same seed", "1"
+    ),
+    "test_accuracy_difference_to_spide_low": Term(
+        "lower bound of the paired 95 % t interval of the test accuracy minus SPIDE's", "1"
+    ),
+    "test_accuracy_difference_to_spide_high": Term(
+        "upper bound of the paired 95 % t interval of the test accuracy minus SPIDE's", "1"
     ),
     "summary": Term("summary of the learning rule"),
 }
