@@ -295,6 +295,8 @@ class TrainingNetwork:
         name: str,
         pre_layer: int,
         delays: SynapticDelays,
+        *,
+        learned: bool = True,
     ) -> Synapses:
         net = self.net
         pathways = ["forward", "backward_up", "backward_down"]
@@ -326,6 +328,8 @@ class TrainingNetwork:
         delays.set_heterogeneous(synapses, pathways)
         if not self.transport:
             synapses.w_back = matrix_to_synapses(self._random_feedback(weights))
+        if not learned:  # SPIDEPlasticity(learn_feedback=False): the weights stay as they are
+            return synapses
         update = self._update("w", weight_gradient("gate_post", "beta_post", "rate_pre"))
         if dale:
             # projected gradient descent: a weight that would change sign stops at zero
@@ -466,7 +470,13 @@ class TrainingNetwork:
             for k, weights in enumerate(net.forward_weights)
         ]
         feedback = self._loop_synapses(
-            layers[-1], layers[0], net.feedback_weights, "feedback", net.n_layers - 1, delays
+            layers[-1],
+            layers[0],
+            net.feedback_weights,
+            "feedback",
+            net.n_layers - 1,
+            delays,
+            learned=self.plasticity.learn_feedback,
         )
         readout = self._readout()
         normaliser_synapses = self._softmax_sum(readout)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fbsnn_brian.cli.parsers import _TRAIN_OPTIONS, _parser
+from fbsnn_brian.cli.parsers import _TRAIN_OPTIONS, _TRAIN_SWITCHES, _parser
 from fbsnn_brian.cli.printing import (
     _print_equilibrium,
     _print_evaluation,
@@ -189,6 +190,58 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _sweep_summary(result: Any) -> dict[str, Any]:
+    """Per condition: accuracies per seed, mean ± sd and the paired interval to the reference.
+
+    NaN (a failed run, no interval with one seed) becomes None: JSON has no NaN.
+    """
+
+    def finite(value: Any) -> float | None:
+        number = float(value)
+        return number if math.isfinite(number) else None
+
+    conditions: dict[str, Any] = {}
+    for name in result["condition"].values:
+        row = result.sel(condition=name)
+        conditions[str(name)] = {
+            "test_accuracy": [finite(v) for v in row["test_accuracy"].values],
+            **{
+                key: finite(row[f"test_accuracy_{key}"])
+                for key in ("mean", "sd", "difference", "difference_low", "difference_high")
+            },
+            "n_paired_seeds": int(row["n_paired_seeds"]),
+        }
+    return {
+        "reference_condition": str(result.attrs["reference_condition"]),
+        "conditions": conditions,
+        "failed": int((result["status"] == "failed").sum()),
+    }
+
+
+def _print_sweep(result: dict[str, Any]) -> None:
+    from fbsnn_brian.analysis.statistics import format_interval, format_mean_sd
+
+    reference = result["reference_condition"]
+    print(f"sweep written to {result['out']} ({result['failed']} failed runs)")
+    print(
+        f"  test accuracy (%), mean ± sd over the seeds of {result['seeds']} that finished; "
+        f"change vs {reference} (points) with its paired 95 % interval"
+    )
+    for name, summary in result["conditions"].items():
+        finished = [value for value in summary["test_accuracy"] if value is not None]
+        accuracy = format_mean_sd(finished, scale=100.0) if finished else "failed"
+        if name == reference:
+            change = "reference"
+        elif summary["n_paired_seeds"] == 0:
+            change = "failed"
+        else:
+            bounds = (summary["difference_low"], summary["difference_high"])
+            low, high = (math.nan if bound is None else bound for bound in bounds)
+            interval = {"difference": summary["difference"], "low": low, "high": high}
+            change = format_interval(interval, scale=100.0)
+        print(f"  {name:24s} {accuracy:16s} {change}")
+
+
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.experiments.checks import check_equilibrium, check_gradient
     from fbsnn_brian.experiments.run_file import load_run_file
@@ -220,19 +273,10 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         from fbsnn_brian.experiments.sweep import load_sweep_file, run_sweep
         from fbsnn_brian.io.netcdf import write_dataset
 
-        spec = load_sweep_file(args.file)
+        spec = load_sweep_file(args.file, n_seeds=args.seeds)
         result = run_sweep(spec, scheduler=args.scheduler, n_workers=args.workers)
         path = write_dataset(result, args.out)
-        return {
-            "out": str(path),
-            "conditions": list(spec["conditions"]),
-            "seeds": spec["seeds"],
-            "test_accuracy": {
-                str(c): [float(v) for v in result["test_accuracy"].sel(condition=c).values]
-                for c in result["condition"].values
-            },
-            "failed": int((result["status"] == "failed").sum()),
-        }
+        return {"out": str(path), "seeds": spec["seeds"], **_sweep_summary(result)}
     if args.command == "compare":
         return _compare(args)
     if args.command == "report":
@@ -247,7 +291,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
             )
         changed = [
             flag
-            for flag, key, _, _ in (*_TRAIN_OPTIONS, ("--cpu-only", "cpu_only", bool, ""))
+            for flag, key, *_ in (*_TRAIN_OPTIONS, *_TRAIN_SWITCHES)
             if key != "epochs" and getattr(args, key) is not None
         ]
         if args.resume is not None and changed:
@@ -257,7 +301,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 "the constant schedule). Start a new run to change settings."
             )
         config = load_run_file(args.config) if args.config else {}
-        for key in [key for _, key, _, _ in _TRAIN_OPTIONS] + ["cpu_only"]:
+        for key in [key for _, key, *_ in (*_TRAIN_OPTIONS, *_TRAIN_SWITCHES)]:
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         return train_run(
@@ -305,9 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "train":
         _print_training(result)
     elif args.command == "sweep":
-        print(f"sweep written to {result['out']} ({result['failed']} failed runs)")
-        for name, accuracies in result["test_accuracy"].items():
-            print(f"  {name:24s} " + " ".join(f"{100 * a:.2f}" for a in accuracies))
+        _print_sweep(result)
     elif args.command == "compare":
         print(result["table"])
         print(f"written to {result['out']}/compare.nc and compare.md")

@@ -176,6 +176,18 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+# flag, setting, help of the on/off settings of fbsnn train (default None: a --config file's)
+_TRAIN_SWITCHES: list[tuple[str, str, str]] = [
+    ("--cpu-only", "cpu_only", "with --device genn: run GeNN's CPU backend instead of CUDA"),
+    (
+        "--no-feedback",
+        "no_feedback",
+        "remove the feedback loop: W_fb = 0 and never learned (SPIDE inside the simulation "
+        "and the recorded rules; not on genn)",
+    ),
+]
+
+
 def _shown_default(key: str, default: Any, preset_keys: set[str]) -> str:
     """How the help text names a train option's default."""
     from fbsnn_brian.experiments.presets import PRESETS
@@ -232,14 +244,10 @@ def _add_train_parser(commands: Any) -> None:
             default=None,
             help=f"{text} (default: {_shown_default(key, DEFAULTS[key], preset_keys)})",
         )
-    train.add_argument(
-        "--cpu-only",
-        dest="cpu_only",
-        action="store_const",
-        const=True,
-        default=None,
-        help="with --device genn: run GeNN's CPU backend instead of CUDA",
-    )
+    for flag, key, text in _TRAIN_SWITCHES:
+        train.add_argument(
+            flag, dest=key, action="store_const", const=True, default=None, help=text
+        )
     train.add_argument("--out", help="run directory (default: runs/<timestamp>)")
     train.add_argument(
         "--overwrite",
@@ -391,6 +399,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_parsers(commands)
     sweep = _add(commands, "sweep", help="run conditions x seeds of a sweep file on Dask")
     sweep.add_argument("file", help="sweep TOML file (see fbsnn_brian.experiments.sweep)")
+    sweep.add_argument(
+        "--seeds",
+        type=int,
+        help="run seeds 0 .. N-1 instead of the file's [sweep] seeds (default: the file's, or "
+        "0, 1, 2 when it names none)",
+    )
     sweep.add_argument("--scheduler", help="address of a dask scheduler (default: LocalCluster)")
     sweep.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     sweep.add_argument("--out", default="sweep.nc", help="result file, .nc or .zarr")

@@ -106,6 +106,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "input_dropout": "float",
         "shift": "int",
         "feedback": "str",
+        "no_feedback": "bool",
         "workers": "int",
         "scheduler": "str",
         "sync_every": "optional_int",

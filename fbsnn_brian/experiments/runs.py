@@ -103,6 +103,8 @@ DEFAULTS: TrainingConfig = {
     "input_dropout": 0.0,
     "shift": 1,
     "feedback": "transpose",
+    # True: W_fb = 0 and never learned (SPIDEPlasticity.learn_feedback), no feedback loop
+    "no_feedback": False,
     # biophysics (fbsnn_brian.model.biophysics); times in units of tau, 0 switches noise_tau
     # (white noise) and excitatory_fraction (Dale's law) off
     "tau_m": 20.0,
@@ -318,6 +320,8 @@ def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress:
     from fbsnn_brian.rules.learning_rules import rule_from_name
 
     network = network_from_settings(settings, train.n_features, train.n_classes)
+    if settings["no_feedback"]:
+        network.feedback_weights = np.zeros_like(network.feedback_weights)
     protocol = Protocol(
         [
             FreePhase(duration=settings["free_tau"] * network.tau),
@@ -332,6 +336,7 @@ def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress:
             max_feedback_gain=settings["max_feedback_gain"],
             input_dropout=settings["input_dropout"],
             feedback=settings["feedback"],
+            learn_feedback=not settings["no_feedback"],
         ),
     )
     rule = rule_from_name(settings["rule"])

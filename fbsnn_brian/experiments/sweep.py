@@ -8,9 +8,9 @@ A sweep file is a run file (:mod:`fbsnn_brian.experiments.run_file`) with a ``[s
     epochs = 5
 
     [sweep]
-    seeds = [0, 1, 2]
+    seeds = [0, 1, 2]                  # default [0, 1, 2]; fbsnn sweep --seeds N: 0 .. N-1
     [[sweep.conditions]]
-    name = "ideal"                     # the base settings unchanged
+    name = "ideal"                     # the base settings unchanged; the reference condition
     [[sweep.conditions]]
     name = "lif"
     neuron = "lif"                     # any setting of fbsnn_brian.experiments.runs.DEFAULTS
@@ -23,7 +23,10 @@ dask.distributed cluster: a LocalCluster of worker processes by default, or the 
 ``scheduler`` (``tcp://host:port``). A task that fails is retried once; if it fails again its
 error is recorded in the result instead of ending the sweep. The result is one xarray Dataset
 over (``condition``, ``seed``) with the accuracy, speed, firing rates and loop gain of each run,
-a ``status`` (``ok`` / ``failed``) and the ``error`` text, described by the CF conventions
+a ``status`` (``ok`` / ``failed``) and the ``error`` text, and per condition the test
+accuracy's mean and standard deviation over the seeds that finished and the paired 95 %
+interval of its difference to the reference condition (the file's first), paired seed by
+seed (:func:`condition_summary`). It is described by the CF conventions
 (:func:`fbsnn_brian.io.recording.describe_dataset`: accuracies are fractions, rates in spikes per
 tau with ``tau_s``); it round-trips through netCDF and zarr. Builds of the compiled devices
 are shared through the build cache, which is safe for concurrent processes
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from fbsnn_brian.analysis.statistics import mean_sd, paired_interval
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments.run_file import SECTIONS, read_toml, settings_from_tables
 
@@ -51,7 +55,13 @@ from fbsnn_brian.experiments.runs import train_run
 from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.validation import describe
 
-__all__ = ["MEASURES", "load_sweep_file", "run_sweep"]
+__all__ = ["DEFAULT_SEEDS", "MEASURES", "condition_summary", "load_sweep_file", "run_sweep"]
+
+#: Seeds of a sweep file that names none.
+DEFAULT_SEEDS = (0, 1, 2)
+
+#: Confidence level of the paired intervals of :func:`condition_summary`.
+INTERVAL_LEVEL = 0.95
 
 # metrics of each run kept in the sweep Dataset
 MEASURES = (
@@ -68,22 +78,38 @@ MEASURES = (
 _SETTINGS = {key: kind for table in SECTIONS.values() for key, kind in table.items()}
 
 
-def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_sweep_file(path: str | os.PathLike[str], *, n_seeds: int | None = None) -> dict[str, Any]:
     """Read a sweep file: ``{'base': settings, 'conditions': {name: overrides}, 'seeds': [...]}``.
+
+    Parameters
+    ----------
+    path : path
+        The TOML sweep file.
+    n_seeds : int, optional
+        Run seeds 0 .. n_seeds - 1 instead of the file's ``[sweep] seeds`` (default: the
+        file's, or :data:`DEFAULT_SEEDS` when it names none).
 
     Raises
     ------
     ValidationError
         For any problem of the run-file part, a missing or malformed ``[sweep]`` table, an
-        unknown setting in a condition or a duplicated condition name (each with its key path).
+        unknown setting in a condition or a duplicated condition name (each with its key path),
+        or an ``n_seeds`` that is not a positive integer.
     """
+    if n_seeds is not None and (
+        isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1
+    ):
+        raise ValidationError(
+            f"load_sweep_file: n_seeds (fbsnn sweep --seeds) must be a positive integer, got "
+            f"{describe(n_seeds)}."
+        )
     document = read_toml(path, "sweep file")
     where = f"sweep file {str(path)!r}"
     sweep = document.pop("sweep", None)
     if not isinstance(sweep, dict):
         raise ValidationError(f"{where}: needs a [sweep] table with seeds and conditions.")
     base = settings_from_tables(document, where)
-    seeds = sweep.get("seeds", [0])
+    seeds = sweep.get("seeds", list(DEFAULT_SEEDS))
     if (
         not isinstance(seeds, list)
         or not seeds
@@ -113,6 +139,8 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{', '.join(sorted(_SETTINGS))}."
             )
         conditions[name] = overrides
+    if n_seeds is not None:
+        seeds = list(range(n_seeds))
     return {"base": base, "conditions": conditions, "seeds": seeds}
 
 
@@ -121,6 +149,82 @@ def _train_task(config: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fbsnn_sweep_run_") as directory:
         metrics = train_run(config, Path(directory) / "run", progress=False)
     return {key: metrics[key] for key in MEASURES if key in metrics}
+
+
+def condition_summary(sweep: xr.Dataset, measure: str = "test_accuracy") -> xr.Dataset:
+    """Per condition: mean and sd of ``measure``, and its paired interval to the reference.
+
+    The reference condition is the first one of the sweep. Means and standard deviations
+    (:func:`~fbsnn_brian.analysis.statistics.mean_sd`) are over the seeds at which the
+    condition finished (NaN if none did); the difference to the reference and its
+    :data:`INTERVAL_LEVEL` paired t interval
+    (:func:`~fbsnn_brian.analysis.statistics.paired_interval`) are over the seeds at which both
+    finished (interval NaN with fewer than two such seeds).
+
+    Parameters
+    ----------
+    sweep : xarray.Dataset
+        Over (``condition``, ``seed``), as :func:`run_sweep` returns it.
+    measure : str
+        The variable summarised (default ``test_accuracy``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``condition``: ``{measure}_mean``, ``{measure}_sd``, ``{measure}_difference``,
+        ``{measure}_difference_low``, ``{measure}_difference_high`` and ``n_paired_seeds``;
+        attributes ``reference_condition`` and ``interval_level``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> sweep = xr.Dataset(
+    ...     {"test_accuracy": (("condition", "seed"), [[0.9, 0.92, 0.91], [0.8, np.nan, 0.85]])},
+    ...     coords={"condition": ["ideal", "lif"], "seed": [0, 1, 2]},
+    ... )
+    >>> summary = condition_summary(sweep)
+    >>> [round(float(v), 3) for v in summary["test_accuracy_difference"].values]
+    [0.0, -0.08]
+    >>> summary["n_paired_seeds"].values.tolist()
+    [3, 2]
+    """
+    values = np.asarray(sweep[measure].values, dtype=np.float64)
+    reference = values[0]
+    rows = []
+    for row in values:
+        finished = np.isfinite(row)
+        paired = finished & np.isfinite(reference)
+        mean, sd = mean_sd(row[finished]) if finished.any() else (np.nan, np.nan)
+        interval = (
+            paired_interval(row[paired], reference[paired], level=INTERVAL_LEVEL)
+            if paired.any()
+            else {"difference": np.nan, "low": np.nan, "high": np.nan, "n_seeds": 0}
+        )
+        rows.append(
+            (
+                mean,
+                sd,
+                interval["difference"],
+                interval["low"],
+                interval["high"],
+                interval["n_seeds"],
+            )
+        )
+    columns = list(zip(*rows, strict=True))
+    names = ("mean", "sd", "difference", "difference_low", "difference_high")
+    data: dict[str, Any] = {
+        f"{measure}_{name}": ("condition", np.asarray(column, dtype=np.float64))
+        for name, column in zip(names, columns, strict=False)
+    }
+    data["n_paired_seeds"] = ("condition", np.asarray(columns[-1], dtype=np.int64))
+    return xr.Dataset(
+        data,
+        coords={"condition": sweep["condition"].values},
+        attrs={
+            "reference_condition": str(sweep["condition"].values[0]),
+            "interval_level": INTERVAL_LEVEL,
+        },
+    )
 
 
 def run_sweep(
@@ -184,10 +288,11 @@ def run_sweep(
         error[names.index(name), seeds.index(seed)] = message
     data["status"] = (("condition", "seed"), status.astype(str))
     data["error"] = (("condition", "seed"), error.astype(str))
-    result = xr.Dataset(
-        data,
-        coords={"condition": names, "seed": seeds},
-        attrs={
+    result = xr.Dataset(data, coords={"condition": names, "seed": seeds})
+    summary = condition_summary(result)
+    result = result.merge(summary, combine_attrs="drop")
+    result.attrs.update(
+        {
             "title": "fbsnn_brian sweep",
             "base": json.dumps(spec["base"], sort_keys=True),
             "conditions": json.dumps(spec["conditions"], sort_keys=True),
@@ -195,6 +300,7 @@ def run_sweep(
             # fbsnn_brian.experiments.runs.network_from_settings builds every run's network with
             # tau = 1 ms
             "tau_s": 1e-3,
-        },
+            **summary.attrs,
+        }
     )
     return describe_dataset(result, where="run_sweep")

@@ -114,6 +114,24 @@ VOCABULARY: dict[str, Term] = {
         "cosine between the rule's update and the exact IDE gradient", "1"
     ),
     "status": Term("outcome of the run (ok or failed)"),
+    # per condition of a sweep (fbsnn_brian.experiments.sweep.condition_summary), with
+    # test_accuracy_mean and test_accuracy_sd
+    "test_accuracy_difference": Term(
+        "mean over paired seeds of the test accuracy minus the reference condition's", "1"
+    ),
+    "test_accuracy_difference_low": Term(
+        "lower end of the paired t interval of the test accuracy difference to the reference "
+        "condition",
+        "1",
+    ),
+    "test_accuracy_difference_high": Term(
+        "upper end of the paired t interval of the test accuracy difference to the reference "
+        "condition",
+        "1",
+    ),
+    "n_paired_seeds": Term(
+        "number of seeds at which both the condition and the reference condition finished"
+    ),
     "error": Term("error of a failed run (empty if it succeeded)"),
     # rule comparisons (fbsnn_brian.experiments.comparison.compare_rules), over rule, seed and
     # the network state of the alignment

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import math
 import os
@@ -34,16 +33,15 @@ from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import TrainingSimulation
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.io.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.learning.augmentation import RandomShift
 from fbsnn_brian.learning.engine import TrainingEngine
 from fbsnn_brian.learning.health import check_health
 from fbsnn_brian.learning.recorded import RecordedRuleSimulation
+from fbsnn_brian.learning.records import run_fingerprint, training_history
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
 from fbsnn_brian.rules.learning_rules import SPIDE, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, check_labels, check_positive_int, describe
-from fbsnn_brian.version import __version__
 
 __all__ = ["SCHEDULES", "TRAINER_DEVICES", "Trainer"]
 
@@ -181,6 +179,12 @@ class Trainer:
         train_directory = None if directory is None else f"{directory}/train"
         self._train: TrainingEngine
         if self._device.kind == "genn":
+            if not self.plasticity.learn_feedback:
+                raise ValidationError(
+                    f"{owner}: device 'genn' learns every weight; SPIDEPlasticity("
+                    "learn_feedback=False) (the no_feedback setting) runs on cpp_standalone, "
+                    "cuda_standalone or a runtime device."
+                )
             if not isinstance(rule, SPIDE):
                 raise ValidationError(
                     f"{owner}: device 'genn' trains with SPIDE only, got rule {rule.name!r}; "
@@ -438,6 +442,9 @@ class Trainer:
                 self._restore(before, generators)
                 save(epoch, first, order)
                 interrupt.check(where)
+            if not (self.plasticity.learn_feedback or self.rule.in_simulation):
+                # a recorded rule updates once per chunk, so W_fb is frozen by undoing its part
+                self.network.feedback_weights = before["weights"]["feedback_weights"]
             partial["spikes"] += stats.forward_rate * len(chosen)
             partial["events"] += stats.backward_rate * len(chosen)
             partial["elapsed_s"] += time.perf_counter() - start
@@ -555,44 +562,9 @@ class Trainer:
     def _fingerprint(
         self, inputs: FloatArray, labels: NDArray[np.int64], epochs: int, validated: bool
     ) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed (JSON-serialisable)."""
-        digest = hashlib.sha256(np.ascontiguousarray(inputs).tobytes())
-        digest.update(np.ascontiguousarray(labels).tobytes())
-        return {
-            "network": self.network.config(),
-            "protocol": self.protocol.describe(),
-            "rule": self.rule.describe(),
-            "device": self.device,
-            "chunk_size": self.chunk_size,
-            "schedule": self.schedule,
-            "seed": self.seed,
-            "augmentation": repr(self.augmentation),
-            "epochs": epochs,
-            "validation": validated,
-            "data_sha256": digest.hexdigest(),
-        }
+        """What a checkpoint must match to be resumed (:func:`run_fingerprint`)."""
+        return run_fingerprint(self, inputs, labels, epochs, validated)
 
     def _history(self, records: dict[str, list[float]]) -> xr.Dataset:
-        epochs = np.arange(1, len(records["train_accuracy"]) + 1)
-        data = {
-            key: ("epoch", np.asarray(values, dtype=np.float64)) for key, values in records.items()
-        }
-        history = xr.Dataset(
-            data,
-            coords={"epoch": epochs},
-            attrs={
-                "title": "fbsnn_brian training history",
-                "toolkit_version": __version__,
-                "device": self.device,
-                "network": self.network.config_json(),
-                "protocol": self.protocol.to_json(),
-                "schedule": self.schedule,
-                "rule": self.rule.name,
-                "seed": self.seed,
-                "chunk_size": self.chunk_size,
-                "compile_time_s": float(self._train.compile_time_s),
-                "build_cache_hit": int(self._train.build_cache_hit),
-            },
-        )
-        # long names and units from the one vocabulary of the exports
-        return describe_dataset(history, where="Trainer.fit")
+        """The history Dataset of the records (:func:`training_history`)."""
+        return training_history(self, records)

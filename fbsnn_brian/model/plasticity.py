@@ -107,6 +107,15 @@ class SPIDEPlasticity:
     max_feedback_gain : float
         After each chunk of samples the feedback weights are rescaled so that the loop gain
         stays at most this value (< 1), keeping the loop a contraction.
+    learn_feedback : bool
+        Whether the rule learns the feedback weights W_fb (default True). False keeps them at
+        their value through training: the synapses of the loop get no update inside the
+        simulation (only the loop-gain cap above may still scale non-zero ones down when the
+        forward weights grow). With W_fb = 0 this removes the feedback loop for good (the
+        ``no_feedback`` run setting of :mod:`fbsnn_brian.experiments.runs`), which shows what
+        the loop adds. Implemented for SPIDE inside the simulation (runtime devices,
+        cpp_standalone, cuda_standalone) and for the recorded rules of the Trainer; the
+        Trainer refuses it on ``'genn'``.
     input_dropout : float
         Probability p in [0, 1) (default 0) that an input component is silenced for a whole
         training sample; the others are scaled by ``1 / (1 - p)`` so that the expected input
@@ -128,6 +137,7 @@ class SPIDEPlasticity:
     feedback: str = "transpose"
     max_feedback_gain: float = 0.9
     input_dropout: float = 0.0
+    learn_feedback: bool = True
 
     def __post_init__(self) -> None:
         check_positive_float("SPIDEPlasticity", "learning_rate", self.learning_rate)
@@ -149,6 +159,11 @@ class SPIDEPlasticity:
                 "SPIDEPlasticity: max_feedback_gain must be in (0, 1) to keep the feedback loop a "
                 f"contraction, got {self.max_feedback_gain!r}."
             )
+        if not isinstance(self.learn_feedback, bool):
+            raise ValidationError(
+                "SPIDEPlasticity: learn_feedback must be True or False, got "
+                f"{self.learn_feedback!r}."
+            )
         dropout = check_positive_float(
             "SPIDEPlasticity", "input_dropout", self.input_dropout, allow_zero=True
         )
@@ -158,7 +173,13 @@ class SPIDEPlasticity:
             )
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serialisable description of the rule."""
+        """JSON-serialisable description of the rule.
+
+        ``learn_feedback`` is listed only when False, so that the description of a rule that
+        learns every weight (and with it the build keys and checkpoint fingerprints made from
+        it) is the same as before the option existed.
+        """
+        frozen = {} if self.learn_feedback else {"learn_feedback": False}
         return {
             "rule": "spide",
             "learning_rate": self.learning_rate,
@@ -170,4 +191,5 @@ class SPIDEPlasticity:
             "feedback": self.feedback,
             "max_feedback_gain": self.max_feedback_gain,
             "input_dropout": self.input_dropout,
+            **frozen,
         }
