@@ -502,6 +502,7 @@ def comparison_table(result: xr.Dataset) -> str:
 def _table_notes(result: xr.Dataset) -> str:
     """The notes under the table: data, seeds, what each column measures, each rule's network."""
     seeds = [int(seed) for seed in result["seed"].values]
+    epochs = int(result.attrs["epochs"])
     networks = "; ".join(
         f"{name}: {entry} (free phase {float(tau):g} tau)"
         for name, entry, tau in zip(
@@ -513,7 +514,7 @@ def _table_notes(result: xr.Dataset) -> str:
     )
     return (
         f"\n{result.attrs['regime']} regime. {int(result.attrs['n_train'])} training and "
-        f"{int(result.attrs['n_test'])} test samples, {int(result.attrs['epochs'])} epochs, "
+        f"{int(result.attrs['n_test'])} test samples, {epochs} epoch{'' if epochs == 1 else 's'}, "
         f"seeds {', '.join(map(str, seeds))} (the same initial weights and shuffling for every "
         "rule); the test set is evaluated once, after training. Networks: "
         f"{networks}. Cosines over the hidden parameters with the exact IDE gradient of the "
