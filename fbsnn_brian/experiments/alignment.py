@@ -231,6 +231,7 @@ def ground_truth(
     device: str = "cpp_standalone",
     seed: int = 0,
     transfer: Any = None,
+    transfer_duration_tau: float = 2000.0,
 ) -> GroundTruth:
     """The three reference gradients of the mean loss over ``inputs`` (see the module doc).
 
@@ -255,6 +256,8 @@ def ground_truth(
     transfer : TransferFunction or sequence of TransferFunction, optional
         The measured transfer function, one for all layers or one per layer (default: one per
         layer, measured now with the layer's :func:`input_fluctuations`, cached).
+    transfer_duration_tau : float
+        Simulated time per current of the transfer functions measured here, in tau.
     """
     owner = "ground_truth"
     batch = network.check_inputs(inputs, owner=owner)
@@ -262,7 +265,9 @@ def ground_truth(
     if targets.shape != (len(batch),):
         raise ValidationError(f"{owner}: labels must have one entry per sample.")
     if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 2:
-        raise ValidationError(f"{owner}: --directions must be an integer >= 2, got {n_directions!r}.")
+        raise ValidationError(
+            f"{owner}: --directions must be an integer >= 2, got {n_directions!r}."
+        )
     if not 0 < relative_step < 1:
         raise ValidationError(f"{owner}: --step must be in (0, 1), got {relative_step!r}.")
     start = time.perf_counter()
@@ -271,7 +276,13 @@ def ground_truth(
     sigmas = input_fluctuations(network, free.layer_rates(), batch)
     if transfer is None:
         transfer = tuple(
-            measure_transfer(network, device="runtime", noise_seed=seed, input_sigma=sigma)
+            measure_transfer(
+                network,
+                duration_tau=transfer_duration_tau,
+                device="runtime",
+                noise_seed=seed,
+                input_sigma=sigma,
+            )
             for sigma in sigmas
         )
     ideal, measured = [], []
@@ -330,7 +341,7 @@ def alignment_cosines(update: FloatArray, truth: GroundTruth) -> dict[str, float
         "measured_ide_vs_finite_difference": vector_cosine(
             truth.directions @ truth.measured_ide, truth.finite_differences
         ),
-        "n_directions": int(len(truth.directions)),
+        "n_directions": len(truth.directions),
     }
 
 

@@ -60,6 +60,7 @@ def check_alignment(
     n_directions: int = 32,
     duration_tau: float = 1000.0,
     relative_step: float = 0.1,
+    transfer_duration_tau: float = 2000.0,
 ) -> dict[str, Any]:
     """Cosines of SPIDE's update with the ideal, measured and finite-difference gradients.
 
@@ -73,6 +74,8 @@ def check_alignment(
         Training samples the mean loss is taken over.
     n_directions, duration_tau, relative_step
         Of the finite differences (:func:`fbsnn_brian.experiments.alignment.ground_truth`).
+    transfer_duration_tau : float
+        Simulated time per current of the measured transfer functions, in tau.
 
     Returns
     -------
@@ -83,8 +86,12 @@ def check_alignment(
     owner = "fbsnn check alignment"
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValidationError(f"{owner}: --samples must be a positive integer, got {n_samples!r}.")
-    if not duration_tau > 0:
-        raise ValidationError(f"{owner}: --duration must be > 0 tau, got {duration_tau!r}.")
+    for flag, value in (
+        ("--duration", duration_tau),
+        ("--transfer-duration", transfer_duration_tau),
+    ):
+        if not value > 0:
+            raise ValidationError(f"{owner}: {flag} must be > 0 tau, got {value!r}.")
     if run_dir is not None:
         settings, network = _from_run(run_dir)
         state = "trained"
@@ -100,8 +107,10 @@ def check_alignment(
             f"{owner}: --samples must be at most {train.n_samples} (the training part), got "
             f"{n_samples}."
         )
-    device = settings["device"] if settings["device"] in ("cpp_standalone", "runtime") else (
-        "cpp_standalone"
+    device = (
+        settings["device"]
+        if settings["device"] in ("cpp_standalone", "runtime")
+        else ("cpp_standalone")
     )
     result = measure_alignment(
         network,
@@ -113,6 +122,7 @@ def check_alignment(
         n_directions=n_directions,
         duration_tau=duration_tau,
         relative_step=relative_step,
+        transfer_duration_tau=transfer_duration_tau,
         seed=int(settings["seed"]),
     )
     return {**result, "network": network.config(), "device": device}

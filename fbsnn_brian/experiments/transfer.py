@@ -94,7 +94,9 @@ def _isolated_network(network: FeedbackNetwork, currents: NDArray[np.float64]) -
     return isolated
 
 
-def _cache_path(network: FeedbackNetwork, currents: NDArray[np.float64], duration_tau: float) -> Any:
+def _cache_path(
+    network: FeedbackNetwork, currents: NDArray[np.float64], duration_tau: float
+) -> Any:
     config = network.config()
     for key in ("n_inputs", "layer_sizes", "n_classes", "seed", "rate_estimate"):
         config.pop(key, None)
