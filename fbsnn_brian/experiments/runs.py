@@ -103,8 +103,7 @@ DEFAULTS: TrainingConfig = {
     "input_dropout": 0.0,
     "shift": 1,
     "feedback": "transpose",
-    # True: W_fb = 0 and never learned (SPIDEPlasticity.learn_feedback), no feedback loop
-    "no_feedback": False,
+    "no_feedback": False,  # True: no feedback loop, W_fb = 0 and never learned
     # biophysics (fbsnn_brian.model.biophysics); times in units of tau, 0 switches noise_tau
     # (white noise) and excitatory_fraction (Dale's law) off
     "tau_m": 20.0,
@@ -320,24 +319,19 @@ def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress:
     from fbsnn_brian.rules.learning_rules import rule_from_name
 
     network = network_from_settings(settings, train.n_features, train.n_classes)
-    if settings["no_feedback"]:
+    if settings["no_feedback"]:  # the loop removed: W_fb = 0, never learned
         network.feedback_weights = np.zeros_like(network.feedback_weights)
+    fields = "learning_rate scale weight_decay momentum batch_size max_feedback_gain input_dropout"
+    plasticity = SPIDEPlasticity(
+        **{name: settings[name] for name in (*fields.split(), "feedback")},  # the same names
+        learn_feedback=not settings["no_feedback"],
+    )
     protocol = Protocol(
         [
             FreePhase(duration=settings["free_tau"] * network.tau),
             PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
         ],
-        plasticity=SPIDEPlasticity(
-            learning_rate=settings["learning_rate"],
-            scale=settings["scale"],
-            weight_decay=settings["weight_decay"],
-            momentum=settings["momentum"],
-            batch_size=settings["batch_size"],
-            max_feedback_gain=settings["max_feedback_gain"],
-            input_dropout=settings["input_dropout"],
-            feedback=settings["feedback"],
-            learn_feedback=not settings["no_feedback"],
-        ),
+        plasticity=plasticity,
     )
     rule = rule_from_name(settings["rule"])
     return Trainer(
