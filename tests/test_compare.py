@@ -145,6 +145,7 @@ def test_compare_rules_on_the_ideal_network(tmp_path: Path) -> None:
         free_tau={"na": 8},
         device="numpy",
         alignment_samples=3,
+        directions=0,
     )
     assert list(result["rule"].values) == ["spide", "ide", "st_rsbp", "na", "spike_bp"]
     assert result["cosine_vs_ide"].dims == ("rule", "seed", "state")
@@ -211,6 +212,8 @@ def test_compare_command_writes_seeds_and_paired_intervals(
             "8",
             "--alignment-samples",
             "2",
+            "--directions",
+            "0",
             "--out",
             str(out),
             "--no-progress",
@@ -282,3 +285,34 @@ def test_compare_rules_refuses_bad_seeds_and_regimes() -> None:
         match="compare_rules: regime must be one of 'ideal', 'paper', got 'biology'",
     ):
         compare_rules(template(), protocol(), data, data, epochs=1, regime="biology")
+
+
+def test_alignment_against_the_ground_truth_of_the_rules_network() -> None:
+    """One (rule, state): the cosines with the measured model and the finite differences."""
+    from fbsnn_brian.experiments.comparison import _alignment
+    from fbsnn_brian.experiments.regimes import rule_regime
+
+    digits = load_digits()
+    rule = rule_from_name("spike_bp")
+    network = rule_regime("paper", "spike_bp").network(template(), seed=0)
+    inputs, labels = digits.inputs[:3], digits.labels[:3]
+    measured = _alignment(
+        rule,
+        network,
+        protocol(),
+        inputs,
+        labels,
+        "numpy",
+        directions=3,
+        ground_truth_device="runtime",
+    )
+    assert set(measured) == {
+        "cosine_vs_ide",
+        "cosine_vs_measured_ide",
+        "cosine_vs_finite_difference",
+        "measured_ide_vs_finite_difference",
+    }
+    assert all(-1.0 <= value <= 1.0 for value in measured.values())
+    skipped = _alignment(rule, network, protocol(), inputs, labels, "numpy", directions=0)
+    assert skipped["cosine_vs_ide"] == pytest.approx(measured["cosine_vs_ide"])
+    assert np.isnan(skipped["cosine_vs_measured_ide"])

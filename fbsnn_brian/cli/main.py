@@ -20,6 +20,7 @@ from typing import Any
 
 from fbsnn_brian.cli.parsers import _TRAIN_OPTIONS, _TRAIN_SWITCHES, _parser
 from fbsnn_brian.cli.printing import (
+    _print_alignment,
     _print_equilibrium,
     _print_evaluation,
     _print_gradient,
@@ -152,6 +153,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
             plasticity, learning_rate=args.batch_lr, momentum=args.batch_momentum
         ),
         alignment_samples=args.alignment_samples,
+        directions=args.directions,
         progress=not args.no_progress,
     )
     out = Path(args.out)
@@ -242,11 +244,37 @@ def _print_sweep(result: dict[str, Any]) -> None:
         print(f"  {name:24s} {accuracy:16s} {change}")
 
 
+def _check_alignment(args: argparse.Namespace) -> dict[str, Any]:
+    from fbsnn_brian.cli.parsers import ALIGNMENT_SETTINGS
+    from fbsnn_brian.experiments.alignment_check import check_alignment
+    from fbsnn_brian.experiments.run_file import load_run_file
+
+    config = load_run_file(args.config) if args.config else {}
+    given = {key: getattr(args, key) for key in ALIGNMENT_SETTINGS}
+    if args.run is not None and (args.config or any(v is not None for v in given.values())):
+        raise ValidationError(
+            "fbsnn check alignment --run RUN_DIR measures that run with its own settings; "
+            "--config and the network options cannot be combined with it."
+        )
+    config.update({key: value for key, value in given.items() if value is not None})
+    return check_alignment(
+        config,
+        run_dir=args.run,
+        n_samples=args.samples,
+        n_directions=args.directions,
+        duration_tau=args.duration,
+        relative_step=args.step,
+        transfer_duration_tau=args.transfer_duration,
+    )
+
+
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.experiments.checks import check_equilibrium, check_gradient
     from fbsnn_brian.experiments.run_file import load_run_file
     from fbsnn_brian.experiments.runs import evaluate_run, train_run
 
+    if args.command == "check" and args.check == "alignment":
+        return _check_alignment(args)
     if args.command == "check" and args.check == "equilibrium":
         return check_equilibrium(
             layer_sizes=args.layers,
@@ -345,7 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.command == "check":
-        (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
+        if args.check == "alignment":
+            _print_alignment(result)
+        else:
+            (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
     elif args.command == "train":
         _print_training(result)
     elif args.command == "sweep":

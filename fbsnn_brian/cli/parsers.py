@@ -97,6 +97,61 @@ def _add_check_parsers(commands: Any) -> None:
     gradient.add_argument("--seed", type=int, default=0, help="seed of the network")
     gradient.add_argument("--device", default="numpy", help=_devices("simulate"))
     gradient.add_argument("--json", action="store_true", help="print JSON only")
+    _add_alignment_parser(checks)
+
+
+#: Settings of ``fbsnn train`` that ``fbsnn check alignment`` takes: data, network,
+#: biophysics, phases and the rule's error scale and backward weights.
+ALIGNMENT_SETTINGS = (
+    "dataset test_dataset train_size test_size validation_size split_seed preset n_classes "
+    "layers neuron tau_m tau_a b_a refractory synapse tau_syn e_excitatory e_inhibitory reset "
+    "delay delay_spread noise_sigma noise_tau excitatory_fraction rate_estimate dt scale "
+    "feedback free_tau perturbed_tau device seed"
+).split()
+
+
+def _add_alignment_parser(checks: Any) -> None:
+    """``check alignment``: SPIDE's update against the ground truth of the simulated network."""
+    from fbsnn_brian.experiments.runs import DEFAULTS
+
+    alignment = _add(
+        checks,
+        "alignment",
+        help="SPIDE's update against the ideal, measured and finite-difference gradients",
+        description="Cosines (hidden parameters) of SPIDE's in-simulation update with the IDE "
+        "gradient of the ideal IF model, of the measured rate model, and with finite "
+        "differences of the simulated network (fbsnn_brian.experiments.alignment).",
+    )
+    alignment.add_argument(
+        "--config", metavar="FILE", help="TOML file of fbsnn train settings (default: none)"
+    )
+    for flag, key, kind, text in _TRAIN_OPTIONS:
+        if key in ALIGNMENT_SETTINGS:
+            default = DEFAULTS[key]
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            alignment.add_argument(
+                flag, dest=key, type=kind, default=None, help=f"{text} (default: {shown})"
+            )
+    alignment.add_argument(
+        "--run", metavar="RUN_DIR", help="measure a trained run (its settings and weights)"
+    )
+    alignment.add_argument("--samples", type=int, default=8, help="training samples measured")
+    alignment.add_argument(
+        "--directions", type=int, default=32, help="random directions of the finite differences"
+    )
+    alignment.add_argument(
+        "--duration", type=float, default=1000.0, help="finite-difference free phase, in tau"
+    )
+    alignment.add_argument(
+        "--step", type=float, default=0.1, help="finite-difference step, relative to the weights"
+    )
+    alignment.add_argument(
+        "--transfer-duration",
+        type=float,
+        default=2000.0,
+        help="simulated time per current of the measured transfer functions, in tau",
+    )
+    alignment.add_argument("--json", action="store_true", help="print JSON only")
 
 
 # flag, setting, type, help; every default is None so that a --config file can set it
@@ -344,6 +399,13 @@ def _add_compare_parser(commands: Any) -> None:
         type=count("--alignment-samples", 1),
         default=20,
         help="training samples on which each rule's update is compared with IDE's",
+    )
+    compare.add_argument(
+        "--directions",
+        type=count("--directions", 0),
+        default=16,
+        help="random directions of the finite differences of the ground truth (0: compare "
+        "with the ideal IDE only)",
     )
     compare.add_argument("--device", default="cpp_standalone", help=_devices("train"))
     compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")

@@ -249,7 +249,8 @@ def gradient_alignment(
     Returns
     -------
     dict
-        ``cosine_vs_ide`` (mean), ``per_sample_cosine_vs_ide``, ``n_samples``.
+        ``cosine_vs_ide`` (mean), ``per_sample_cosine_vs_ide``, ``n_samples`` and
+        ``mean_hidden_update`` (the update's hidden parameters, averaged over the samples).
     """
     from fbsnn_brian.model.protocol import FreePhase, Protocol
 
@@ -277,6 +278,7 @@ def gradient_alignment(
         "cosine_vs_ide": float(np.mean(cosines)),
         "per_sample_cosine_vs_ide": [float(c) for c in cosines],
         "n_samples": len(cosines),
+        "mean_hidden_update": np.mean([update[:n_hidden] for update in updates], axis=0),
     }
 
 

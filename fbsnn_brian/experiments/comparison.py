@@ -58,6 +58,7 @@ from fbsnn_brian.analysis.statistics import (
 )
 from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.experiments.alignment import alignment_cosines, ground_truth
 from fbsnn_brian.experiments.checks import vector_cosine
 from fbsnn_brian.experiments.regimes import REGIMES, RuleRegime, rule_regime
 from fbsnn_brian.experiments.rule_memory import rule_memory_per_sample
@@ -77,6 +78,9 @@ Split = tuple[FloatArray, NDArray[np.int64]]
 
 #: The network states at which the alignment is measured.
 STATES = ("initial", "trained")
+
+#: Free phase (in tau) of each finite-difference evaluation of the ground truth.
+FINITE_DIFFERENCE_TAU = 300.0
 
 #: The rule every other rule's test accuracy is compared with, seed by seed.
 REFERENCE_RULE = "spide"
@@ -111,7 +115,8 @@ def rule_alignment(
     -------
     dict
         ``cosine_vs_ide`` (mean over the samples with a finite cosine),
-        ``per_sample_cosine_vs_ide`` and ``n_samples``.
+        ``per_sample_cosine_vs_ide``, ``n_samples`` and ``mean_hidden_update`` (the rule's
+        update of the hidden parameters, averaged over the samples).
     """
     if rule.in_simulation:
         from fbsnn_brian.experiments.checks import gradient_alignment
@@ -119,10 +124,11 @@ def rule_alignment(
         return gradient_alignment(network, protocol, inputs, labels, device=device)
     recording = simulate(network, Protocol([protocol.free_phase]), inputs=inputs, device=device)
     model = network.rate_model()
-    cosines = []
+    cosines, updates = [], []
     for k in range(len(inputs)):
         spikes = SampleSpikes.from_recording(recording, k)
         estimate = rule.gradients(network, spikes, inputs[k], int(labels[k]))
+        updates.append(_hidden(estimate, model.n_layers))
         rates = spikes.rates()
         exact = reference.ide_gradients_at_rates(
             model,
@@ -139,6 +145,7 @@ def rule_alignment(
         "cosine_vs_ide": float(np.mean(finite)) if finite else float("nan"),
         "per_sample_cosine_vs_ide": cosines,
         "n_samples": len(cosines),
+        "mean_hidden_update": np.mean(updates, axis=0),
     }
 
 
@@ -149,6 +156,9 @@ def _alignment(
     inputs: FloatArray,
     labels: NDArray[np.int64],
     device: str,
+    *,
+    directions: int = 16,
+    ground_truth_device: str = "cpp_standalone",
 ) -> dict[str, float]:
     """Every alignment measure of one (rule, seed, state): the one place that computes them.
 
@@ -160,10 +170,34 @@ def _alignment(
     dict of str to float
         ``cosine_vs_ide``: mean over the samples of the cosine between the rule's update and
         the exact IDE gradient of the ideal rate model at the same free-phase rates, over the
-        hidden parameters (:func:`rule_alignment`).
+        hidden parameters (:func:`rule_alignment`). Against the ground truth of the network
+        the rule runs on (:func:`fbsnn_brian.experiments.alignment.ground_truth`, ``directions``
+        random directions of finite differences over a free phase of 300 tau on
+        ``ground_truth_device``), the rule's update averaged over the samples:
+        ``cosine_vs_measured_ide``, ``cosine_vs_finite_difference`` and
+        ``measured_ide_vs_finite_difference`` (NaN with ``directions`` 0).
     """
     ideal = rule_alignment(rule, network, protocol, inputs, labels, device=device)
-    return {"cosine_vs_ide": float(ideal["cosine_vs_ide"])}
+    result = {"cosine_vs_ide": float(ideal["cosine_vs_ide"])}
+    names = (
+        "cosine_vs_measured_ide",
+        "cosine_vs_finite_difference",
+        "measured_ide_vs_finite_difference",
+    )
+    if directions == 0:
+        return {**result, **dict.fromkeys(names, float("nan"))}
+    truth = ground_truth(
+        network,
+        protocol,
+        inputs,
+        labels,
+        n_directions=directions,
+        duration_tau=FINITE_DIFFERENCE_TAU,
+        device=ground_truth_device,
+        seed=0,
+    )
+    cosines = alignment_cosines(ideal["mean_hidden_update"], truth)
+    return {**result, **{name: float(cosines[name]) for name in names}}
 
 
 @dataclass(frozen=True)
@@ -176,6 +210,7 @@ class _Training:
     chunk_size: int
     seed: int
     progress: bool
+    directions: int = 16
 
 
 def _train_and_test(
@@ -224,10 +259,30 @@ def _measure_seed(
     logger.info("compare: %s, seed %d", rule.name, training.seed)
     start = time.perf_counter()
     chosen = (train[0][:alignment_samples], train[1][:alignment_samples])
-    alignment = {"initial": _alignment(rule, network, protocol, *chosen, "numpy")}
+    # the finite differences: built once per network where the device compiles
+    where = "cpp_standalone" if training.device == "cpp_standalone" else "runtime"
+    alignment = {
+        "initial": _alignment(
+            rule,
+            network,
+            protocol,
+            *chosen,
+            "numpy",
+            directions=training.directions,
+            ground_truth_device=where,
+        )
+    }
     trained = copy.deepcopy(network)
     measures = _train_and_test(rule, trained, protocol, train, test, training)
-    alignment["trained"] = _alignment(rule, trained, protocol, *chosen, "numpy")
+    alignment["trained"] = _alignment(
+        rule,
+        trained,
+        protocol,
+        *chosen,
+        "numpy",
+        directions=training.directions,
+        ground_truth_device=where,
+    )
     measures["wall_time_s"] = time.perf_counter() - start
     return measures, alignment
 
@@ -315,6 +370,7 @@ def compare_rules(
     chunk_size: int = 16,
     recorded_plasticity: Any = None,
     alignment_samples: int = 20,
+    directions: int = 16,
     progress: bool = False,
 ) -> xr.Dataset:
     """Train every rule with every seed on its regime's network and measure them side by side.
@@ -344,6 +400,9 @@ def compare_rules(
         Optimiser settings of the recorded rules (default: the protocol's).
     alignment_samples : int
         Training samples on which the alignment is measured.
+    directions : int
+        Random directions of the finite differences of the ground truth (0: the ideal IDE's
+        cosine only).
     progress : bool
         Progress bars of the training.
 
@@ -375,7 +434,7 @@ def compare_rules(
                 rule_protocol,
                 (train, test),
                 alignment_samples=alignment_samples,
-                training=_Training(epochs, device, chunk, seed, progress),
+                training=_Training(epochs, device, chunk, seed, progress, directions),
             )
             for seed in seed_list
         ]

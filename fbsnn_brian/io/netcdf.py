@@ -138,6 +138,15 @@ VOCABULARY: dict[str, Term] = {
     "rule": Term("learning rule"),
     "state": Term("network state at which the alignment was measured (initial or trained)"),
     "cosine_vs_ide": Term("cosine between the rule's update and the exact IDE gradient", "1"),
+    "cosine_vs_measured_ide": Term(
+        "cosine between the rule's update and the measured rate model's IDE gradient", "1"
+    ),
+    "cosine_vs_finite_difference": Term(
+        "cosine between the rule's update and finite differences of the simulated loss", "1"
+    ),
+    "measured_ide_vs_finite_difference": Term(
+        "cosine between the measured rate model's IDE gradient and the finite differences", "1"
+    ),
     "local": Term("whether the rule uses only information local to each synapse"),
     "weight_transport": Term("whether the rule needs the transpose of the forward weights"),
     "algebraically_ide": Term(
