@@ -393,7 +393,8 @@ def compare_rules(
         A free phase (in tau) for some rules, e.g. ``{'na': 10}``; the others use their
         regime's (ST-RSBP in ``'paper'``: 100) or else the protocol's.
     device : str
-        Device of the training and the test (alignment and memory: runtime mode).
+        Device of the training and the test (alignment, memory: runtime; the finite
+        differences: cpp_standalone when this is).
     chunk_size : int
         Samples per chunk of the recorded rules: their mini-batch (SPIDE learns online).
     recorded_plasticity : SPIDEPlasticity, optional
@@ -401,8 +402,7 @@ def compare_rules(
     alignment_samples : int
         Training samples on which the alignment is measured.
     directions : int
-        Random directions of the finite differences of the ground truth (0: the ideal IDE's
-        cosine only).
+        Finite-difference directions of the ground truth (0: the ideal IDE's cosine only).
     progress : bool
         Progress bars of the training.
 
