@@ -289,14 +289,14 @@ def test_compare_rules_refuses_bad_seeds_and_regimes() -> None:
 
 def test_alignment_against_the_ground_truth_of_the_rules_network() -> None:
     """One (rule, state): the cosines with the measured model and the finite differences."""
-    from fbsnn_brian.experiments.comparison import _alignment
+    from fbsnn_brian.experiments.comparison import alignment_measures
     from fbsnn_brian.experiments.regimes import rule_regime
 
     digits = load_digits()
     rule = rule_from_name("spike_bp")
     network = rule_regime("paper", "spike_bp").network(template(), seed=0)
     inputs, labels = digits.inputs[:3], digits.labels[:3]
-    measured = _alignment(
+    measured = alignment_measures(
         rule,
         network,
         protocol(),
@@ -313,6 +313,6 @@ def test_alignment_against_the_ground_truth_of_the_rules_network() -> None:
         "measured_ide_vs_finite_difference",
     }
     assert all(-1.0 <= value <= 1.0 for value in measured.values())
-    skipped = _alignment(rule, network, protocol(), inputs, labels, "numpy", directions=0)
+    skipped = alignment_measures(rule, network, protocol(), inputs, labels, "numpy", directions=0)
     assert skipped["cosine_vs_ide"] == pytest.approx(measured["cosine_vs_ide"])
     assert np.isnan(skipped["cosine_vs_measured_ide"])

@@ -93,7 +93,15 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "loop_gain": network.loop_gain(),
         "perturbed_phase_event_rate_per_population": perturbed_rates,
         "perturbed_phase_operations_per_sample": perturbed_operations,
-        "gradient_cosine_vs_ide": metrics.get("gradient_cosine_vs_ide", math.nan),
+        **{
+            key: metrics.get(key, math.nan)
+            for key in (
+                "gradient_cosine_vs_ide",
+                "gradient_cosine_vs_measured_ide",
+                "gradient_cosine_vs_finite_difference",
+                "gradient_measured_ide_vs_finite_difference",
+            )
+        },
     }
     (out / "report.md").write_text(_markdown(metrics, numbers))
     numbers["report_dir"] = str(out)
@@ -151,6 +159,11 @@ def _markdown(metrics: dict[str, Any], numbers: dict[str, Any]) -> str:
 
 - cosine of the spike-computed update with the exact IDE gradient at the same rates (hidden
   parameters, mean over test samples): {numbers["gradient_cosine_vs_ide"]:.4f}
+- against the ground truth of the simulated network (mean update; NaN unless the run was
+  trained with `alignment_directions` > 0): measured rate model's IDE
+  {numbers["gradient_cosine_vs_measured_ide"]:.4f}, finite differences
+  {numbers["gradient_cosine_vs_finite_difference"]:.4f} (the two ground truths agree at
+  {numbers["gradient_measured_ide_vs_finite_difference"]:.4f})
 - error events in the perturbed phase per population: {perturbed} per tau
 {both_phases}
 

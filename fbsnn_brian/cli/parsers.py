@@ -228,6 +228,13 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("--scheduler", "scheduler", str, "address of a dask scheduler for --workers"),
     ("--sync-every", "sync_every", int, "samples each worker trains between two merges"),
+    (
+        "--alignment-directions",
+        "alignment_directions",
+        int,
+        "finite-difference directions of the trained state's ground truth in metrics.json "
+        "(0: the ideal IDE's cosine only; see fbsnn check alignment)",
+    ),
 ]
 
 

@@ -91,10 +91,15 @@ def claims_table(sweep: xr.Dataset) -> str:
             "zero, frozen" if settings_of[c].get("no_feedback") else "learned" for c in conditions
         ],
     }
-    if "gradient_cosine_vs_ide" in sweep:
-        rows["locality: cosine of the spike-computed update with the exact IDE gradient"] = [
-            cell(c, "gradient_cosine_vs_ide", digits=3) for c in conditions
-        ]
+    for measure, text in (
+        ("gradient_cosine_vs_ide", "the ideal IF model's IDE gradient"),
+        ("gradient_cosine_vs_measured_ide", "the measured rate model's IDE gradient"),
+        ("gradient_cosine_vs_finite_difference", "finite differences of the simulated network"),
+    ):
+        if measure in sweep and bool(np.isfinite(sweep[measure]).any()):
+            rows[f"learning signal: cosine of the update with {text} (trained)"] = [
+                cell(c, measure, digits=3) for c in conditions
+            ]
     memory, steps = [], []
     for c in conditions:
         settings = settings_of[c]

@@ -69,7 +69,13 @@ from fbsnn_brian.rules.baselines import SampleSpikes
 from fbsnn_brian.rules.learning_rules import RULES, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, describe
 
-__all__ = ["STATES", "compare_rules", "comparison_table", "rule_alignment"]
+__all__ = [
+    "STATES",
+    "alignment_measures",
+    "compare_rules",
+    "comparison_table",
+    "rule_alignment",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +155,7 @@ def rule_alignment(
     }
 
 
-def _alignment(
+def alignment_measures(
     rule: LearningRule,
     network: FeedbackNetwork,
     protocol: Protocol,
@@ -262,7 +268,7 @@ def _measure_seed(
     # the finite differences: built once per network where the device compiles
     where = "cpp_standalone" if training.device == "cpp_standalone" else "runtime"
     alignment = {
-        "initial": _alignment(
+        "initial": alignment_measures(
             rule,
             network,
             protocol,
@@ -274,7 +280,7 @@ def _measure_seed(
     }
     trained = copy.deepcopy(network)
     measures = _train_and_test(rule, trained, protocol, train, test, training)
-    alignment["trained"] = _alignment(
+    alignment["trained"] = alignment_measures(
         rule,
         trained,
         protocol,

@@ -110,6 +110,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "workers": "int",
         "scheduler": "str",
         "sync_every": "optional_int",
+        "alignment_directions": "int",
     },
 }
 

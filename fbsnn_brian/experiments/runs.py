@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments.presets import default_preset, preset_settings
+from fbsnn_brian.experiments.run_outputs import write_results
 from fbsnn_brian.files import write_json_atomically
 from fbsnn_brian.interrupt import Interrupted
 from fbsnn_brian.io.datasets import (
@@ -53,9 +53,6 @@ __all__ = [
 ]
 
 TrainingConfig = dict[str, Any]
-
-# test samples on which a run measures the cosine of its rule's update with the IDE gradient
-ALIGNMENT_SAMPLES = 5
 
 #: What ``samples_per_s`` in metrics.json and the printed summary measure.
 SAMPLES_PER_S = (
@@ -104,6 +101,8 @@ DEFAULTS: TrainingConfig = {
     "shift": 1,
     "feedback": "transpose",
     "no_feedback": False,  # True: no feedback loop, W_fb = 0 and never learned
+    # finite-difference directions of the trained state's ground truth (0: ideal IDE only)
+    "alignment_directions": 0,
     # biophysics (fbsnn_brian.model.biophysics); times in units of tau, 0 switches noise_tau
     # (white noise) and excitatory_fraction (Dale's law) off
     "tau_m": 20.0,
@@ -364,41 +363,6 @@ def _fit(trainer: Any, settings: TrainingConfig) -> Any:
     ).fit
 
 
-def _write_results(
-    directory: Path, trainer: Any, history: Any, settings: TrainingConfig, test: Dataset
-) -> dict[str, Any]:
-    """Write the trained network, its history and recordings; return the gradient alignment."""
-    from fbsnn_brian.build.training import TrainingSimulation
-    from fbsnn_brian.experiments.comparison import rule_alignment
-    from fbsnn_brian.io.netcdf import write_dataset
-    from fbsnn_brian.io.weights import weights_to_xarray
-    from fbsnn_brian.model.protocol import FreePhase, Protocol
-
-    network, protocol, rule = trainer.network, trainer.protocol, trainer.rule
-    network.save(directory / "weights.npz")
-    write_dataset(weights_to_xarray(network), directory / "weights.nc")
-    write_dataset(history, directory / "history.nc")
-    recording = simulate(
-        network,
-        Protocol([FreePhase(duration=settings["free_tau"] * network.tau)]),
-        inputs=test.inputs[:5],
-        device="numpy",
-    ).with_samples(labels=test.labels[:5], positions=np.arange(min(5, test.n_samples)))
-    write_dataset(recording.to_xarray(), directory / "recording.nc")
-    # both phases of two test samples: forward spikes and the error units' events
-    learning_recording = (
-        TrainingSimulation(network, protocol, device="numpy")
-        .record(test.inputs[:2], test.labels[:2])
-        .with_samples(labels=test.labels[:2], positions=np.arange(min(2, test.n_samples)))
-    )
-    write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
-    # the learning signal of this condition against the exact gradient, at the trained state
-    alignment = rule_alignment(
-        rule, network, protocol, test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES]
-    )
-    return dict(alignment)
-
-
 def _note_split(settings: TrainingConfig, n_train: int, test: Dataset) -> None:
     """Say on stderr when the test set is a seeded split of the one data set."""
     if (
@@ -473,7 +437,7 @@ def train_run(
     evaluation_start = time.perf_counter()
     test_accuracy = trainer.evaluate(test.inputs, test.labels)["accuracy"]
     evaluation_time = time.perf_counter() - evaluation_start
-    alignment = _write_results(directory, trainer, history, settings, test)
+    alignment = write_results(directory, trainer, history, settings, test)
     training_time = float(history["wall_time_s"].sum())
     metrics = {
         "test_accuracy": test_accuracy,
@@ -494,8 +458,7 @@ def train_run(
         "mean_forward_rate": float(history["forward_rate"].mean()),
         "mean_backward_rate": float(history["backward_rate"].mean()),
         "loop_gain": network.loop_gain(),
-        "gradient_cosine_vs_ide": alignment["cosine_vs_ide"],
-        "per_sample_gradient_cosine_vs_ide": alignment["per_sample_cosine_vs_ide"],
+        **alignment,
         "n_train": train.n_samples,
         "n_validation": 0 if validation is None else validation.n_samples,
         "n_test": test.n_samples,

@@ -72,6 +72,9 @@ MEASURES = (
     "mean_backward_rate",
     "loop_gain",
     "gradient_cosine_vs_ide",
+    "gradient_cosine_vs_measured_ide",
+    "gradient_cosine_vs_finite_difference",
+    "gradient_measured_ide_vs_finite_difference",
     "wall_time_s",
 )
 

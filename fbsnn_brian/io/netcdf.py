@@ -113,6 +113,15 @@ VOCABULARY: dict[str, Term] = {
     "gradient_cosine_vs_ide": Term(
         "cosine between the rule's update and the exact IDE gradient", "1"
     ),
+    "gradient_cosine_vs_measured_ide": Term(
+        "cosine between the rule's update and the measured rate model's IDE gradient", "1"
+    ),
+    "gradient_cosine_vs_finite_difference": Term(
+        "cosine between the rule's update and finite differences of the simulated loss", "1"
+    ),
+    "gradient_measured_ide_vs_finite_difference": Term(
+        "cosine between the measured rate model's IDE gradient and the finite differences", "1"
+    ),
     "status": Term("outcome of the run (ok or failed)"),
     # per condition of a sweep (fbsnn_brian.experiments.sweep.condition_summary), with
     # test_accuracy_mean and test_accuracy_sd

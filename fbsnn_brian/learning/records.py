@@ -4,13 +4,14 @@
 :meth:`~fbsnn_brian.learning.trainer.Trainer.fit` into the CF-described history Dataset, with
 the run's provenance in its attributes; :func:`run_fingerprint` is the JSON-serialisable
 description of a configuration and its data that a checkpoint must match to be resumed
-(:mod:`fbsnn_brian.io.checkpoint`). Both read a Trainer's public attributes only.
+(:mod:`fbsnn_brian.io.checkpoint`). Both read a Trainer's public attributes only (typed
+``Any``: this module sits below the trainer, which imports it).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -19,13 +20,10 @@ from numpy.typing import NDArray
 from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.version import __version__
 
-if TYPE_CHECKING:
-    from fbsnn_brian.learning.trainer import Trainer
-
 __all__ = ["run_fingerprint", "training_history"]
 
 
-def training_history(trainer: Trainer, records: dict[str, list[float]]) -> xr.Dataset:
+def training_history(trainer: Any, records: dict[str, list[float]]) -> xr.Dataset:
     """The history Dataset over ``epoch`` of the records, described by the CF conventions.
 
     Parameters
@@ -60,7 +58,7 @@ def training_history(trainer: Trainer, records: dict[str, list[float]]) -> xr.Da
 
 
 def run_fingerprint(
-    trainer: Trainer,
+    trainer: Any,
     inputs: NDArray[np.float64],
     labels: NDArray[np.int64],
     epochs: int,
