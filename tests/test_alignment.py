@@ -171,3 +171,22 @@ def test_check_alignment_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert key in result
     assert result["state"] == "initial" and result["n_directions"] == 4
+
+
+def test_a_run_measures_its_trained_state_against_the_ground_truth(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = f"{tmp_path}/run"
+    flags = ["--layers", "12", "--epochs", "1", "--train-size", "60", "--test-size", "20"]
+    code = main(
+        ["train", *flags, "--device", "numpy", "--alignment-directions", "2", "--out", out]
+        + ["--no-progress", "--json"]
+    )
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for key in (
+        "gradient_cosine_vs_measured_ide",
+        "gradient_cosine_vs_finite_difference",
+        "gradient_measured_ide_vs_finite_difference",
+    ):
+        assert -1.0 <= metrics[key] <= 1.0, key
