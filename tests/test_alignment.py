@@ -178,10 +178,8 @@ def test_a_run_measures_its_trained_state_against_the_ground_truth(
 ) -> None:
     out = f"{tmp_path}/run"
     flags = ["--layers", "12", "--epochs", "1", "--train-size", "60", "--test-size", "20"]
-    code = main(
-        ["train", *flags, "--device", "numpy", "--alignment-directions", "2", "--out", out]
-        + ["--no-progress", "--json"]
-    )
+    run = ["--device", "numpy", "--alignment-directions", "2", "--no-progress", "--json"]
+    code = main(["train", *flags, *run, "--out", out])
     assert code == 0
     metrics = json.loads(capsys.readouterr().out)
     for key in (

@@ -265,6 +265,7 @@ def _check_alignment(args: argparse.Namespace) -> dict[str, Any]:
         duration_tau=args.duration,
         relative_step=args.step,
         transfer_duration_tau=args.transfer_duration,
+        fluctuations=not args.no_input_fluctuations,
     )
 
 

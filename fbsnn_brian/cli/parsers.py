@@ -151,6 +151,12 @@ def _add_alignment_parser(checks: Any) -> None:
         default=2000.0,
         help="simulated time per current of the measured transfer functions, in tau",
     )
+    alignment.add_argument(
+        "--no-input-fluctuations",
+        action="store_true",
+        help="measure the transfer functions with constant input only (the layers' spiking "
+        "input fluctuations left out)",
+    )
     alignment.add_argument("--json", action="store_true", help="print JSON only")
 
 

@@ -232,6 +232,7 @@ def ground_truth(
     seed: int = 0,
     transfer: Any = None,
     transfer_duration_tau: float = 2000.0,
+    fluctuations: bool = True,
 ) -> GroundTruth:
     """The three reference gradients of the mean loss over ``inputs`` (see the module doc).
 
@@ -258,6 +259,9 @@ def ground_truth(
         layer, measured now with the layer's :func:`input_fluctuations`, cached).
     transfer_duration_tau : float
         Simulated time per current of the transfer functions measured here, in tau.
+    fluctuations : bool
+        Measure the transfer functions with each layer's input fluctuations (default); False:
+        with constant input only (to see what the fluctuations change).
     """
     owner = "ground_truth"
     batch = network.check_inputs(inputs, owner=owner)
@@ -274,6 +278,8 @@ def ground_truth(
     model = network.rate_model()
     free = simulate(network, Protocol([protocol.free_phase]), inputs=batch, device="runtime")
     sigmas = input_fluctuations(network, free.layer_rates(), batch)
+    if not fluctuations:
+        sigmas = (0.0,) * network.n_layers
     if transfer is None:
         transfer = tuple(
             measure_transfer(

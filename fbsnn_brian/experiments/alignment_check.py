@@ -61,6 +61,7 @@ def check_alignment(
     duration_tau: float = 1000.0,
     relative_step: float = 0.1,
     transfer_duration_tau: float = 2000.0,
+    fluctuations: bool = True,
 ) -> dict[str, Any]:
     """Cosines of SPIDE's update with the ideal, measured and finite-difference gradients.
 
@@ -76,6 +77,8 @@ def check_alignment(
         Of the finite differences (:func:`fbsnn_brian.experiments.alignment.ground_truth`).
     transfer_duration_tau : float
         Simulated time per current of the measured transfer functions, in tau.
+    fluctuations : bool
+        Include each layer's input fluctuations in its transfer function.
 
     Returns
     -------
@@ -123,6 +126,7 @@ def check_alignment(
         duration_tau=duration_tau,
         relative_step=relative_step,
         transfer_duration_tau=transfer_duration_tau,
+        fluctuations=fluctuations,
         seed=int(settings["seed"]),
     )
     return {**result, "network": network.config(), "device": device}
