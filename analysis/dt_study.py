@@ -14,7 +14,8 @@ network is trained with SPIDE inside the simulation for a fixed number of epochs
 (:func:`fbsnn_brian.experiments.runs.train_run`, no validation split) and its test accuracy is
 recorded; before training, at the same initial weights, the cosine of SPIDE's spike-computed
 update with the exact gradient on the hidden parameters (F, W, W_fb, b) is measured on the
-first test samples (:func:`cosine_at_initial_weights`). Both are summarised over seeds (mean
+first training samples against the ground truth of the network at that dt
+(:func:`alignment_at_initial_weights`). Both are summarised over seeds (mean
 ± sd); the accuracy of every dt is also compared with the first dt's, paired seed by seed
 (mean difference and its 95 % t interval, :mod:`fbsnn_brian.analysis.statistics`).
 """
@@ -39,20 +40,36 @@ from fbsnn_brian.files import write_json_atomically
 DT_TAU = (0.25, 0.125, 0.0625)
 
 
-def cosine_at_initial_weights(
-    network: Any, protocol: Any, inputs: Any, labels: Any, *, device: str
-) -> float:
-    """Mean cosine over samples of SPIDE's update with the exact gradient (hidden parameters).
+#: The alignment measures of each run (:func:`fbsnn_brian.experiments.alignment.measure_alignment`).
+MEASURES = (
+    "cosine_vs_ideal_ide",
+    "cosine_vs_measured_ide",
+    "cosine_vs_finite_difference",
+    "measured_ide_vs_finite_difference",
+)
 
-    The one place the study measures alignment: the exact gradient is, for now, the IDE
-    gradient of the ideal rate model at the simulated rates
-    (:func:`fbsnn_brian.experiments.checks.gradient_alignment`); a ground truth of the simulated
-    network (:mod:`fbsnn_brian.experiments.alignment`) can replace it here.
+
+def alignment_at_initial_weights(
+    network: Any, protocol: Any, inputs: Any, labels: Any, *, device: str, directions: int
+) -> dict[str, float]:
+    """SPIDE's mean update against the ground truth of the network at this dt (hidden parameters).
+
+    The one place the study measures alignment: the ideal IDE gradient, the measured rate
+    model's and finite differences of the simulated network (500 tau per evaluation, the
+    network's own dt), :func:`fbsnn_brian.experiments.alignment.measure_alignment`.
     """
-    from fbsnn_brian.experiments.checks import gradient_alignment
+    from fbsnn_brian.experiments.alignment import measure_alignment
 
-    alignment = gradient_alignment(network, protocol, inputs, labels, device=device)
-    return float(alignment["cosine_vs_ide"])
+    measured = measure_alignment(
+        network,
+        protocol,
+        inputs,
+        labels,
+        device=device,
+        n_directions=directions,
+        duration_tau=500.0,
+    )
+    return {key: float(measured[key]) for key in MEASURES}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,13 +97,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--alignment-samples",
         type=int,
-        default=5,
-        help="test samples of the alignment at the initial weights (default: 5)",
+        default=8,
+        help="training samples of the alignment at the initial weights (default: 8)",
     )
     parser.add_argument(
         "--alignment-device",
-        default="numpy",
-        help="device of the alignment's one-sample simulations (default: numpy)",
+        default="cpp_standalone",
+        help="device of the alignment's simulations (default: cpp_standalone)",
+    )
+    parser.add_argument(
+        "--directions",
+        type=int,
+        default=16,
+        help="finite-difference directions of the ground truth (default: 16)",
     )
     parser.add_argument(
         "--out", default="analysis/results/dt_study.json", help="JSON result (default: %(default)s)"
@@ -100,7 +123,7 @@ def _one_run(config: dict[str, Any], args: argparse.Namespace) -> dict[str, floa
     with tempfile.TemporaryDirectory(prefix="fbsnn_dt_study_") as directory:
         metrics = train_run(config, Path(directory) / "run", progress=not args.no_progress)
     settings = metrics["config"]  # every setting as the run resolved it (preset included)
-    train, test = split_dataset(
+    train, _ = split_dataset(
         settings["dataset"],
         train_size=settings["train_size"],
         test_size=settings["test_size"],
@@ -108,19 +131,20 @@ def _one_run(config: dict[str, Any], args: argparse.Namespace) -> dict[str, floa
         test_spec=settings["test_dataset"],
         n_classes=settings["n_classes"],
     )
-    # the same network (seed) and protocol as the run, before any training
+    # the same network (seed) and protocol as the run, before any training; training samples
     initial = trainer_from_settings(settings, train, progress=False)
-    count = min(args.alignment_samples, test.n_samples)
-    cosine = cosine_at_initial_weights(
+    count = min(args.alignment_samples, train.n_samples)
+    alignment = alignment_at_initial_weights(
         initial.network,
         initial.protocol,
-        test.inputs[:count],
-        test.labels[:count],
+        train.inputs[:count],
+        train.labels[:count],
         device=args.alignment_device,
+        directions=args.directions,
     )
     return {
         "test_accuracy": float(metrics["test_accuracy"]),
-        "cosine_at_initial_weights": cosine,
+        **alignment,
         "samples_per_s": float(metrics["samples_per_s"]),
         "wall_time_s": float(metrics["wall_time_s"]),
     }
@@ -154,25 +178,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = []
     for dt in dts:
         accuracy = [run["test_accuracy"] for run in runs[dt]]
-        cosine = [run["cosine_at_initial_weights"] for run in runs[dt]]
-        cosine_mean, cosine_sd = mean_sd(cosine)
+        alignment = {}
+        for key in MEASURES:
+            mean, sd = mean_sd([run[key] for run in runs[dt]])
+            alignment[key] = {"mean": mean, "sd": sd}
         results.append(
             {
                 "dt_tau": dt,
                 "steps_per_tau": round(1 / dt),
                 "runs": [{"seed": seed, **run} for seed, run in zip(seeds, runs[dt], strict=True)],
                 "test_accuracy": _summary(accuracy, first),
-                "cosine_at_initial_weights": {"mean": cosine_mean, "sd": cosine_sd},
+                "alignment_at_initial_weights": alignment,
             }
         )
     payload = {
         "command": " ".join(shlex.quote(part) for part in ["python", *sys.argv]),
         "description": (
             "test accuracy after a fixed number of epochs of SPIDE (no validation split) and "
-            "the cosine of SPIDE's update with the exact IDE gradient on the hidden parameters "
-            "at the initial weights, per integration step dt (in units of tau); mean and sd "
-            "over seeds (NaN sd with one seed), and the accuracy's paired 95 % t interval of "
-            "the difference to the first dt"
+            "the cosines of SPIDE's mean update with the ideal IDE gradient, the measured rate "
+            "model's and finite differences of the simulated network (hidden parameters, "
+            "training samples, initial weights), per integration step dt (in units of tau); "
+            "mean and sd over seeds (NaN sd with one seed), and the accuracy's paired 95 % t "
+            "interval of the difference to the first dt"
         ),
         "settings": {**base, "seeds": seeds, "alignment_samples": args.alignment_samples},
         "results": results,
