@@ -1,7 +1,7 @@
 """One training run on K = 1 and K = 2 worker processes: speed, overheads and accuracy.
 
-Side by side in one process, on the MNIST network 784-256-10 (the mnist preset: lr 0.01,
-constant, no weight decay, no shifts; SPIDE inside cpp_standalone, chunks of 200 samples):
+Side by side in one process, on the MNIST network 784-256-10 (the mnist preset's settings;
+SPIDE inside cpp_standalone, chunks of 200 samples):
 
 * the per-run launch cost of the standalone training binary: a binary of chunk size 1 and one
   of chunk size 200 are timed, ``launch = t(1) - (t(200) - t(1)) / 199`` (the Python side
@@ -15,14 +15,17 @@ constant, no weight decay, no shifts; SPIDE inside cpp_standalone, chunks of 200
 * training: K = 1 (the single-process Trainer) and K = 2 (model averaging every 200 samples on
   a LocalCluster, the workers' changes summed; ``--both-merges`` also trains K = 2 with their
   mean) for the same epochs, samples/s of the last epoch (compilation excluded) and the test
-  accuracy after the last epoch.
+  accuracy after the last epoch; with ``--seeds N`` for seeds 0 .. N-1 (initial weights and
+  shuffling), K = 1 and K = 2 side by side for each seed, with the paired 95 % interval of the
+  accuracy difference.
 
     python benchmarks/workers.py --json
     python benchmarks/workers.py --both-merges --out benchmarks/results/workers.json --json
     python benchmarks/workers.py --epochs 1 --train-size 2000 --test-size 500 --json
 
 JSON keys: ``samples_per_s`` (by K), ``speedup_2_workers``, ``sync_overhead_s`` (transfer and
-averaging per round), ``accuracy`` (by K), ``launch_s``, ``per_sample_s``, ``transfer_s``,
+averaging per round), ``accuracy`` (by K, mean over seeds), ``accuracy_per_seed``,
+``accuracy_difference_2_workers`` (paired interval, K = 2 minus K = 1), ``launch_s``, ``per_sample_s``, ``transfer_s``,
 ``averaging_s``, ``weights_bytes``, ``predicted_speedup``, ``load_average`` (before, after),
 ``merge``, ``other_merge_2_workers`` (with ``--both-merges``) and the settings.
 """
@@ -39,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from fbsnn_brian.analysis.statistics import paired_interval
 from fbsnn_brian.build.training import TrainingSimulation
 from fbsnn_brian.experiments.runs import DEFAULTS, _datasets, _settings, trainer_from_settings
 from fbsnn_brian.learning.distributed import DistributedTraining, average, connect
@@ -115,7 +119,8 @@ def train(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="idx:/work/shared/data/mnist-t10k")
+    parser.add_argument("--dataset", default="idx:../shared/data/mnist-t10k")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 (default: 1)")
     parser.add_argument("--train-size", type=int, default=8000)
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
@@ -153,18 +158,36 @@ def main() -> None:
     if args.costs_only:
         print(json.dumps({**costs, "predicted_speedup": predicted}, indent=2))
         return
-    results = {K: train(settings, K, args.sync_every, args.merge) for K in (1, 2)}
+    if args.seeds < 1:
+        parser.error(f"--seeds must be an integer >= 1, got {args.seeds}")
+    per_seed = [
+        {K: train({**settings, "seed": seed}, K, args.sync_every, args.merge) for K in (1, 2)}
+        for seed in range(args.seeds)
+    ]
+    results = {
+        K: {key: float(np.mean([run[K][key] for run in per_seed])) for key in per_seed[0][K]}
+        for K in (1, 2)
+    }
     other = "sum" if args.merge == "average" else "average"
     alternative = train(settings, 2, args.sync_every, other) if args.both_merges else None
+    accuracies = {K: [run[K]["accuracy"] for run in per_seed] for K in (1, 2)}
     report = {
         "samples_per_s": {str(K): r["samples_per_s_last_epoch"] for K, r in results.items()},
         "samples_per_s_all_epochs": {
             str(K): r["samples_per_s_all_epochs"] for K, r in results.items()
         },
-        "speedup_2_workers": results[2]["samples_per_s_last_epoch"]
-        / results[1]["samples_per_s_last_epoch"],
+        "speedup_2_workers": float(
+            np.mean(
+                [
+                    run[2]["samples_per_s_last_epoch"] / run[1]["samples_per_s_last_epoch"]
+                    for run in per_seed
+                ]
+            )
+        ),
         "sync_overhead_s": sync,
         "accuracy": {str(K): r["accuracy"] for K, r in results.items()},
+        "accuracy_per_seed": {str(K): values for K, values in accuracies.items()},
+        "accuracy_difference_2_workers": paired_interval(accuracies[2], accuracies[1]),
         "train_accuracy": {str(K): r["train_accuracy"] for K, r in results.items()},
         "merge": args.merge,
         "other_merge_2_workers": None if alternative is None else {"merge": other, **alternative},
@@ -178,6 +201,7 @@ def main() -> None:
             "train_size": args.train_size,
             "test_size": args.test_size,
             "epochs": args.epochs,
+            "seeds": list(range(args.seeds)),
             "sync_every": args.sync_every,
             "chunk_size": 200,
             "learning_rate": settings["learning_rate"],
