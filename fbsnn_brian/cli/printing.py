@@ -71,10 +71,8 @@ def _print_alignment(result: dict[str, Any]) -> None:
     )
     print(f"  vs the ideal IF model's IDE gradient     {result['cosine_vs_ideal_ide']:.4f}")
     print(f"  vs the measured rate model's IDE         {result['cosine_vs_measured_ide']:.4f}")
-    print(
-        f"  vs finite differences ({result['n_directions']} directions) "
-        f"{result['cosine_vs_finite_difference']:.4f}"
-    )
+    label = f"vs finite differences ({result['n_directions']} directions)"
+    print(f"  {label:40s} {result['cosine_vs_finite_difference']:.4f}")
     print(
         f"  measured IDE vs finite differences      "
         f"{result['measured_ide_vs_finite_difference']:.4f}"
