@@ -61,4 +61,9 @@ def write_results(
     measures = alignment_measures(
         rule, network, protocol, *chosen, "numpy", directions=directions, ground_truth_device=where
     )
-    return {f"gradient_{key}": value for key, value in measures.items()}
+    # the ground truth's cosines only where measured (JSON has no NaN)
+    return {
+        f"gradient_{key}": value
+        for key, value in measures.items()
+        if key == "cosine_vs_ide" or np.isfinite(value)
+    }
