@@ -249,7 +249,8 @@ def gradient_alignment(
     Returns
     -------
     dict
-        ``cosine_vs_ide`` (mean), ``per_sample_cosine_vs_ide``, ``n_samples`` and
+        ``cosine_vs_ide`` (mean over the samples with a finite cosine: a sample without error
+        events has a zero update), ``per_sample_cosine_vs_ide``, ``n_samples`` and
         ``mean_hidden_update`` (the update's hidden parameters, averaged over the samples).
     """
     from fbsnn_brian.model.protocol import FreePhase, Protocol
@@ -274,8 +275,10 @@ def gradient_alignment(
             model, batch[k], rates, int(targets[k]), gates=gates
         )
         cosines.append(vector_cosine(update[:n_hidden], exact.parameter_vector()[:n_hidden]))
+    # a sample whose update is zero (no error event: it is learned) has no cosine
+    finite = [c for c in cosines if np.isfinite(c)]
     return {
-        "cosine_vs_ide": float(np.mean(cosines)),
+        "cosine_vs_ide": float(np.mean(finite)) if finite else float("nan"),
         "per_sample_cosine_vs_ide": [float(c) for c in cosines],
         "n_samples": len(cosines),
         "mean_hidden_update": np.mean([update[:n_hidden] for update in updates], axis=0),
