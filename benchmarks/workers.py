@@ -26,8 +26,9 @@ SPIDE inside cpp_standalone, chunks of 200 samples):
 JSON keys: ``samples_per_s`` (by K), ``speedup_2_workers``, ``sync_overhead_s`` (transfer and
 averaging per round), ``accuracy`` (by K, mean over seeds), ``accuracy_per_seed``,
 ``accuracy_difference_2_workers`` (paired interval, K = 2 minus K = 1), ``launch_s``,
-``per_sample_s``, ``transfer_s``, ``averaging_s``, ``weights_bytes``, ``predicted_speedup``, ``load_average`` (before, after),
-``merge``, ``other_merge_2_workers`` (with ``--both-merges``) and the settings.
+``per_sample_s``, ``transfer_s``, ``averaging_s``, ``weights_bytes``, ``predicted_speedup``,
+``load_average`` (before, after), ``merge``, ``other_merge_2_workers`` (with
+``--both-merges``) and the settings.
 """
 
 from __future__ import annotations
