@@ -171,7 +171,8 @@ def test_the_shipped_plausibility_sweep_loads_and_its_conditions_build() -> None
         "weak_feedback_loop",
         "no_feedback",
     ]
-    assert spec["seeds"] == [0, 1, 2] and spec["base"]["epochs"] == 15
+    assert spec["seeds"] == [0, 1, 2] and spec["base"]["epochs"] == 8
+    assert spec["base"]["alignment_directions"] == 8
     assert spec["conditions"]["no_feedback"] == {"no_feedback": True}
     # every condition describes a valid network (a typo would only fail inside the sweep)
     networks = {
