@@ -133,7 +133,10 @@ def _add_alignment_parser(checks: Any) -> None:
                 flag, dest=key, type=kind, default=None, help=f"{text} (default: {shown})"
             )
     alignment.add_argument(
-        "--run", metavar="RUN_DIR", help="measure a trained run (its settings and weights)"
+        "--run",
+        metavar="RUN_DIR",
+        help="measure a trained run (its settings and weights) (default: the initial weights of "
+        "the options' network)",
     )
     alignment.add_argument("--samples", type=int, default=8, help="training samples measured")
     alignment.add_argument(
