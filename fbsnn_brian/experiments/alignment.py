@@ -138,7 +138,8 @@ class GroundTruth:
     finite_differences : ndarray, shape (k,)
         Central differences of the simulated mean loss along them.
     step : float
-        Length of the step along a direction (hidden-parameter norm).
+        Length of the step along a direction (hidden-parameter norm): ``relative_step`` times
+        the norm of the hidden parameters, halved until every perturbed network is valid.
     loss : float
         Simulated mean loss at the weights.
     wall_time_s : float
@@ -179,6 +180,34 @@ def _directions(
     return np.asarray(raw / norms, dtype=np.float64)
 
 
+def _admissible_step(
+    network: FeedbackNetwork, base: FloatArray, directions: FloatArray, step: float
+) -> float:
+    """The step, halved until every perturbed network is valid (loop gain < 1, Dale's signs).
+
+    A trained network's loop gain sits at its cap, so a step along a direction that grows
+    W_fb can leave the contraction the fixed point needs; the network refuses such weights.
+    """
+    original = {name: np.array(value) for name, value in network.weight_arrays().items()}
+    try:
+        for _ in range(30):
+            try:
+                for direction in directions:
+                    for sign in (1.0, -1.0):
+                        network.set_weight_arrays(
+                            _hidden_arrays(network, base + sign * step * direction)
+                        )
+                return step
+            except ValidationError:
+                step /= 2
+    finally:
+        network.set_weight_arrays(original)
+    raise ValidationError(
+        "ground_truth: no finite-difference step keeps the perturbed networks valid (loop gain "
+        "< 1); the network's loop gain is at 1."
+    )
+
+
 def _finite_differences(
     network: FeedbackNetwork,
     inputs: FloatArray,
@@ -196,6 +225,7 @@ def _finite_differences(
     step = relative_step * float(np.linalg.norm(base))
     if network.biophysics.excitatory_fraction is not None:
         step = min(step, 0.5 / float(np.max(np.abs(directions) / np.abs(base).clip(1e-300))))
+    step = _admissible_step(work, base, directions, step)
     simulation = FreeRunSimulation(
         work,
         Protocol([FreePhase(duration=duration_tau * network.tau)]),
