@@ -9,23 +9,18 @@ the same architecture, and with the same seed the same initial weights.
 For every rule and every seed (the seed sets the initial weights and the shuffling) the
 comparison
 
-* measures the alignment of the rule's update at the initial weights (:func:`_alignment`, on
-  the first ``alignment_samples`` training samples): the cosine with the exact IDE gradient
-  at the same free-phase rates, over the hidden parameters (F, W, W_fb, b; the readout's
-  update is the same exact outer product for every rule, so it is left out);
+* measures the alignment of the rule's update at the initial weights
+  (:func:`alignment_measures`, first ``alignment_samples`` training samples, hidden
+  parameters): with the ideal IDE at the same rates and with the ground truth;
 * trains the network on the training split for ``epochs`` epochs, timing the training
   chunks (simulation plus the rule's numpy work: ``samples_per_s``);
 * evaluates the test set once, after training (as ``fbsnn train`` does);
 * measures the alignment again at the trained weights.
 
-Per rule it states whether the rule is local, whether it needs weight transport and whether
-its update is algebraically the exact IDE gradient in this regime
-(:data:`~fbsnn_brian.experiments.regimes.ALGEBRAICALLY_IDE` gives each reason), and measures
-the memory the rule needs per sample, the same way for every rule: the bytes of the arrays that
-hold one sample's state while the rule forms its update (recorded rules: the raster and the
-peak of their numpy work; SPIDE: its per-sample state variables, read from the Brian2 training
-network), for the free phase of T_f and of 2 T_f, on the first seed's initial network
-(:mod:`fbsnn_brian.experiments.rule_memory`).
+Per rule it states whether the rule is local, needs weight transport and is algebraically
+IDE in this regime (:data:`~fbsnn_brian.experiments.regimes.ALGEBRAICALLY_IDE`), and measures
+its memory per sample the same way for every rule, at T_f and 2 T_f on the first seed's
+initial network (:mod:`fbsnn_brian.experiments.rule_memory`).
 
 Over the seeds it summarises each rule's test accuracy (mean and sample sd) and the paired 95 %
 t interval of its difference to SPIDE's accuracy with the same seed
@@ -69,13 +64,7 @@ from fbsnn_brian.rules.baselines import SampleSpikes
 from fbsnn_brian.rules.learning_rules import RULES, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, describe
 
-__all__ = [
-    "STATES",
-    "alignment_measures",
-    "compare_rules",
-    "comparison_table",
-    "rule_alignment",
-]
+__all__ = ["STATES", "alignment_measures", "compare_rules", "comparison_table", "rule_alignment"]
 
 logger = logging.getLogger(__name__)
 
