@@ -272,8 +272,7 @@ def ground_truth(
         Not changed.
     protocol : Protocol
         Its free phase gives the rates of the ideal reference.
-    inputs : array_like, shape (n_samples, n_inputs)
-    labels : array_like of int, shape (n_samples,)
+    inputs, labels : array_like, shapes (n_samples, n_inputs) and (n_samples,)
     n_directions : int
         Random directions of the finite differences.
     duration_tau : float
@@ -290,8 +289,7 @@ def ground_truth(
     transfer_duration_tau : float
         Simulated time per current of the transfer functions measured here, in tau.
     fluctuations : bool
-        Measure the transfer functions with each layer's input fluctuations (default); False:
-        with constant input only (to see what the fluctuations change).
+        Include each layer's input fluctuations in its transfer function (False: constant).
     """
     owner = "ground_truth"
     batch = network.check_inputs(inputs, owner=owner)

@@ -393,17 +393,16 @@ def compare_rules(
     seeds : sequence of int
         Every rule trains once with each seed (initial weights and shuffling).
     free_tau : dict of str to float, optional
-        A free phase (in tau) for some rules, e.g. ``{'na': 10}``; the others use their
-        regime's (ST-RSBP in ``'paper'``: 100) or else the protocol's.
+        A free phase (in tau) for some rules, e.g. ``{'na': 10}`` (else the regime's or the
+        protocol's).
     device : str
-        Device of the training and the test (alignment, memory: runtime; the finite
-        differences: cpp_standalone when this is).
+        Device of the training and the test (and of the finite differences if standalone).
     chunk_size : int
         Samples per chunk of the recorded rules: their mini-batch (SPIDE learns online).
     recorded_plasticity : SPIDEPlasticity, optional
         Optimiser settings of the recorded rules (default: the protocol's).
     alignment_samples : int
-        Training samples on which the alignment is measured.
+        Training samples of the alignment.
     directions : int
         Finite-difference directions of the ground truth (0: the ideal IDE's cosine only).
     progress : bool
