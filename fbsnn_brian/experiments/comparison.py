@@ -398,13 +398,11 @@ def compare_rules(
     device : str
         Device of the training and the test (and of the finite differences if standalone).
     chunk_size : int
-        Samples per chunk of the recorded rules: their mini-batch (SPIDE learns online).
+        Samples per chunk (mini-batch) of the recorded rules; SPIDE learns online.
     recorded_plasticity : SPIDEPlasticity, optional
-        Optimiser settings of the recorded rules (default: the protocol's).
-    alignment_samples : int
-        Training samples of the alignment.
-    directions : int
-        Finite-difference directions of the ground truth (0: the ideal IDE's cosine only).
+        Optimiser of the recorded rules (default: the protocol's).
+    alignment_samples, directions : int
+        Training samples of the alignment; finite-difference directions (0: ideal IDE only).
     progress : bool
         Progress bars of the training.
 
