@@ -17,29 +17,13 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.free_run import simulate
-from fbsnn_brian.experiments.checks import vector_cosine
+from fbsnn_brian.experiments.alignment import hidden_cosine, hidden_vector
 from fbsnn_brian.io.datasets import load_digits
-from fbsnn_brian.reference import Gradients, RateModel, ide_gradients_at_rates
+from fbsnn_brian.reference import RateModel, ide_gradients_at_rates
 from fbsnn_brian.rules.baselines import NeuronConstants, SampleSpikes, grid_model, na_gradients
 
 # digits whose free phase the behavioural tests record (a numpy simulation of 30 tau each)
 N_SAMPLES = 20
-
-
-def hidden_parameters(gradients: Gradients) -> np.ndarray:
-    """The gradient's hidden parameters F, W, W_fb and b, flattened."""
-    parts = (
-        gradients.input_weights,
-        *gradients.forward_weights,
-        gradients.feedback_weights,
-        *gradients.biases,
-    )
-    return np.concatenate([np.ravel(part) for part in parts])
-
-
-def hidden_cosine(first: Gradients, second: Gradients) -> float:
-    """Cosine of two gradients over the hidden parameters."""
-    return vector_cosine(hidden_parameters(first), hidden_parameters(second))
 
 
 def single_neuron(readout: float = 4.0) -> RateModel:
@@ -359,8 +343,10 @@ def test_lorentzian_na_aligns_with_ide_on_average_in_a_feedback_network() -> Non
         ours = na_gradients(model, spikes, x, int(y), neuron=neuron, denominator="lorentzian")
         ide = ide_gradients_at_rates(model, x, spikes.rates(), int(y))
         cosines.append(hidden_cosine(ours, ide))
+        n_layers = len(ours.biases)
         norm_ratios.append(
-            np.linalg.norm(hidden_parameters(ours)) / np.linalg.norm(hidden_parameters(ide))
+            np.linalg.norm(hidden_vector(ours, n_layers))
+            / np.linalg.norm(hidden_vector(ide, n_layers))
         )
     values = np.asarray(cosines)
     standard_error = values.std(ddof=1) / np.sqrt(values.size)

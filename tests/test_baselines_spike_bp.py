@@ -15,8 +15,8 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.free_run import simulate
-from fbsnn_brian.experiments.checks import vector_cosine
-from fbsnn_brian.reference import Gradients, RateModel, ide_gradients_at_rates
+from fbsnn_brian.experiments.alignment import hidden_cosine
+from fbsnn_brian.reference import RateModel, ide_gradients_at_rates
 from fbsnn_brian.rules.baselines import (
     NeuronConstants,
     SampleSpikes,
@@ -26,25 +26,6 @@ from fbsnn_brian.rules.baselines import (
 
 INPUTS = np.array([[0.9, 0.1, 0.6, 0.3, 0.8], [0.2, 0.7, 0.4, 1.0, 0.5], [0.6, 0.6, 0.0, 0.2, 0.9]])
 LABELS = (0, 2, 1)
-
-
-def hidden_cosine(first: Gradients, second: Gradients) -> float:
-    """Cosine of two gradients over the hidden parameters F, W, W_fb and b.
-
-    The readout gradient is the same for every rule (the readout is not spiking) and would
-    dominate a cosine over every parameter.
-    """
-
-    def hidden(gradients: Gradients) -> np.ndarray:
-        parts = (
-            gradients.input_weights,
-            *gradients.forward_weights,
-            gradients.feedback_weights,
-            *gradients.biases,
-        )
-        return np.concatenate([np.ravel(part) for part in parts])
-
-    return vector_cosine(hidden(first), hidden(second))
 
 
 def record(net: FeedbackNetwork, duration_tau: float = 30.0) -> list[SampleSpikes]:

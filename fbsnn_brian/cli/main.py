@@ -244,21 +244,27 @@ def _print_sweep(result: dict[str, Any]) -> None:
         print(f"  {name:24s} {accuracy:16s} {change}")
 
 
-def _check_alignment(args: argparse.Namespace) -> dict[str, Any]:
-    from fbsnn_brian.cli.parsers import ALIGNMENT_SETTINGS
-    from fbsnn_brian.experiments.alignment_check import check_alignment
+def _run_config(args: argparse.Namespace, keys: Any) -> dict[str, Any]:
+    """The run file of ``--config`` (if any) with every option among ``keys`` the user gave."""
     from fbsnn_brian.experiments.run_file import load_run_file
 
     config = load_run_file(args.config) if args.config else {}
-    given = {key: getattr(args, key) for key in ALIGNMENT_SETTINGS}
-    if args.run is not None and (args.config or any(v is not None for v in given.values())):
+    config.update({key: getattr(args, key) for key in keys if getattr(args, key) is not None})
+    return config
+
+
+def _check_alignment(args: argparse.Namespace) -> dict[str, Any]:
+    from fbsnn_brian.cli.parsers import ALIGNMENT_SETTINGS
+    from fbsnn_brian.experiments.alignment_check import check_alignment
+
+    given = [key for key in ALIGNMENT_SETTINGS if getattr(args, key) is not None]
+    if args.run is not None and (args.config or given):
         raise ValidationError(
             "fbsnn check alignment --run RUN_DIR measures that run with its own settings; "
             "--config and the network options cannot be combined with it."
         )
-    config.update({key: value for key, value in given.items() if value is not None})
     return check_alignment(
-        config,
+        _run_config(args, ALIGNMENT_SETTINGS),
         run_dir=args.run,
         n_samples=args.samples,
         n_directions=args.directions,
@@ -271,7 +277,6 @@ def _check_alignment(args: argparse.Namespace) -> dict[str, Any]:
 
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.experiments.checks import check_equilibrium, check_gradient
-    from fbsnn_brian.experiments.run_file import load_run_file
     from fbsnn_brian.experiments.runs import evaluate_run, train_run
 
     if args.command == "check" and args.check == "alignment":
@@ -329,12 +334,8 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
                 f"{', '.join(changed)} cannot change it (only --epochs can extend a run with "
                 "the constant schedule). Start a new run to change settings."
             )
-        config = load_run_file(args.config) if args.config else {}
-        for key in [key for _, key, *_ in (*_TRAIN_OPTIONS, *_TRAIN_SWITCHES)]:
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
         return train_run(
-            config,
+            _run_config(args, [key for _, key, *_ in (*_TRAIN_OPTIONS, *_TRAIN_SWITCHES)]),
             args.resume or args.out,
             progress=not args.no_progress,
             resume=args.resume is not None,

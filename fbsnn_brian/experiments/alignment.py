@@ -56,6 +56,7 @@ __all__ = [
     "GroundTruth",
     "alignment_cosines",
     "ground_truth",
+    "hidden_cosine",
     "hidden_vector",
     "input_fluctuations",
     "measure_alignment",
@@ -76,6 +77,16 @@ def hidden_vector(parts: Any, n_layers: int) -> FloatArray:
     else:
         arrays = _parameters(parts)[: 2 * n_layers + 1]
     return np.concatenate([np.ravel(array) for array in arrays])
+
+
+def hidden_cosine(first: reference.Gradients, second: reference.Gradients) -> float:
+    """Cosine of two gradients over the hidden parameters F, W, W_fb and b.
+
+    The readout's gradient is the same for every rule (the readout does not spike) and would
+    dominate a cosine over every parameter.
+    """
+    n_layers = len(first.biases)
+    return vector_cosine(hidden_vector(first, n_layers), hidden_vector(second, n_layers))
 
 
 def _hidden_arrays(network: FeedbackNetwork, vector: FloatArray) -> dict[str, FloatArray]:

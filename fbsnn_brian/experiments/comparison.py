@@ -53,8 +53,12 @@ from fbsnn_brian.analysis.statistics import (
 )
 from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.experiments.alignment import alignment_cosines, ground_truth
-from fbsnn_brian.experiments.checks import vector_cosine
+from fbsnn_brian.experiments.alignment import (
+    alignment_cosines,
+    ground_truth,
+    hidden_cosine,
+    hidden_vector,
+)
 from fbsnn_brian.experiments.regimes import REGIMES, RuleRegime, rule_regime
 from fbsnn_brian.experiments.rule_memory import rule_memory_per_sample
 from fbsnn_brian.io.netcdf import describe_dataset
@@ -89,16 +93,6 @@ FINITE_DIFFERENCE_TAU = 300.0
 REFERENCE_RULE = "spide"
 
 
-def _hidden(gradients: reference.Gradients, n_layers: int) -> FloatArray:
-    parts = [
-        gradients.input_weights,
-        *gradients.forward_weights,
-        gradients.feedback_weights,
-        *gradients.biases,
-    ]
-    return np.concatenate([np.ravel(part) for part in parts[: 2 * n_layers + 1]])
-
-
 def rule_alignment(
     rule: LearningRule,
     network: FeedbackNetwork,
@@ -131,7 +125,7 @@ def rule_alignment(
     for k in range(len(inputs)):
         spikes = SampleSpikes.from_recording(recording, k)
         estimate = rule.gradients(network, spikes, inputs[k], int(labels[k]))
-        updates.append(_hidden(estimate, model.n_layers))
+        updates.append(hidden_vector(estimate, model.n_layers))
         rates = spikes.rates()
         exact = reference.ide_gradients_at_rates(
             model,
@@ -140,9 +134,7 @@ def rule_alignment(
             int(labels[k]),
             gates=reference.gates_from_rates(rates, ceiling=network.max_rate),
         )
-        cosines.append(
-            vector_cosine(_hidden(estimate, model.n_layers), _hidden(exact, model.n_layers))
-        )
+        cosines.append(hidden_cosine(estimate, exact))
     finite = [c for c in cosines if np.isfinite(c)]
     return {
         "cosine_vs_ide": float(np.mean(finite)) if finite else float("nan"),
