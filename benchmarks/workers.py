@@ -13,22 +13,24 @@ SPIDE inside cpp_standalone, chunks of 200 samples):
   pay a launch and a transfer for B / K samples per worker, model averaging every N samples
   pays one transfer per N samples (the launch is paid per chunk by a single process too);
 * training: K = 1 (the single-process Trainer) and K = 2 (model averaging every 200 samples on
-  a LocalCluster, the workers' changes summed; ``--both-merges`` also trains K = 2 with their
-  mean) for the same epochs, samples/s of the last epoch (compilation excluded) and the test
-  accuracy after the last epoch; with ``--seeds N`` for seeds 0 .. N-1 (initial weights and
-  shuffling), K = 1 and K = 2 side by side for each seed, with the paired 95 % interval of the
-  accuracy difference.
+  a LocalCluster, by default the workers training at twice the learning rate and their weights
+  averaged, merge ``'scaled'``; ``--other-merges`` also trains K = 2 with the plain mean and
+  with the sum of the changes, seed 0) for the same epochs, samples/s of the last epoch
+  (compilation excluded) and the test accuracy after the last epoch; with ``--seeds N`` for
+  seeds 0 .. N-1 (initial weights and shuffling), K = 1 and K = 2 side by side for each seed,
+  with the paired 95 % interval of the accuracy difference.
 
     python benchmarks/workers.py --json
-    python benchmarks/workers.py --both-merges --out benchmarks/results/workers.json --json
+    python benchmarks/workers.py --seeds 2 --other-merges \\
+        --out benchmarks/results/workers.json --json
     python benchmarks/workers.py --epochs 1 --train-size 2000 --test-size 500 --json
 
 JSON keys: ``samples_per_s`` (by K), ``speedup_2_workers``, ``sync_overhead_s`` (transfer and
 averaging per round), ``accuracy`` (by K, mean over seeds), ``accuracy_per_seed``,
 ``accuracy_difference_2_workers`` (paired interval, K = 2 minus K = 1), ``launch_s``,
 ``per_sample_s``, ``transfer_s``, ``averaging_s``, ``weights_bytes``, ``predicted_speedup``,
-``load_average`` (before, after), ``merge``, ``other_merge_2_workers`` (with
-``--both-merges``) and the settings.
+``load_average`` (before, after), ``merge``, ``other_merges_2_workers`` (by merge, with
+``--other-merges``: K = 2 and K = 1 of seed 0 side by side) and the settings.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import numpy as np
 from fbsnn_brian.analysis.statistics import paired_interval
 from fbsnn_brian.build.training import TrainingSimulation
 from fbsnn_brian.experiments.runs import DEFAULTS, _datasets, _settings, trainer_from_settings
-from fbsnn_brian.learning.distributed import DistributedTraining, average, connect
+from fbsnn_brian.learning.distributed import MERGES, DistributedTraining, average, connect
 
 
 def echo(network: Any, optimizer_state: Any, shard: Any) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def transfer_cost(trainer: Any, inputs: np.ndarray, repeats: int = 7) -> dict[st
 
 
 def train(
-    settings: dict[str, Any], workers: int, sync_every: int, merge: str = "average"
+    settings: dict[str, Any], workers: int, sync_every: int, merge: str = "scaled"
 ) -> dict[str, float]:
     """Train for the settings' epochs with K workers; return speed and test accuracy."""
     train_part, test, _ = _datasets(settings)
@@ -127,9 +129,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--sync-every", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32, help="mini-batch of the other scheme")
-    parser.add_argument("--merge", default="sum", help="sum or average (K = 2)")
+    parser.add_argument("--merge", default="scaled", choices=MERGES, help="merge of K = 2")
     parser.add_argument(
-        "--both-merges", action="store_true", help="also train K = 2 with the other merge"
+        "--other-merges", action="store_true", help="also train K = 2 with the other merges"
     )
     parser.add_argument("--costs-only", action="store_true", help="measure the overheads only")
     parser.add_argument("--out", help="also write the JSON to this file")
@@ -169,8 +171,8 @@ def main() -> None:
         K: {key: float(np.mean([run[K][key] for run in per_seed])) for key in per_seed[0][K]}
         for K in (1, 2)
     }
-    other = "sum" if args.merge == "average" else "average"
-    alternative = train(settings, 2, args.sync_every, other) if args.both_merges else None
+    others = [how for how in MERGES if how != args.merge] if args.other_merges else []
+    alternatives = {how: train({**settings, "seed": 0}, 2, args.sync_every, how) for how in others}
     accuracies = {K: [run[K]["accuracy"] for run in per_seed] for K in (1, 2)}
     report = {
         "samples_per_s": {str(K): r["samples_per_s_last_epoch"] for K, r in results.items()},
@@ -191,7 +193,7 @@ def main() -> None:
         "accuracy_difference_2_workers": paired_interval(accuracies[2], accuracies[1]),
         "train_accuracy": {str(K): r["train_accuracy"] for K, r in results.items()},
         "merge": args.merge,
-        "other_merge_2_workers": None if alternative is None else {"merge": other, **alternative},
+        "other_merges_2_workers": alternatives,
         **costs,
         "predicted_speedup": predicted,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},

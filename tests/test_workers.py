@@ -269,3 +269,20 @@ def test_the_sum_merge_adds_every_workers_change() -> None:
     assert np.array_equal(distributed.merge(start, ends, "average")["w"], [1.25, 1.5])
     assert distributed.merge(start, ends[:1], "sum")["w"] is not ends[0]["w"]
     assert np.array_equal(distributed.merge(start, ends[:1], "sum")["w"], ends[0]["w"])
+
+
+def test_the_scaled_merge_averages_workers_trained_at_k_times_the_rate() -> None:
+    start = {"w": np.array([1.0, 2.0])}
+    ends = [{"w": np.array([1.5, 2.0])}, {"w": np.array([1.0, 1.0])}]
+    assert np.array_equal(distributed.merge(start, ends, "scaled")["w"], [1.25, 1.5])
+    trainer = make_trainer()
+    plans = {
+        how: DistributedTraining(trainer, workers=2, sync_every=4, merge=how)._plan(0, 2, 24)
+        for how in distributed.MERGES
+    }
+    single = trainer._learning_rates(0, 2, 24)
+    assert np.array_equal(plans["average"]["rates"], single)
+    assert np.array_equal(plans["sum"]["rates"], single)
+    assert np.array_equal(plans["scaled"]["rates"], 2 * single)
+    one = DistributedTraining(trainer, workers=1, sync_every=4)._plan(0, 2, 24)
+    assert np.array_equal(one["rates"], single)

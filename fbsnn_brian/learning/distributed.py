@@ -5,13 +5,15 @@ with K Dask workers (a LocalCluster of K processes by default). Every synchronis
 covers the next ``K * N`` samples of the epoch's shuffled order: worker k trains online, with
 SPIDE inside its own compiled binary, on positions ``k, k + K, k + 2K, ...`` of them (N samples,
 the learning rate of each position as in a single-process run), starting from the round's
-common weights; the coordinator then merges the K resulting weights (by default the round's
-weights plus the sum of the K changes, ``merge='sum'``; or their mean, ``merge='average'``),
+common weights; the coordinator then merges the K resulting weights (:data:`MERGES`),
 averages the optimizer states, caps the loop gain, checks the run's health and writes a
-checkpoint. The sum keeps one sample's worth of progress per sample, as a single process makes:
-on digits (64-128-10, 3 epochs, rounds of 200 samples per worker) K = 2 reached 91.65 % test
-and 95.2 % training accuracy with the sum, 91.14 % and 93.6 % with the mean, against 91.65 % and
-95.4 % for one process.
+checkpoint. The default merge, ``'scaled'``, is the linear scaling rule of large-batch SGD:
+every worker trains with K times the run's learning rate and the K weights are averaged, so a
+round makes as many samples' worth of progress as a single process makes on its samples. The
+plain mean (``'average'``) makes 1/K of it; the round's weights plus the sum of the K changes
+(``'sum'``) adds changes that each already corrected the same errors, and overshoots. Measured
+on MNIST 784-256-10 (``benchmarks/workers.py``, README "Scaling one run"): 'scaled' keeps the
+single-process accuracy, 'sum' lost several points at the preset's learning rate.
 
 Why model averaging and not synchronous mini-batches: SPIDE is an online rule, one update per
 sample, and a standalone binary is started once per chunk of samples (weights in and out
@@ -172,15 +174,15 @@ def train_round(
     }
 
 
-#: How the workers' weights become the next round's: their mean, or the start plus the sum of
-#: their changes (the mean with the change scaled by K, as many samples' worth of progress as
-#: a single process makes in a round).
-MERGES = ("average", "sum")
+#: How the workers' weights become the next round's: ``'scaled'`` (the workers train with K
+#: times the learning rate, their weights are averaged), ``'average'`` (their mean) or
+#: ``'sum'`` (the round's weights plus the sum of their changes).
+MERGES = ("scaled", "average", "sum")
 
 
 def merge(start: Arrays, arrays: list[Arrays], how: str) -> Arrays:
     """The next round's weights from the round's ``start`` and each worker's ``arrays``."""
-    if how == "average" or len(arrays) == 1:
+    if how != "sum" or len(arrays) == 1:
         return average(arrays)
     return {
         name: start[name] + np.sum([entry[name] - start[name] for entry in arrays], axis=0)
@@ -221,9 +223,10 @@ class DistributedTraining:
         Address of a running Dask scheduler (``tcp://host:port``); default a LocalCluster.
     sync_every : int, optional
         N, samples each worker trains between two averagings (default the chunk size).
-    merge : {'average', 'sum'}
-        The next round's weights: the mean of the workers' weights (model averaging), or the
-        round's weights plus the sum of the workers' changes (see :data:`MERGES`).
+    merge : {'scaled', 'average', 'sum'}
+        The next round's weights: the mean of the weights of workers that trained with K times
+        the learning rate (default), their plain mean, or the round's weights plus the sum of
+        the workers' changes (see :data:`MERGES`).
     task : callable
         The per-round task (:func:`train_round`, or a wrapper of it with the same signature).
     retries : int
@@ -237,7 +240,7 @@ class DistributedTraining:
         workers: int,
         scheduler: str | None = None,
         sync_every: int | None = None,
-        merge: str = "sum",
+        merge: str = "scaled",
         task: Callable[..., dict[str, Any]] = train_round,
         retries: int = RETRIES,
     ) -> None:
@@ -300,7 +303,7 @@ class DistributedTraining:
             "dropout": trainer._train.dropout_generator,
         }
         fingerprint = trainer._fingerprint(array, truth, epochs, validation is not None)
-        fingerprint.update(workers=self.workers, sync_every=self.sync_every)
+        fingerprint.update(workers=self.workers, sync_every=self.sync_every, merge=self.merge)
         state = TrainingState(fingerprint=fingerprint, records={key: [] for key in _RECORDS})
         if resume and checkpoint is not None and Path(checkpoint).is_file():
             state = trainer._resume(checkpoint, state, generators)
@@ -362,9 +365,10 @@ class DistributedTraining:
         worker, local = _shard_layout(n_samples, self.workers, self.sync_every)
         per_worker = np.bincount(worker, minlength=self.workers)
         batch = self.trainer.plasticity.batch_size
+        rates = self.trainer._learning_rates(epoch, epochs, n_samples)
         return {
             "worker": worker,
-            "rates": self.trainer._learning_rates(epoch, epochs, n_samples),
+            "rates": rates * self.workers if self.merge == "scaled" else rates,
             "apply_after": ((local + 1) % batch == 0) | (local + 1 == per_worker[worker]),
         }
 
@@ -426,7 +430,7 @@ class DistributedTraining:
             rounds = first // span + 1  # of the epoch
             if positions[-1] + 1 < n_samples and not rounds % self._checkpoint_every:
                 save(epoch, int(positions[-1]) + 1, order)
-        return float(plan["rates"].mean())
+        return float(self.trainer._learning_rates(epoch, epochs, n_samples).mean())
 
     def _run_round(
         self, client: Any, shards: list[dict[str, Any]], name: str
