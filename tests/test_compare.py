@@ -111,6 +111,16 @@ def test_every_regime_gives_every_rule_the_same_initial_weights() -> None:
     )
 
 
+def test_every_regime_keeps_the_loop_gain_below_one_at_its_steepest_slope() -> None:
+    # a reset to rest consumes V_th per spike: at the template's V_th = theta / 2 the slope
+    # 1 / V_th doubles the loop gain of the initial weights (0.5 x 2 = 1, no unique fixed point)
+    for regime in REGIMES:
+        for name in RULES:
+            network = rule_regime(regime, name).network(template(), seed=4)
+            charge = neuron_constants(network).charge_per_spike
+            assert np.linalg.norm(network.feedback_weights, 2) / charge < 1, (regime, name)
+
+
 def test_memory_grows_with_the_phase_for_recorded_rules_and_not_for_spide() -> None:
     # recorded rules hold the raster (and NA and ST-RSBP histories or spike pairs), which
     # grow with T; SPIDE's state variables are per neuron

@@ -33,6 +33,17 @@ seed, the sizes, ``theta`` and the feedback gain only).
       it: the plain ``1 / (V_th - u)`` factor diverges around a feedback loop.
     * SPIDE and IDE on the ideal network, as in ``'ideal'``.
 
+    A reset to rest consumes ``v_threshold`` of charge per spike (and the refractory clamp
+    more), the subtractive reset ``theta``. So a reset-to-rest network of this regime fires at
+    ``v_threshold = theta``: its slope ``1 / V_th`` is at most the ideal network's
+    ``1 / theta``, its loop gain below the ideal network's bound, and its initial weights
+    those of every regime. With the template's ``v_threshold`` (``theta / 2``) every slope
+    doubles, the initial loop gain with it (0.5 becomes 1), and the fixed point is no longer
+    unique; spike-based BP then solves its error loop with slopes ``1 / V_th``, near singular,
+    and trained to chance: ``fbsnn compare --rules spike_bp --regime paper --seeds 1 --epochs 2
+    --directions 0`` measured 10.1 % and 13.8 % training accuracy after epochs 1 and 2 with
+    ``V_th = theta / 2``, 91.0 % and 94.8 % with ``V_th = theta``.
+
 Examples
 --------
 >>> from fbsnn_brian import FeedbackNetwork
@@ -118,8 +129,9 @@ class RuleRegime:
     def network(self, template: FeedbackNetwork, *, seed: int) -> FeedbackNetwork:
         """A fresh network of this regime with the template's architecture and ``seed``.
 
-        Only the template's sizes, ``v_threshold``, ``theta``, ``tau``, ``dt``, input coding
-        and feedback gain are used; the seed alone sets the initial weights.
+        Only the template's sizes, ``v_threshold`` (``theta`` with a reset to rest, see the
+        module docstring), ``theta``, ``tau``, ``dt``, input coding and feedback gain are used;
+        the seed alone sets the initial weights.
         """
         tau = template.tau
         biophysics = Biophysics(
@@ -133,7 +145,7 @@ class RuleRegime:
             n_classes=template.n_classes,
             neuron=self.neuron,
             tau_m=None if self.tau_m is None else self.tau_m * tau,
-            v_threshold=template.v_threshold,
+            v_threshold=template.theta if self.reset == "rest" else template.v_threshold,
             theta=template.theta,
             tau=tau,
             dt=template.dt,
@@ -152,7 +164,9 @@ class RuleRegime:
             if self.synapse == "instantaneous"
             else f"{self.synapse} synapse tau_syn={self.tau_syn:.3g} tau"
         )
-        parts.append("subtractive reset" if self.reset == "subtract" else "reset to rest")
+        parts.append(
+            "subtractive reset" if self.reset == "subtract" else "reset to rest at V_th = theta"
+        )
         parts.append(f"refractory {self.refractory:g} tau")
         return ", ".join(parts)
 
