@@ -22,20 +22,15 @@ __all__ = ["check_alignment"]
 
 
 def _protocol(settings: dict[str, Any], network: Any) -> Any:
-    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.model.protocol import FreePhase, Protocol
+    from fbsnn_brian.model.plasticity import SPIDEPlasticity
 
-    return Protocol(
-        [
-            FreePhase(duration=settings["free_tau"] * network.tau),
-            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
-        ],
-        plasticity=SPIDEPlasticity(
-            learning_rate=settings["learning_rate"],
-            scale=settings["scale"],
-            feedback=settings["feedback"],
-        ),
+    # the update's direction only: no weight decay, momentum or mini-batches
+    plasticity = SPIDEPlasticity(
+        learning_rate=settings["learning_rate"],
+        scale=settings["scale"],
+        feedback=settings["feedback"],
     )
+    return runs.protocol_from_settings(settings, network, plasticity)
 
 
 def _from_run(run_dir: str) -> tuple[dict[str, Any], Any]:

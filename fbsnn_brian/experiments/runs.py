@@ -47,6 +47,7 @@ __all__ = [
     "TrainingConfig",
     "evaluate_run",
     "network_from_settings",
+    "protocol_from_settings",
     "split_dataset",
     "train_run",
     "trainer_from_settings",
@@ -309,12 +310,25 @@ def _datasets(settings: TrainingConfig) -> tuple[Dataset, Dataset, Dataset | Non
     return train.subset(np.arange(cut)), test, train.subset(np.arange(cut, train.n_samples))
 
 
+def protocol_from_settings(settings: TrainingConfig, network: Any, plasticity: Any) -> Any:
+    """The run's free and perturbed phases (in the network's tau), with ``plasticity``."""
+    from fbsnn_brian.model.plasticity import PerturbedPhase
+    from fbsnn_brian.model.protocol import FreePhase, Protocol
+
+    return Protocol(
+        [
+            FreePhase(duration=settings["free_tau"] * network.tau),
+            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
+        ],
+        plasticity=plasticity,
+    )
+
+
 def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any:
     """The Trainer (with its network and protocol) that a run's settings describe."""
     from fbsnn_brian.learning.augmentation import RandomShift
     from fbsnn_brian.learning.trainer import Trainer
-    from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
-    from fbsnn_brian.model.protocol import FreePhase, Protocol
+    from fbsnn_brian.model.plasticity import SPIDEPlasticity
     from fbsnn_brian.rules.learning_rules import rule_from_name
 
     network = network_from_settings(settings, train.n_features, train.n_classes)
@@ -325,13 +339,7 @@ def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress:
         **{name: settings[name] for name in (*fields.split(), "feedback")},  # the same names
         learn_feedback=not settings["no_feedback"],
     )
-    protocol = Protocol(
-        [
-            FreePhase(duration=settings["free_tau"] * network.tau),
-            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
-        ],
-        plasticity=plasticity,
-    )
+    protocol = protocol_from_settings(settings, network, plasticity)
     rule = rule_from_name(settings["rule"])
     return Trainer(
         network,
