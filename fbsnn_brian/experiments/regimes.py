@@ -41,8 +41,8 @@ seed, the sizes, ``theta`` and the feedback gain only).
     doubles, the initial loop gain with it (0.5 becomes 1), and the fixed point is no longer
     unique; spike-based BP then solves its error loop with slopes ``1 / V_th``, near singular,
     and trained to chance: ``fbsnn compare --rules spike_bp --regime paper --seeds 1 --epochs 2
-    --directions 0`` measured 10.1 % and 13.8 % training accuracy after epochs 1 and 2 with
-    ``V_th = theta / 2``, 91.0 % and 94.8 % with ``V_th = theta``.
+    --directions 0`` measured 13.8 % training accuracy with ``V_th = theta / 2``, 94.8 % with
+    ``V_th = theta`` (``analysis/results/spike_bp_paper_threshold/``).
 
 Examples
 --------
