@@ -286,3 +286,28 @@ def test_the_scaled_merge_averages_workers_trained_at_k_times_the_rate() -> None
     assert np.array_equal(plans["scaled"]["rates"], 2 * single)
     one = DistributedTraining(trainer, workers=1, sync_every=4)._plan(0, 2, 24)
     assert np.array_equal(one["rates"], single)
+
+
+def test_the_workers_evaluate_with_the_current_weights(scheduler: str) -> None:
+    trainer = make_trainer()
+    spread = DistributedTraining(trainer, workers=2, scheduler=scheduler, sync_every=4)
+    digits = load_digits()
+    sets = [(digits.inputs[:60], digits.labels[:60]), (digits.inputs[60:90], digits.labels[60:90])]
+    predictions = []
+    with distributed.connect(2, scheduler) as client:
+        for seed in (1, 2):  # new weights each time: a worker must not keep earlier ones
+            other = FeedbackNetwork(n_inputs=64, layer_sizes=[6], n_classes=10, seed=seed)
+            trainer.network.set_weight_arrays(other.weight_arrays())
+            assert spread._accuracies(client, sets) == trainer._accuracies(sets)
+            shard = client.submit(
+                distributed.predict_shard,
+                trainer.network,
+                spread._protocol,
+                trainer.device,
+                digits.inputs[:60],
+                pure=False,
+            )
+            predicted = client.gather(shard)
+            np.testing.assert_array_equal(predicted, trainer.predict(digits.inputs[:60]))
+            predictions.append(predicted)
+    assert not np.array_equal(*predictions)

@@ -16,6 +16,10 @@ on MNIST 784-256-10 (``benchmarks/workers.py``, README "Scaling one run"; 2 epoc
 K = 2 with 'scaled' ended 0.2 points above one process (mean of two seeds), 'average' and 'sum'
 1.1 and 1.0 points below it (seed 0).
 
+After every epoch the training (and validation) images are evaluated by the K workers, each
+predicting an even share of them in its own compiled free-phase simulation with the epoch's
+weights (:func:`predict_shard`); with K = 1 the coordinator evaluates, as a single process does.
+
 Why model averaging and not synchronous mini-batches: SPIDE is an online rule, one update per
 sample, and a standalone binary is started once per chunk of samples (weights in and out
 through ``run_args`` files). A synchronous mini-batch of B samples would pay one launch and one
@@ -54,6 +58,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from fbsnn_brian import interrupt
+from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import TrainingSimulation, drop_inputs
 from fbsnn_brian.errors import FbsnnError, ValidationError
 from fbsnn_brian.io.checkpoint import TrainingState
@@ -63,7 +68,15 @@ from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
 from fbsnn_brian.validation import check_choice, check_labels, check_positive_int
 
-__all__ = ["MERGES", "DistributedTraining", "average", "connect", "merge", "train_round"]
+__all__ = [
+    "MERGES",
+    "DistributedTraining",
+    "average",
+    "connect",
+    "merge",
+    "predict_shard",
+    "train_round",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +88,11 @@ RETRIES = 3
 
 # one compiled training engine per configuration and worker process, reused by every round
 _ENGINES: dict[str, TrainingSimulation] = {}
+# one compiled evaluation (free phase only) per configuration and worker process
+_EVALUATIONS: dict[str, FreeRunSimulation] = {}
+
+#: Samples per Brian2 run of an evaluation (as the single-process Trainer's evaluation).
+EVALUATION_CHUNK = 500
 
 
 def _dask() -> Any:
@@ -173,6 +191,28 @@ def train_round(
         "build_cache_hit": bool(engine.build_cache_hit),
         "pid": os.getpid(),
     }
+
+
+def predict_shard(
+    network: FeedbackNetwork, protocol: Protocol, device: str, inputs: FloatArray
+) -> NDArray[np.int64]:
+    """Predicted classes of one worker's share of an evaluation set (a pure function).
+
+    The argmax of the readout of the free-phase rates, as :meth:`Trainer.predict` computes
+    it, with ``network``'s weights in this process's compiled free-phase simulation.
+    """
+    key = json.dumps([network.config_json(), protocol.to_json(), device], sort_keys=True)
+    if key not in _EVALUATIONS:
+        _EVALUATIONS[key] = FreeRunSimulation(
+            network,
+            Protocol([protocol.free_phase]),
+            device=device,
+            chunk_size=EVALUATION_CHUNK,
+            record_spikes=False,
+        )
+    evaluation = _EVALUATIONS[key]
+    evaluation.network.set_weight_arrays(network.weight_arrays())
+    return np.asarray(evaluation.run(inputs).readout.argmax(axis=1), dtype=np.int64)
 
 
 #: How the workers' weights become the next round's: ``'scaled'`` (the workers train with K
@@ -315,7 +355,7 @@ class DistributedTraining:
                     client, epoch, epochs, (array, truth), state, generators, save
                 )
                 with contextlib.suppress(interrupt.Interrupted):  # redone on resume
-                    accuracies = [*trainer._accuracies(sets), math.nan][:2]
+                    accuracies = [*self._accuracies(client, sets), math.nan][:2]
                 if interrupt.requested():
                     save(epoch, len(array), state.order)
                     interrupt.check(f"during the evaluation of epoch {epoch + 1}/{epochs}")
@@ -432,6 +472,45 @@ class DistributedTraining:
             if positions[-1] + 1 < n_samples and not rounds % self._checkpoint_every:
                 save(epoch, int(positions[-1]) + 1, order)
         return float(self.trainer._learning_rates(epoch, epochs, n_samples).mean())
+
+    def _accuracies(
+        self, client: Any, sets: list[tuple[FloatArray, NDArray[np.int64]]]
+    ) -> list[float]:
+        """Accuracy on each set, its samples split evenly over the K workers.
+
+        With K = 1 the coordinator evaluates, as the single-process Trainer does.
+        """
+        if self.workers == 1:
+            return self.trainer._accuracies(sets)
+        inputs = np.concatenate([array for array, _ in sets])
+        parts = np.array_split(np.arange(len(inputs)), self.workers)
+        name = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(
+                predict_shard,
+                self.trainer.network,
+                self._protocol,
+                self.trainer.device,
+                inputs[part],
+                key=f"fbsnn-evaluate-{name}-{k}",
+                pure=False,
+                retries=self.retries,
+            )
+            for k, part in enumerate(parts)
+            if len(part)
+        ]
+        try:
+            predicted = np.concatenate(client.gather(futures))
+        except Exception:
+            if not interrupt.requested():
+                raise
+            return [math.nan] * len(sets)  # redone on resume
+        accuracies, start = [], 0
+        for array, labels in sets:
+            stop = start + len(array)
+            accuracies.append(float(np.mean(predicted[start:stop] == labels)))
+            start = stop
+        return accuracies
 
     def _run_round(
         self, client: Any, shards: list[dict[str, Any]], name: str
