@@ -63,7 +63,7 @@ from fbsnn_brian.build.training import TrainingSimulation, drop_inputs
 from fbsnn_brian.errors import FbsnnError, ValidationError
 from fbsnn_brian.io.checkpoint import TrainingState
 from fbsnn_brian.learning.health import check_health
-from fbsnn_brian.learning.trainer import _RECORDS, Trainer
+from fbsnn_brian.learning.trainer import _RECORDS, Trainer, set_accuracies
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
 from fbsnn_brian.validation import check_choice, check_labels, check_positive_int
@@ -124,14 +124,22 @@ def connect(workers: int, scheduler: str | None = None) -> Iterator[Any]:
             cluster.close()
 
 
+def _built(store: dict[str, Any], network: FeedbackNetwork, parts: list[Any], build: Any) -> Any:
+    """This process's simulation for ``network``'s configuration and ``parts`` (built once)."""
+    key = json.dumps([network.config_json(), *parts], sort_keys=True)
+    if key not in store:
+        store[key] = build()
+    return store[key]
+
+
 def _engine(network: FeedbackNetwork, protocol: Protocol, device: str, chunk_size: int) -> Any:
     """This process's training engine for the configuration (built once, then reused)."""
-    key = json.dumps(
-        [network.config_json(), protocol.to_json(), device, chunk_size], sort_keys=True
+    return _built(
+        _ENGINES,
+        network,
+        [protocol.to_json(), device, chunk_size],
+        lambda: TrainingSimulation(network, protocol, device=device, chunk_size=chunk_size),
     )
-    if key not in _ENGINES:
-        _ENGINES[key] = TrainingSimulation(network, protocol, device=device, chunk_size=chunk_size)
-    return _ENGINES[key]
 
 
 def train_round(
@@ -201,16 +209,18 @@ def predict_shard(
     The argmax of the readout of the free-phase rates, as :meth:`Trainer.predict` computes
     it, with ``network``'s weights in this process's compiled free-phase simulation.
     """
-    key = json.dumps([network.config_json(), protocol.to_json(), device], sort_keys=True)
-    if key not in _EVALUATIONS:
-        _EVALUATIONS[key] = FreeRunSimulation(
+    evaluation = _built(
+        _EVALUATIONS,
+        network,
+        [protocol.to_json(), device],
+        lambda: FreeRunSimulation(
             network,
             Protocol([protocol.free_phase]),
             device=device,
             chunk_size=EVALUATION_CHUNK,
             record_spikes=False,
-        )
-    evaluation = _EVALUATIONS[key]
+        ),
+    )
     evaluation.network.set_weight_arrays(network.weight_arrays())
     return np.asarray(evaluation.run(inputs).readout.argmax(axis=1), dtype=np.int64)
 
@@ -402,13 +412,14 @@ class DistributedTraining:
         return shards
 
     def _plan(self, epoch: int, epochs: int, n_samples: int) -> dict[str, NDArray[Any]]:
-        """Per epoch position: worker, learning rate and whether a mini-batch ends there."""
+        """Per epoch position: worker, learning rates (run's, workers') and mini-batch ends."""
         worker, local = _shard_layout(n_samples, self.workers, self.sync_every)
         per_worker = np.bincount(worker, minlength=self.workers)
         batch = self.trainer.plasticity.batch_size
         rates = self.trainer._learning_rates(epoch, epochs, n_samples)
         return {
             "worker": worker,
+            "schedule": rates,  # the run's, which the history records
             "rates": rates * self.workers if self.merge == "scaled" else rates,
             "apply_after": ((local + 1) % batch == 0) | (local + 1 == per_worker[worker]),
         }
@@ -471,7 +482,7 @@ class DistributedTraining:
             rounds = first // span + 1  # of the epoch
             if positions[-1] + 1 < n_samples and not rounds % self._checkpoint_every:
                 save(epoch, int(positions[-1]) + 1, order)
-        return float(self.trainer._learning_rates(epoch, epochs, n_samples).mean())
+        return float(plan["schedule"].mean())
 
     def _accuracies(
         self, client: Any, sets: list[tuple[FloatArray, NDArray[np.int64]]]
@@ -505,12 +516,7 @@ class DistributedTraining:
             if not interrupt.requested():
                 raise
             return [math.nan] * len(sets)  # redone on resume
-        accuracies, start = [], 0
-        for array, labels in sets:
-            stop = start + len(array)
-            accuracies.append(float(np.mean(predicted[start:stop] == labels)))
-            start = stop
-        return accuracies
+        return set_accuracies(predicted, sets)
 
     def _run_round(
         self, client: Any, shards: list[dict[str, Any]], name: str

@@ -67,6 +67,18 @@ _RECORDS = (
 FloatArray = NDArray[np.float64]
 
 
+def set_accuracies(
+    predicted: NDArray[np.int64], sets: list[tuple[FloatArray, NDArray[np.int64]]]
+) -> list[float]:
+    """Accuracy on each (inputs, labels) set of the predictions of their concatenated inputs."""
+    accuracies, start = [], 0
+    for inputs, labels in sets:
+        stop = start + len(inputs)
+        accuracies.append(float(np.mean(predicted[start:stop] == labels)))
+        start = stop
+    return accuracies
+
+
 class Trainer:
     """Train a FeedbackNetwork with a learning rule (SPIDE by default, inside the simulation).
 
@@ -268,13 +280,7 @@ class Trainer:
     def _accuracies(self, sets: list[tuple[FloatArray, NDArray[np.int64]]]) -> list[float]:
         """Accuracy on each (inputs, labels) set, all evaluated in one simulation call."""
         readout = self._evaluator().run(np.concatenate([inputs for inputs, _ in sets])).readout
-        predicted = readout.argmax(axis=1)
-        accuracies, start = [], 0
-        for inputs, labels in sets:
-            stop = start + len(inputs)
-            accuracies.append(float(np.mean(predicted[start:stop] == labels)))
-            start = stop
-        return accuracies
+        return set_accuracies(readout.argmax(axis=1), sets)
 
     # ------------------------------------------------------------------ training
     def _learning_rates(self, epoch: int, epochs: int, n_samples: int) -> FloatArray:
