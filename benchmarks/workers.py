@@ -16,7 +16,8 @@ SPIDE inside cpp_standalone, chunks of 200 samples):
   a LocalCluster, by default the workers training at twice the learning rate and their weights
   averaged, merge ``'scaled'``; ``--other-merges`` also trains K = 2 with the plain mean and
   with the sum of the changes, seed 0) for the same epochs, samples/s of the last epoch
-  (compilation excluded) and the test accuracy after the last epoch; with ``--seeds N`` for
+  (compilation excluded) and the test accuracy after the last epoch (with ``--validation-size
+  V``: the accuracy on the last V training images, which train neither K); with ``--seeds N`` for
   seeds 0 .. N-1 (initial weights and shuffling), K = 1 and K = 2 side by side for each seed,
   with the paired 95 % interval of the accuracy difference.
 
@@ -24,6 +25,8 @@ SPIDE inside cpp_standalone, chunks of 200 samples):
     python benchmarks/workers.py --seeds 2 --other-merges \\
         --out benchmarks/results/workers.json --json
     python benchmarks/workers.py --epochs 1 --train-size 2000 --test-size 500 --json
+    python benchmarks/workers.py --validation-size 1000 --seeds 2 --other-merges \\
+        --out benchmarks/results/workers_merges_validation.json --json
 
 JSON keys: ``samples_per_s`` (by K), ``speedup_2_workers``, ``sync_overhead_s`` (transfer and
 averaging per round), ``accuracy`` (by K, mean over seeds), ``accuracy_per_seed``,
@@ -101,7 +104,8 @@ def train(
     settings: dict[str, Any], workers: int, sync_every: int, merge: str = "scaled"
 ) -> dict[str, float]:
     """Train for the settings' epochs with K workers; return speed and test accuracy."""
-    train_part, test, _ = _datasets(settings)
+    train_part, test, validation = _datasets(settings)
+    scored = test if validation is None else validation  # --validation-size: choices
     trainer = trainer_from_settings(settings, train_part, progress=False)
     data = (train_part.inputs, train_part.labels)
     if workers == 1:
@@ -115,7 +119,7 @@ def train(
     return {
         "samples_per_s_last_epoch": train_part.n_samples / float(wall[-1]),
         "samples_per_s_all_epochs": train_part.n_samples * len(wall) / float(wall.sum()),
-        "accuracy": trainer.evaluate(test.inputs, test.labels)["accuracy"],
+        "accuracy": trainer.evaluate(scored.inputs, scored.labels)["accuracy"],
         "train_accuracy": float(history["train_accuracy"].values[-1]),
     }
 
@@ -126,6 +130,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 (default: 1)")
     parser.add_argument("--train-size", type=int, default=8000)
     parser.add_argument("--test-size", type=int, default=2000)
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=0,
+        help="score the last V training images instead of the test part (to choose settings)",
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--sync-every", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32, help="mini-batch of the other scheme")
@@ -144,6 +154,7 @@ def main() -> None:
         "test_size": args.test_size,
         "epochs": args.epochs,
         "chunk_size": 200,
+        "validation_size": args.validation_size,
     }
     train_part, _, _ = _datasets({**DEFAULTS, **given})
     settings = _settings(given, train_part)
@@ -203,6 +214,8 @@ def main() -> None:
             "dataset": args.dataset,
             "train_size": args.train_size,
             "test_size": args.test_size,
+            "accuracy_on": "validation" if args.validation_size else "test",
+            "validation_size": args.validation_size,
             "epochs": args.epochs,
             "seeds": list(range(args.seeds)),
             "sync_every": args.sync_every,
