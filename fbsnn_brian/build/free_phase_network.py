@@ -2,18 +2,20 @@
 
 :class:`FreePhaseNetwork` defines the network that
 :class:`~fbsnn_brian.build.free_run.FreeRunSimulation` runs on runtime and cpp_standalone and
-:class:`~fbsnn_brian.build.devices.genn_free_run.GeNNFreeRun` runs on brian2genn. With
-``genn=True`` it restates only what brian2genn 1.7 forbids (ARCHITECTURE.md, "Devices"); each
-such place below names the rule. The neuron equations come from
-:mod:`fbsnn_brian.build.neurons`.
+:class:`~fbsnn_brian.build.devices.genn_free_run.GeNNFreeRun` runs on brian2genn. It carries
+no device flag: where devices differ, it asks its
+:class:`~fbsnn_brian.build.device_rules.DeviceRules` (Brian2's own rules by default;
+brian2genn's are
+:class:`~fbsnn_brian.build.devices.genn_rules.GeNNRules`, each override naming the rule that
+forces it). The neuron equations come from :mod:`fbsnn_brian.build.neurons`.
 
 Object layout (names are the Brian2 object names):
 
 * ``stimulus``: one neuron per input feature holding ``x`` (spiking at rate ``x`` per tau
   with ``input_coding='spikes'``);
-* current coding: on runtime and cpp_standalone, ``drive`` holds layer 1's input current
-  ``F x``, a summed variable on a clock whose step is one sample, so that ``F x`` is computed
-  once per sample; layer 1 reads it through a linked variable. On brian2genn ``F x`` is a
+* current coding: with Brian2's rules, ``drive`` holds layer 1's input current ``F x``, a
+  summed variable on a clock whose step is one sample, so that ``F x`` is computed once per
+  sample; layer 1 reads it through a linked variable. With brian2genn's rules ``F x`` is a
   summed variable ``I_drive`` of layer 1 itself;
 * ``layer_1`` .. ``layer_N``: the spiking layers; ``forward_l`` connects layer l to l+1 and
   ``feedback`` connects layer N to layer 1 (a recurrent matrix for one layer); each spike adds
@@ -29,23 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from brian2 import (
-    Clock,
-    Network,
-    NeuronGroup,
-    SpikeMonitor,
-    Synapses,
-    TimedArray,
-    linked_var,
-    second,
-)
+from brian2 import Network, NeuronGroup, SpikeMonitor, Synapses, TimedArray, second
 from numpy.typing import NDArray
 
-from fbsnn_brian.build.devices import standalone
-from fbsnn_brian.build.devices.genn_device import GENN_SCHEDULE, assign_arrays
+from fbsnn_brian.build.device_rules import DeviceRules, assign_arrays
 from fbsnn_brian.build.neurons import (
     NeuronTemplate,
-    drive_group_equations,
     forward_neuron,
     input_neuron,
     neuron_namespace,
@@ -168,9 +159,9 @@ class FreePhaseNetwork:
         Steps of one sample and of its free phase.
     population_names : list of str
         Names of the recorded populations: ``'input'`` (spike coding only), then the layers.
-    genn : bool
-        Restate the network within brian2genn's rules (one clock, ``_run_regularly`` names,
-        no linked variable, brian2genn's schedule with gated deliveries).
+    rules : DeviceRules, optional
+        How the device realises the constructs that devices express differently (Brian2's
+        own rules by default).
     """
 
     def __init__(
@@ -180,40 +171,18 @@ class FreePhaseNetwork:
         sample_steps: int,
         free_steps: int,
         population_names: list[str],
-        genn: bool,
+        rules: DeviceRules | None = None,
     ) -> None:
         self.net = network
         self.sample_steps = sample_steps
         self.free_steps = free_steps
         self.sample_duration = sample_steps * network.dt
         self.population_names = population_names
-        self.genn = genn
+        self.rules = DeviceRules() if rules is None else rules
         self.spiking_input = network.input_coding == "spikes"
         self.namespace: dict[str, Any] = {}
         self.clock: Any = None
         self.sample_clock: Any = None
-
-    # ------------------------------------------------------------------ device rules
-    def _sample_start(self, owner: str) -> dict[str, Any]:
-        """``run_regularly`` arguments of ``owner``'s operation at every sample start."""
-        if self.genn:
-            # brian2genn: one clock (run_regularly may only have its own dt), and a
-            # run_regularly whose name lacks '_run_regularly' is silently dropped
-            return {"dt": self.sample_duration, "name": f"{owner}_run_regularly_sample_start"}
-        # named clock: a rebuild in the same process finds the cached binary
-        return {"clock": self.sample_clock, "name": f"{owner}_sample_start"}
-
-    def _delivered(self) -> str:
-        """The weight a spike delivers."""
-        if not self.genn:
-            return "w"
-        # brian2genn forces the schedule start, synapses, groups, thresholds, resets, end:
-        # a spike of step n - 1 is delivered in step n. Drop the deliveries at a sample start,
-        # which Brian2's default schedule makes before the reset wipes them.
-        # (t / dt + 0.5) % sample_steps is (n % sample_steps) + 1/2, half a unit away from the
-        # test's edge. Not int(t / dt + 0.5): brian2genn's int() in GeNN code takes a bool
-        # (any non-zero number gives 1), so int() may only wrap a comparison here.
-        return "w * int((t / dt + 0.5) % sample_steps >= 1)"
 
     # ------------------------------------------------------------------ parts
     def _group(
@@ -239,6 +208,10 @@ class FreePhaseNetwork:
         )
         return stimulus
 
+    def _sample_start(self, owner: str) -> dict[str, Any]:
+        """``run_regularly`` arguments of ``owner``'s operation at every sample start."""
+        return self.rules.sample_start(owner, self.sample_clock, self.sample_duration)
+
     @property
     def _gated(self) -> bool:
         return self.sample_steps != self.free_steps
@@ -246,15 +219,14 @@ class FreePhaseNetwork:
     def _layer(self, k: int) -> NeuronGroup:
         net = self.net
         current_input = k == 0 and not self.spiking_input
+        carrier = self.rules.current_input()
         template = forward_neuron(
             neuron=net.neuron,
             current_input=current_input,
             gated_by_phase=self._gated,
             biophysics=net.biophysics,
-            # brian2genn: no linked variables; F x is a summed variable of layer 1 itself,
-            # named apart from the linked I_input of the other devices
-            input_variable="I_drive" if self.genn else "I_input",
-            linked_input=not self.genn,
+            input_variable=carrier.variable,
+            linked_input=carrier.linked,
         )
         group = self._group(
             template,
@@ -274,44 +246,22 @@ class FreePhaseNetwork:
     def _input_path(
         self, stimulus: NeuronGroup, first: NeuronGroup
     ) -> tuple[Synapses, list[NeuronGroup]]:
-        """The input synapses, and the drive group where the device has one."""
+        """The input synapses, and the groups the device's input path needs."""
         extra: list[NeuronGroup] = []
         if self.spiking_input:
             synapses = Synapses(
                 stimulus,
                 first,
                 "w : 1",
-                on_pre=f"v_post += {self._delivered()}",
+                on_pre=f"v_post += {self.rules.delivered('w')}",
                 clock=self.clock,
                 namespace=self.namespace,
                 name="input_synapses",
             )
-        elif self.genn:
-            # brian2genn: no linked variables and no clock per group, so no per-sample drive
-            # group; one summed variable (allowed: one per Synapses, onto its post group)
-            synapses = Synapses(
-                stimulus,
-                first,
-                "w : 1\nI_drive_post = w * x_pre : 1 (summed)",
-                namespace=self.namespace,
-                name="input_synapses",
-            )
         else:
-            drive = NeuronGroup(
-                self.net.layer_sizes[0],
-                drive_group_equations(),
-                clock=self.sample_clock,
-                name="drive",
+            synapses, extra = self.rules.current_input_path(
+                stimulus, first, sample_clock=self.sample_clock, namespace=self.namespace
             )
-            synapses = Synapses(
-                stimulus,
-                drive,
-                "w : 1\nI_post = w * x_pre : 1 (summed)",
-                clock=self.sample_clock,
-                name="input_synapses",
-            )
-            first.I_input = linked_var(drive, "I")
-            extra.append(drive)
         pre, post = all_to_all(self.net.n_inputs, self.net.layer_sizes[0])
         synapses.connect(i=pre, j=post)
         return synapses, extra
@@ -323,7 +273,7 @@ class FreePhaseNetwork:
             source,
             target,
             "w : 1",
-            on_pre=synaptic_on_pre(self.net.biophysics, weight=self._delivered()),
+            on_pre=synaptic_on_pre(self.net.biophysics, weight=self.rules.delivered("w")),
             delay=delays.homogeneous(["pre"]),
             clock=self.clock,
             namespace=self.namespace,
@@ -345,9 +295,8 @@ class FreePhaseNetwork:
             "free_steps": self.free_steps,
             "sample_inputs": sample_inputs,
         }
-        if not self.genn:  # brian2genn: one clock, Brian2's defaultclock
-            self.clock = standalone.step_clock(net.dt)
-            self.sample_clock = Clock(dt=self.sample_duration, name="sample_clock")
+        self.clock = self.rules.step_clock(net.dt)
+        self.sample_clock = self.rules.sample_clock(self.sample_duration)
         stimulus = self._stimulus()
         layers = [self._layer(k) for k in range(net.n_layers)]
         input_synapses, extra = self._input_path(stimulus, layers[0])
@@ -373,8 +322,7 @@ class FreePhaseNetwork:
             name="free_run",
         )
         assign_arrays(network, free_phase_arrays(net))
-        if self.genn:
-            network.schedule = list(GENN_SCHEDULE)
+        self.rules.finish(network)
         network.run(n_samples * self.sample_duration, namespace={})
         return FreePhaseObjects(
             network=network,

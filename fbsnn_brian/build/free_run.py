@@ -1,9 +1,9 @@
 """Build layer: turns a FeedbackNetwork and a Protocol into one Brian2 simulation.
 
-The central design (ARCHITECTURE.md, "one simulation, many samples"): a chunk of samples is
-presented back to back inside ONE Brian2 run. The input of sample k comes from a TimedArray
-indexed by the sample number, membranes and counters are reset by ``run_regularly`` string
-code at each sample boundary, and nothing runs in Python during the run (no
+The central design (docs/architecture.rst, section "One simulation, many samples"): a chunk
+of samples is presented back to back inside ONE Brian2 run. The input of sample k comes from a
+TimedArray indexed by the sample number, membranes and counters are reset by ``run_regularly``
+string code at each sample boundary, and nothing runs in Python during the run (no
 ``network_operation``), so the same objects run in runtime mode and in cpp_standalone.
 
 The objects are defined by :class:`~fbsnn_brian.build.free_phase_network.FreePhaseNetwork`,
@@ -116,7 +116,9 @@ class FreeRunSimulation:
         The network; its weights are read at every :meth:`run`.
     protocol : Protocol
         The schedule (one free phase).
-    device : {'runtime', 'numpy', 'cython', 'cpp_standalone', 'cuda_standalone'}
+    device : str
+        A name in :data:`fbsnn_brian.build.devices.registry.REGISTRY` that serves the free
+        phase (:data:`~fbsnn_brian.build.devices.registry.DEVICES`).
         Runtime devices define fresh Brian2 objects per chunk (cheap: Brian2 caches the
         generated code); the standalone devices compile once and rerun the binary with new
         inputs and weights passed through ``run_args``.
@@ -189,7 +191,7 @@ class FreeRunSimulation:
             sample_steps=self.sample_steps,
             free_steps=self.free_steps,
             population_names=[population.name for population in self._populations()],
-            genn=False,
+            rules=standalone.device_rules(),
         ).define(inputs, n_samples)
 
     # ------------------------------------------------------------------ running
@@ -241,7 +243,7 @@ class FreeRunSimulation:
             self._compiled = (build, objects)
         return self._compiled
 
-    def compile(self, *, check_only: bool = False) -> standalone.StandaloneBuild:
+    def compile(self, *, check_only: bool = False) -> standalone.StandaloneBuild | None:
         """Compile the standalone build now (the first chunk would), or only check it.
 
         Parameters
@@ -249,11 +251,14 @@ class FreeRunSimulation:
         check_only : bool
             Generate the code and say whether the binary in the project directory fits it,
             compiling nothing.
+
+        Returns
+        -------
+        StandaloneBuild or None
+            The build; None on a runtime device, which compiles nothing.
         """
         if not self._standalone:
-            raise ValidationError(
-                f"FreeRunSimulation.compile: device {self.device!r} compiles nothing."
-            )
+            return None
         return self._build(check_only=True)[0] if check_only else self._compile()[0]
 
     def _run_chunk(
@@ -346,8 +351,10 @@ def simulate(
         Its free phase is simulated.
     inputs : array_like, shape (n_samples, n_inputs)
         Input values in [0, 1].
-    device : {'runtime', 'numpy', 'cython', 'cpp_standalone', 'cuda_standalone'}
-        Where to simulate. Runtime devices simulate each chunk as one Brian2 run; the
+    device : str
+        Where to simulate: a name in :data:`fbsnn_brian.build.devices.registry.REGISTRY` that
+        serves the free phase (:data:`~fbsnn_brian.build.devices.registry.DEVICES`). Runtime
+        devices simulate each chunk as one Brian2 run; the
         standalone devices compile once and run the binary per chunk.
     chunk_size : int, optional
         Samples per Brian2 run (default: all samples in one run for runtime devices, 100

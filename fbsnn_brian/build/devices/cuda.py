@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import brian2
+from brian2.devices.device import get_device
 
+from fbsnn_brian.build.device_rules import DeviceRules
 from fbsnn_brian.build.devices.cache import cache_root
 from fbsnn_brian.errors import DeviceError, ValidationError
 
 __all__ = [
     "INSTALL",
+    "CUDARules",
     "configure_cuda",
     "cuda_device_class",
     "curand_missing",
@@ -307,3 +310,17 @@ def cuda_device_class(reproducible: type) -> type:
                 raise DeviceError(f"cuda_standalone: {reason}, but {missing}.")
 
     return _FbsnnCudaDevice
+
+
+class CUDARules(DeviceRules):
+    """brian2cuda's rule: its synapse code reads the device's ``defaultclock`` by name.
+
+    So the per-step updates of a build run on the device's defaultclock, set to ``dt``,
+    instead of a clock of their own; every other construct is Brian2's.
+    """
+
+    def step_clock(self, dt: Any) -> Any:
+        """The device's defaultclock, with its step set to ``dt``."""
+        device = get_device()
+        device.defaultclock.dt = dt
+        return device.defaultclock

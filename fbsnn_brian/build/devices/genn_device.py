@@ -45,7 +45,6 @@ from fbsnn_brian.model.network import FeedbackNetwork
 __all__ = [
     "GENN_SCHEDULE",
     "GeNNBinary",
-    "assign_arrays",
     "check_genn_available",
     "check_ideal_biophysics",
     "genn_build",
@@ -212,17 +211,6 @@ class GeNNBinary:
     gpu: bool
     inputs: dict[str, tuple[Path, int]]
     outputs: dict[str, tuple[Path, str]]
-
-
-def assign_arrays(network: Network, arrays: dict[str, NDArray[np.float64]]) -> None:
-    """Set every ``object.variable`` of ``arrays`` on the objects of a Brian2 Network.
-
-    The keys are those :func:`record_binary` and :func:`rerun_binary` use, so a build assigns
-    its arrays from the same dictionary a rerun writes.
-    """
-    for key, values in arrays.items():
-        name, variable = key.split(".")
-        setattr(network[name], variable, values)
 
 
 def record_binary(

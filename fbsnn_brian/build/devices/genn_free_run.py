@@ -2,7 +2,7 @@
 
 :class:`GeNNFreeRun` builds the same free-phase simulation as
 :class:`~fbsnn_brian.build.free_run.FreeRunSimulation`, restated within what brian2genn 1.7 accepts
-(ARCHITECTURE.md, "Devices"), and either writes the GeNN project without GeNN
+(docs/architecture.rst, section "Devices"), and either writes the GeNN project without GeNN
 (:meth:`GeNNFreeRun.generate`) or builds and runs it with GeNN (:meth:`GeNNFreeRun.run`).
 
 brian2genn needs Brian2 < 2.6 and numpy < 2, so it lives in a virtual environment of its own,
@@ -10,8 +10,9 @@ with GeNN 4.x installed by the user (``GENN_PATH``). This module imports brian2g
 inside the methods that need it: importing this module works everywhere.
 
 The network is the one free-phase definition of every device,
-:class:`~fbsnn_brian.build.free_phase_network.FreePhaseNetwork`, with ``genn=True``: it
-restates only what brian2genn forbids (object names are the Brian2 names):
+:class:`~fbsnn_brian.build.free_phase_network.FreePhaseNetwork`, with brian2genn's rules
+(:class:`~fbsnn_brian.build.devices.genn_rules.GeNNRules`): it changes only what brian2genn
+forbids (object names are the Brian2 names):
 
 * one Brian2 run per call, every sample back to back: the inputs live in a TimedArray
   ``sample_inputs`` read by ``run_regularly`` string code at each sample start (brian2genn
@@ -88,6 +89,7 @@ from fbsnn_brian.build.devices.genn_device import (
     record_binary,
     rerun_binary,
 )
+from fbsnn_brian.build.devices.genn_rules import GeNNRules
 from fbsnn_brian.build.free_phase_network import (
     FreePhaseNetwork,
     FreePhaseObjects,
@@ -190,7 +192,7 @@ class GeNNFreeRun:
             sample_steps=self.sample_steps,
             free_steps=self.sample_steps,
             population_names=[population.name for population in self._populations()],
-            genn=True,
+            rules=GeNNRules(),
         ).define(inputs, len(inputs))
 
     def _check_inputs(self, owner: str, inputs: Any) -> NDArray[np.float64]:
@@ -354,8 +356,9 @@ class GeNNFreeRun:
         ----------
         inputs : array_like, shape (n_samples, n_inputs)
             Input values in [0, 1].
-        target : {'runtime', 'numpy', 'cython'}
-            Brian2's code target for the runtime device.
+        target : str
+            The runtime device, one of
+            :data:`~fbsnn_brian.build.devices.registry.RUNTIME_DEVICES` (its code target).
 
         Returns
         -------

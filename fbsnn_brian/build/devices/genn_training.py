@@ -3,11 +3,11 @@
 :class:`GeNNTraining` trains a FeedbackNetwork on a sequence of samples in ONE Brian2 run that
 brian2genn turns into a GeNN model, on the GPU or on GeNN's CPU backend. It computes the same
 updates as :class:`~fbsnn_brian.build.training.TrainingSimulation` (online SGD, one update per
-sample), restated within what brian2genn 1.7 accepts (ARCHITECTURE.md, "Devices"): spikes are
-the only event, a Synapses object has one ``on_pre`` and one ``on_post`` pathway, ``on_pre``
-may read postsynaptic but not presynaptic variables and may write one postsynaptic variable,
-``on_post`` may read presynaptic variables and write only synaptic ones, one summed variable
-per Synapses (targeting its postsynaptic group), one clock, TimedArrays only inside
+sample), restated within what brian2genn 1.7 accepts (docs/architecture.rst, section
+"Devices"): spikes are the only event, a Synapses object has one ``on_pre`` and one ``on_post``
+pathway, ``on_pre`` may read postsynaptic but not presynaptic variables and may write one
+postsynaptic variable, ``on_post`` may read presynaptic variables and write only synaptic ones, one
+summed variable per Synapses (targeting its postsynaptic group), one clock, TimedArrays only inside
 ``run_regularly``, no ``run_args``.
 
 Each sample lasts ``F + B + 4`` steps (F free-phase steps, B perturbed-phase steps):
@@ -87,10 +87,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from brian2 import Network, defaultclock
+from brian2 import Network, TimedArray, defaultclock
 from brian2.devices.device import get_device
 from numpy.typing import NDArray
 
+from fbsnn_brian.build.device_rules import assign_arrays
 from fbsnn_brian.build.devices import registry as devices
 from fbsnn_brian.build.devices.genn_device import (
     GeNNBinary,
@@ -102,8 +103,9 @@ from fbsnn_brian.build.devices.genn_device import (
     record_binary,
     rerun_binary,
 )
-from fbsnn_brian.build.devices.genn_training_network import GeNNTrainingNetwork, learned_arrays
+from fbsnn_brian.build.devices.genn_training_network import GeNNTrainingRules, learned_arrays
 from fbsnn_brian.build.free_phase_network import synapses_to_matrix, whole_steps
+from fbsnn_brian.build.training_network import TrainingNetwork
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
@@ -224,7 +226,13 @@ class GeNNTraining:
 
     # ------------------------------------------------------------------ definition
     def _define(self, values: dict[str, FloatArray]) -> Network:
-        """Create the network for the per-sample tables ``values`` and run it (one run)."""
+        """Create the network for the per-sample tables ``values`` and run it (one run).
+
+        The network is the one training definition
+        (:class:`~fbsnn_brian.build.training_network.TrainingNetwork`) with brian2genn's
+        rules (:class:`~fbsnn_brian.build.devices.genn_training_network.GeNNTrainingRules`);
+        the learned parameters are assigned from the dictionary a rerun writes.
+        """
         layout = {
             "free_steps": self.free_steps,
             "backward_steps": self.backward_steps,
@@ -232,7 +240,26 @@ class GeNNTraining:
             "update_step": self.update_step,
             "sample_steps": self.sample_steps,
         }
-        return GeNNTrainingNetwork(self.network, self.protocol, layout=layout).define(values)
+        tables = {
+            name: TimedArray(table, dt=self.sample_duration, name=name)
+            for name, table in values.items()
+        }
+        rules = GeNNTrainingRules(layout)
+        network = (
+            TrainingNetwork(
+                self.network,
+                self.protocol,
+                free_steps=self.free_steps,
+                sample_steps=self.sample_steps,
+                rules=rules,
+            )
+            .define(tables)
+            .network
+        )
+        assign_arrays(network, self._learned_arrays())
+        rules.finish(network)
+        network.run(len(values["real_samples"]) * self.sample_duration, namespace={})
+        return network
 
     # ------------------------------------------------------------------ inputs
     def _tables(

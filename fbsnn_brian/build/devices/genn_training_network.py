@@ -1,49 +1,54 @@
-"""The Brian2 objects of SPIDE training restated within brian2genn 1.7's rules.
+"""brian2genn's realisation of the training network's device-dependent constructs.
 
-:class:`GeNNTrainingNetwork` defines the network that
-:class:`~fbsnn_brian.build.devices.genn_training.GeNNTraining` runs (the sample layout and the
-reasons for it are in that module's docstring). It writes no equation of its own: the neuron
-equations, threshold, spike reset and namespace come from :mod:`fbsnn_brian.build.neurons`,
-and every update term, the error units' drive and jumps and the output error from
-:mod:`fbsnn_brian.build.plasticity`, as for
-:class:`~fbsnn_brian.build.training_network.TrainingNetwork`. What differs from that network is
-only what brian2genn forbids, and each such place names the rule:
+The training network is defined once, by
+:class:`~fbsnn_brian.build.training_network.TrainingNetwork`: its parts, names, the state every
+layer keeps, the sample-start resets, the connectivity, the fixed random backward weights and
+the constants. :class:`GeNNTrainingRules` overrides only the constructs of
+:class:`~fbsnn_brian.build.training_rules.TrainingRules` that brian2genn 1.7 cannot express as
+Brian2's devices do (besides those of
+:class:`~fbsnn_brian.build.devices.genn_rules.GeNNRules`: one clock, named operations, the forced
+schedule, ``int()`` of a bool), and each override names the rule. It writes no equation of its
+own: the neuron equations, threshold, spike reset and namespace come from
+:mod:`fbsnn_brian.build.neurons`, and every update term, the error units' drive and jumps and the
+output error from :mod:`fbsnn_brian.build.plasticity`. The sample layout and the reasons for it
+are in :mod:`fbsnn_brian.build.devices.genn_training`. The adaptations:
 
-* one event per group (no custom events): a layer's ``spike`` is a forward spike in the free
+* **one event per group** (no custom events): a layer's ``spike`` is a forward spike in the free
   phase, an error event in the perturbed phase and the update spike after it, so threshold
-  and reset are sums of 0/1 phase flags (:data:`FREE`, :data:`ERROR`, :data:`UPDATE`), and the
-  plasticity runs from the update spike instead of a ``run_regularly`` at a sample start;
-* ``on_pre`` may not read presynaptic variables and ``on_post`` may not write postsynaptic
-  ones: synapses count the spikes that cross them (``count``) instead of reading the
-  presynaptic rate, and the error events travel through a second, transposed Synapses object
-  per weight matrix, as one summed variable;
-* one summed variable per Synapses, onto its postsynaptic group: the readout's score and the
-  last layer's error drive are two Synapses (``readout_synapses``, ``readout_back``);
-* one clock: only ``run_regularly`` has the sample's own ``dt``; its name must contain
-  ``_run_regularly`` or brian2genn drops it silently;
-* brian2genn's schedule delivers a spike of step n at step n + 1: the delivery flags
-  (:data:`FREE_DELIVERY`, :data:`UPDATE_DELIVERY`) are those of the emission shifted by one;
-* ``int()`` in GeNN code takes a bool: it wraps comparisons only.
+  and reset are sums of 0/1 phase flags (:data:`FREE`, :data:`ERROR`, :data:`UPDATE`)
+  (:meth:`GeNNTrainingRules.layer_events`);
+* **parameters change on the update spike**: no ``run_regularly`` may run the plasticity at a
+  sample start with its own reads of the tables, so every update is applied by the update
+  spike, in the reset of a group and in the pathways of its synapses;
+* **``on_pre`` may not read presynaptic variables and ``on_post`` may not write postsynaptic
+  ones**: synapses count the spikes that cross them (``count``) instead of reading the
+  presynaptic rate, the input ``x`` is a synaptic copy, and the error events travel through a
+  second, transposed Synapses object per weight matrix, as one summed variable
+  (:meth:`GeNNTrainingRules.loop_synapses`);
+* **one summed variable per Synapses, onto its postsynaptic group**: the readout's score and
+  the last layer's error drive are two Synapses (``readout_synapses``, ``readout_back``)
+  (:meth:`GeNNTrainingRules.readout_synapses`);
+* **TimedArrays only inside run_regularly**: the learning rate and the real-sample flag are
+  per-neuron copies (``lr``, ``real``) loaded at the sample start;
+* **brian2genn's schedule delivers a spike of step n at step n + 1**: the delivery flags
+  (:data:`FREE_DELIVERY`, :data:`UPDATE_DELIVERY`) are those of the emission shifted by one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from brian2 import Network, NeuronGroup, Synapses, TimedArray
+from brian2 import NeuronGroup, Synapses
 from numpy.typing import NDArray
 
-from fbsnn_brian.build.devices.genn_device import GENN_SCHEDULE, assign_arrays
-from fbsnn_brian.build.free_phase_network import all_to_all, free_phase_arrays, matrix_to_synapses
-from fbsnn_brian.build.neurons import (
-    forward_threshold,
-    integration_method,
-    membrane_equations,
-    neuron_sample_start,
-    spike_code,
-    synaptic_on_pre,
+from fbsnn_brian.build.devices.genn_rules import GeNNRules, sample_position
+from fbsnn_brian.build.free_phase_network import (
+    SynapticDelays,
+    free_phase_arrays,
+    matrix_to_synapses,
 )
+from fbsnn_brian.build.neurons import forward_threshold, spike_code, synaptic_on_pre
 from fbsnn_brian.build.plasticity import (
     ERROR_DRIVE,
     ERROR_REFRACTORY,
@@ -57,19 +62,21 @@ from fbsnn_brian.build.plasticity import (
     readout_weight_gradient,
     sgd_step,
     spide_gate,
-    spide_namespace,
     weight_gradient,
 )
+from fbsnn_brian.build.training_rules import LayerEvents, TrainingRules
 from fbsnn_brian.model.network import FeedbackNetwork
-from fbsnn_brian.model.protocol import Protocol
 
-__all__ = ["GeNNTrainingNetwork", "learned_arrays"]
+if TYPE_CHECKING:
+    from fbsnn_brian.build.training_network import TrainingNetwork
+
+__all__ = ["GeNNTrainingRules", "learned_arrays"]
 
 FloatArray = NDArray[np.float64]
 
 #: Position within the sample, ``n % sample_steps + 1/2`` at step n (half a unit away from
 #: every integer it is compared with; no int() around it: brian2genn's int() takes a bool).
-STEP = "((t / dt + 0.5) % sample_steps)"
+STEP = sample_position()
 
 
 def during(first: str, last: str, step: str = STEP) -> str:
@@ -111,77 +118,50 @@ def learned_arrays(network: FeedbackNetwork, *, transpose: bool) -> dict[str, Fl
     return arrays
 
 
-class GeNNTrainingNetwork:
-    """Defines the GeNN training network of one run, part by part (module docstring).
+class GeNNTrainingRules(GeNNRules, TrainingRules):
+    """The training network's constructs as brian2genn 1.7 can express them (module docstring).
 
     Parameters
     ----------
-    network : FeedbackNetwork
-        Its current weights are the starting values.
-    protocol : Protocol
-        ``[FreePhase, PerturbedPhase]`` with a SPIDEPlasticity.
     layout : dict of str to int
         The sample layout of :class:`~fbsnn_brian.build.devices.genn_training.GeNNTraining`:
         ``free_steps``, ``backward_steps``, ``window_start``, ``update_step``,
         ``sample_steps``.
     """
 
-    def __init__(
-        self, network: FeedbackNetwork, protocol: Protocol, *, layout: dict[str, int]
-    ) -> None:
-        assert protocol.plasticity is not None
-        self.net = network
-        self.protocol = protocol
-        self.plasticity = protocol.plasticity
-        self.layout = layout
-        self.sample_duration = layout["sample_steps"] * network.dt
-        # brian2genn: one clock; only run_regularly may have its own dt
-        self.every_sample = {"dt": self.sample_duration, "when": "start"}
-        self.namespace: dict[str, Any] = {}
-        # fixed random backward weights, drawn in TrainingNetwork's order so that both builds
-        # use the same ones
-        self._feedback_rng = np.random.default_rng(network.seed + 1)
+    network_name = "spide_training_genn"
 
-    def _back_weights(self, weights: FloatArray) -> FloatArray | None:
-        if self.plasticity.feedback != "random":
-            return None
-        return self._feedback_rng.standard_normal(weights.shape) * float(np.std(weights))
+    def __init__(self, layout: dict[str, int]) -> None:
+        self.layout = dict(layout)
+
+    def namespace(self, definition: TrainingNetwork) -> dict[str, Any]:
+        """The sample layout, and the step as a constant for the synapse dynamics."""
+        return {"step_dt": definition.net.dt, **self.layout}
 
     # ------------------------------------------------------------------ layers
-    def _layer_model(self, first: bool, last: bool) -> str:
-        net = self.net
-        drive = "(I_input + b)" if first else "b"
-        error_drive = f"{ERROR_DRIVE} + " if last else ""
-        model = membrane_equations(neuron=net.neuron, drive=drive, biophysics=net.biophysics)
-        # brian2genn: no custom events and no presynaptic reads in on_pre, so the error
-        # events arrive as a summed current I_err (one step long) and the phase flags and
-        # learning rate are per-neuron copies (lr, real, last_sign)
-        model += f"""
-        du_err/dt = {error_drive}I_err / step_dt : 1
-        I_err : 1
-        b : 1
-        lr : 1
-        spike_count : 1
-        error_count : 1
-        last_sign : 1
-        t_last_spike : second
-        t_last_error : second
-        spikes_total : 1
-        events_total : 1
-        real : 1
-        """
-        if first:
-            model += "I_input : 1\n"
-        if last:
-            model += "g : 1\n"
-        return model
+    def layer_state(self, definition: TrainingNetwork) -> str:
+        """The error events' summed current and the per-neuron copies of the tables.
 
-    def _layer(self, k: int) -> NeuronGroup:
-        net = self.net
-        first, last = k == 0, k == net.n_layers - 1
+        No custom events and no presynaptic reads in ``on_pre``, so the error events arrive
+        as a summed current ``I_err`` (one step long); TimedArrays only inside
+        ``run_regularly``, so the learning rate and the real-sample flag are copies
+        (``lr``, ``real``); ``last_sign`` is the sign of the error event of the last step.
+        """
+        return "I_err : 1\nlr : 1\nlast_sign : 1\nreal : 1\n"
+
+    def error_unit(self, definition: TrainingNetwork, *, last: bool) -> str:
+        """The error unit integrates the summed error current (and, last, the drive g)."""
+        error_drive = f"{ERROR_DRIVE} + " if last else ""
+        return f"du_err/dt = {error_drive}I_err / step_dt : 1\n" + ("g : 1\n" if last else "")
+
+    def layer_events(self, definition: TrainingNetwork, k: int) -> LayerEvents:
+        """One event per group: forward spike, error event and update spike in one threshold.
+
+        The reset applies each kind's effect under its phase flag, and the bias's update at
+        the update spike.
+        """
+        net = definition.net
         gate = spide_gate("spike_count")
-        # brian2genn: one event per group, so the forward spike, the error event and the
-        # update spike are one threshold, a sum of phase-flagged conditions
         forward = " * ".join(f"int({condition})" for condition in forward_threshold(net.neuron))
         threshold = (
             f"({FREE} * {forward}"
@@ -205,43 +185,69 @@ class GeNNTrainingNetwork:
                 bias_update,
             ]
         )
-        group = NeuronGroup(
-            net.layer_sizes[k],
-            self._layer_model(first, last),
-            threshold=threshold,
-            reset=reset,
-            method=integration_method(net.neuron, net.biophysics),
-            namespace=self.namespace,
-            name=f"layer_{k + 1}",
-        )
-        start = [
-            *neuron_sample_start(net.neuron, net.biophysics),
-            "u_err = 0\nspike_count = 0\nerror_count = 0\nlast_sign = 0",
-            "t_last_spike = t - refractory\nt_last_error = t - tau",
-            # brian2genn: TimedArrays only inside run_regularly, so the tables are copied here
-            "lr = learning_rates(t)\nreal = real_samples(t)",
-        ]
-        if first:
-            start.append("I_input = 0")
-        group.run_regularly(
-            "\n".join(start),
-            dt=self.sample_duration,
-            when="start",
-            order=-1,
-            name=f"layer_{k + 1}_run_regularly_sample_start",
-        )
-        group.t_last_spike = -net.refractory
-        group.t_last_error = -net.tau
-        return group
+        # the ideal biophysics only (GeNNTraining refuses the others): no refractory clamp
+        return LayerEvents(threshold=threshold, reset=reset, refractory=False, events=None)
 
-    # ------------------------------------------------------------------ synapses
+    def layer_operations(self, definition: TrainingNetwork, k: int, group: NeuronGroup) -> None:
+        """Nothing: the events' effects and the bias update are in the reset (one event)."""
+
+    def layer_sample_start(self, definition: TrainingNetwork) -> list[str]:
+        """Reset the last event's sign; copy the tables (TimedArrays only in run_regularly)."""
+        return ["last_sign = 0", "lr = learning_rates(t)\nreal = real_samples(t)"]
+
+    # ------------------------------------------------------------------ input path
+    def stimulus(self, definition: TrainingNetwork) -> NeuronGroup:
+        """Every input neuron fires at the last step of each sample and at the update step.
+
+        The input path is event-driven: the spike of the last step arrives at the first step
+        of the next sample, after that sample's input was loaded into the synapses' ``x``, and
+        adds ``F x`` to layer 1's ``I_input`` once; the update spike applies the input
+        weights' update.
+        """
+        return NeuronGroup(
+            definition.net.n_inputs,
+            "spikes_total : 1",
+            threshold=f"({UPDATE} + {LAST}) > 0",
+            reset="spikes_total += 1",
+            namespace=definition.namespace,
+            name="stimulus",
+        )
+
+    def input_synapses(
+        self, definition: TrainingNetwork, stimulus: NeuronGroup, first: NeuronGroup
+    ) -> Synapses:
+        """The input weights, with ``x`` a synaptic copy (on_pre may not read the stimulus)."""
+        gradient = weight_gradient(
+            spide_gate("spike_count_post"), error_rate("error_count_post"), "x"
+        )
+        input_synapses = Synapses(
+            stimulus,
+            first,
+            "w : 1\nx : 1",
+            on_pre=(
+                f"I_input_post += w * x * {DRIVE_DELIVERY}\n"
+                + sgd_step("w", f"{UPDATE_DELIVERY} * lr_post", gradient)
+            ),
+            namespace=definition.namespace,
+            name="input_synapses",
+        )
+        definition.connect_all(input_synapses)
+        input_synapses.run_regularly(
+            "x = sample_inputs(t, i)",
+            order=-2,
+            name="input_synapses_run_regularly_load",
+            **definition.every_sample(),
+        )
+        return input_synapses
+
+    # ------------------------------------------------------------------ loop synapses
     @staticmethod
     def _counted_update(weight: str, side: str, gradient: str) -> str:
         """Counting code and SPIDE update of one weight copy (``side``: 'post' or 'pre').
 
-        brian2genn: on_pre may not read presynaptic variables (nor on_post postsynaptic
-        ones), so the synapse counts the free-phase spikes that cross it and applies the
-        update when the update spike arrives.
+        on_pre may not read presynaptic variables (nor on_post postsynaptic ones), so the
+        synapse counts the free-phase spikes that cross it and applies the update when the
+        update spike arrives.
         """
         return (
             f"count += {FREE_DELIVERY}\n"
@@ -258,29 +264,39 @@ class GeNNTrainingNetwork:
             weight,
         )
 
-    def _loop_pair(
-        self, source: NeuronGroup, target: NeuronGroup, weights: FloatArray, name: str
-    ) -> tuple[Synapses, Synapses]:
+    def loop_synapses(
+        self,
+        definition: TrainingNetwork,
+        source: NeuronGroup,
+        target: NeuronGroup,
+        weights: FloatArray,
+        name: str,
+        pre_layer: int,
+        delays: SynapticDelays,
+        *,
+        learned: bool = True,
+    ) -> list[Synapses]:
         """Forward synapses (source -> target) and their transposed copy (target -> source).
 
-        The learned weights are assigned later (:func:`learned_arrays`); only fixed random
-        backward weights (no weight transport) are set here.
+        No custom events and one pathway each way, so the signed error events reach the
+        membrane as a summed variable of a transposed copy of the weights. The learned
+        weights are assigned after the definition (:func:`learned_arrays`); only fixed random
+        backward weights (no weight transport) are set here. Every weight is learned
+        (GeNNTraining refuses ``learn_feedback=False``) and there are no delays (the ideal
+        biophysics).
         """
-        back_weights = self._back_weights(weights)
+        back_weights = definition.random_feedback(weights)
         forward = Synapses(
             source,
             target,
             "w : 1\ncount : 1",
-            on_pre=synaptic_on_pre(self.net.biophysics, weight=f"w * {FREE_DELIVERY}")
+            on_pre=synaptic_on_pre(definition.net.biophysics, weight=f"w * {FREE_DELIVERY}")
             + "\n"
             + self._counted_update("w", "post", self._loop_gradient("post", "w")),
-            namespace=self.namespace,
+            namespace=definition.namespace,
             name=name,
         )
-        pre, post = all_to_all(len(source), len(target))
-        forward.connect(i=pre, j=post)
-        # brian2genn: no custom events and one pathway each way, so the signed error events
-        # reach the membrane as a summed variable of a transposed copy of the weights
+        definition.connect_all(forward)
         jump = error_jump("w_back * last_sign_pre * int(t_last_error_pre > t - 1.5 * step_dt)")
         backward = Synapses(
             target,
@@ -291,69 +307,26 @@ class GeNNTrainingNetwork:
                 if back_weights is None
                 else None
             ),
-            namespace=self.namespace,
+            namespace=definition.namespace,
             name=f"{name}_back",
         )
-        pre, post = all_to_all(len(target), len(source))
-        backward.connect(i=pre, j=post)
+        definition.connect_all(backward)
         if back_weights is not None:
             backward.w_back = matrix_to_synapses(np.ascontiguousarray(back_weights.T))
-        return forward, backward
+        return [forward, backward]
 
-    def _stimulus(self) -> NeuronGroup:
-        # The input path is event-driven: every input neuron fires at the last step of each
-        # sample; the spike arrives at the first step of the next one, after that sample's
-        # input was loaded into the synapses' x, and adds F x to layer 1's I_input once.
-        # It fires again at the update step, for the input weights' update.
-        stimulus = NeuronGroup(
-            self.net.n_inputs,
-            "spikes_total : 1",
-            threshold=f"({UPDATE} + {LAST}) > 0",
-            reset="spikes_total += 1",
-            namespace=self.namespace,
-            name="stimulus",
-        )
-        return stimulus
-
-    def _input_synapses(self, stimulus: NeuronGroup, first: NeuronGroup) -> Synapses:
-        net = self.net
-        gradient = weight_gradient(
-            spide_gate("spike_count_post"), error_rate("error_count_post"), "x"
-        )
-        # brian2genn: on_pre may not read presynaptic variables, so x is a synaptic copy
-        input_synapses = Synapses(
-            stimulus,
-            first,
-            "w : 1\nx : 1",
-            on_pre=(
-                f"I_input_post += w * x * {DRIVE_DELIVERY}\n"
-                + sgd_step("w", f"{UPDATE_DELIVERY} * lr_post", gradient)
-            ),
-            namespace=self.namespace,
-            name="input_synapses",
-        )
-        pre, post = all_to_all(net.n_inputs, net.layer_sizes[0])
-        input_synapses.connect(i=pre, j=post)
-        input_synapses.run_regularly(
-            "x = sample_inputs(t, i)",
-            order=-2,
-            name="input_synapses_run_regularly_load",
-            **self.every_sample,
-        )
-        return input_synapses
-
-    def _readout(self) -> tuple[NeuronGroup, Synapses]:
-        net = self.net
+    # ------------------------------------------------------------------ readout
+    def readout(self, definition: TrainingNetwork) -> tuple[NeuronGroup, Synapses]:
+        """The readout, whose one event latches the output error and updates its bias."""
+        net = definition.net
         latch = during("window_start - 1", "window_start - 1")
-        error = output_error(self.plasticity.loss)
-        # brian2genn: one event per group; the readout's spike latches the output error and,
-        # at the update step, applies the readout bias's update
+        error = output_error(definition.plasticity.loss)
         readout = NeuronGroup(
             net.n_classes,
             "o : 1\nd : 1\nlabel : 1\npartition : 1\nerr : 1\nlr : 1",
             threshold=f"({latch} + {UPDATE}) > 0",
             reset=f"err += {latch} * ({error} - err)\n{sgd_step('d', f'{UPDATE} * lr', 'err')}",
-            namespace=self.namespace,
+            namespace=definition.namespace,
             name="readout",
         )
         readout.partition = float(net.n_classes)
@@ -361,20 +334,29 @@ class GeNNTrainingNetwork:
             "label = sample_labels(t, i)\nlr = learning_rates(t)",
             order=-1,
             name="readout_run_regularly_sample_start",
-            **self.every_sample,
+            **definition.every_sample(),
         )
         softmax_sum = Synapses(
             readout,
             readout,
             "partition_post = exp(o_pre + d_pre) : 1 (summed)",
-            namespace=self.namespace,
+            namespace=definition.namespace,
             name="softmax_sum",
         )
         softmax_sum.connect()
+        # Brian2's runtime sums every summed variable before the groups update, in order;
+        # the softmax denominator must read the readout of the previous step, as in GeNN.
+        softmax_sum.summed_updaters["partition_post"].order = -3
         return readout, softmax_sum
 
-    def _readout_pair(self, last: NeuronGroup, readout: NeuronGroup) -> tuple[Synapses, Synapses]:
-        net = self.net
+    def readout_synapses(
+        self, definition: TrainingNetwork, last: NeuronGroup, readout: NeuronGroup
+    ) -> list[Synapses]:
+        """The score ``o`` and, by a transposed copy, the last layer's error drive ``g``.
+
+        One summed variable per Synapses, onto its postsynaptic group.
+        """
+        net = definition.net
         rate = free_rate("count")
         readout_synapses = Synapses(
             last,
@@ -382,14 +364,12 @@ class GeNNTrainingNetwork:
             "w : 1\ncount : 1\n"
             f"o_post = {readout_drive('w', 'spike_count_pre / rate_normaliser')} : 1 (summed)",
             on_pre=self._counted_update("w", "post", readout_weight_gradient("err_post", rate)),
-            namespace=self.namespace,
+            namespace=definition.namespace,
             name="readout_synapses",
         )
-        pre, post = all_to_all(net.layer_sizes[-1], net.n_classes)
-        readout_synapses.connect(i=pre, j=post)
-        readout_fixed = self._back_weights(net.readout_weights)
-        # brian2genn: one summed variable per Synapses, onto its postsynaptic group, so the
-        # error drive g of the last layer is summed by a transposed copy
+        definition.connect_all(readout_synapses)
+        readout_synapses.summed_updaters["o_post"].order = -2
+        readout_fixed = definition.random_feedback(net.readout_weights)
         feedback = error_feedback("w_back", "err_pre")
         readout_back = Synapses(
             readout,
@@ -402,64 +382,10 @@ class GeNNTrainingNetwork:
                 if readout_fixed is None
                 else None
             ),
-            namespace=self.namespace,
+            namespace=definition.namespace,
             name="readout_back",
         )
-        pre, post = all_to_all(net.n_classes, net.layer_sizes[-1])
-        readout_back.connect(i=pre, j=post)
+        definition.connect_all(readout_back)
         if readout_fixed is not None:
             readout_back.w_back = matrix_to_synapses(np.ascontiguousarray(readout_fixed.T))
-        return readout_synapses, readout_back
-
-    # ------------------------------------------------------------------ the whole network
-    def define(self, values: dict[str, FloatArray]) -> Network:
-        """Create every object for the per-sample tables ``values``, assign the network's
-        learned parameters and run every sample of the tables."""
-        net = self.net
-        tables = {
-            name: TimedArray(table, dt=self.sample_duration, name=name)
-            for name, table in values.items()
-        }
-        self.namespace = {
-            **spide_namespace(net, self.protocol, self.layout["free_steps"]),
-            "step_dt": net.dt,
-            **self.layout,
-            **tables,
-        }
-        stimulus = self._stimulus()
-        layers = [self._layer(k) for k in range(net.n_layers)]
-        input_synapses = self._input_synapses(stimulus, layers[0])
-        forward, backward = [], []
-        for k, weights in enumerate(net.forward_weights):
-            pair = self._loop_pair(layers[k], layers[k + 1], weights, f"forward_{k + 1}")
-            forward.append(pair[0])
-            backward.append(pair[1])
-        feedback, feedback_back = self._loop_pair(
-            layers[-1], layers[0], net.feedback_weights, "feedback"
-        )
-        readout, softmax_sum = self._readout()
-        readout_synapses, readout_back = self._readout_pair(layers[-1], readout)
-        # Brian2's runtime sums every summed variable before the groups update, in order; the
-        # softmax denominator must read the readout of the previous step, as in GeNN.
-        softmax_sum.summed_updaters["partition_post"].order = -3
-        readout_synapses.summed_updaters["o_post"].order = -2
-        network = Network(
-            stimulus,
-            *layers,
-            readout,
-            input_synapses,
-            *forward,
-            *backward,
-            feedback,
-            feedback_back,
-            softmax_sum,
-            readout_synapses,
-            readout_back,
-            name="spide_training_genn",
-        )
-        assign_arrays(
-            network, learned_arrays(net, transpose=self.plasticity.feedback == "transpose")
-        )
-        network.schedule = list(GENN_SCHEDULE)
-        network.run(len(values["real_samples"]) * self.sample_duration, namespace={})
-        return network
+        return [readout_synapses, readout_back]

@@ -63,16 +63,17 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import brian2
 import numpy as np
-from brian2 import Clock, Network, ms
+from brian2 import Network, ms
 from brian2.core.names import find_name
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
 
 from fbsnn_brian import interrupt
+from fbsnn_brian.build.device_rules import DeviceRules
 from fbsnn_brian.build.devices import cuda
 from fbsnn_brian.build.devices.cache import cache_root
 from fbsnn_brian.build.devices.registry import (
@@ -85,14 +86,15 @@ from fbsnn_brian.errors import DeviceError
 
 __all__ = [
     "TARGETS",
+    "Compilable",
     "StandaloneBuild",
     "build_key",
     "cache_root",
     "check_available",
     "clear_cache",
     "compile_all",
+    "device_rules",
     "compile_standalone",
-    "step_clock",
     "target_options",
 ]
 
@@ -262,16 +264,41 @@ def check_available(owner: str, device: str) -> None:
         cuda.configure_cuda()
 
 
+class Compilable(Protocol):
+    """A simulation that may have a standalone build to compile before its first run.
+
+    The training engines (:class:`~fbsnn_brian.learning.engine.TrainingEngine`) and the
+    evaluators of the Trainer implement it; :func:`compile_all` compiles them.
+    """
+
+    def compile(self, *, check_only: bool = False) -> StandaloneBuild | None:
+        """Compile the standalone build now (its first run would), or only check it.
+
+        Parameters
+        ----------
+        check_only : bool
+            Generate the code and say whether the binary in the project directory fits it,
+            compiling nothing.
+
+        Returns
+        -------
+        StandaloneBuild or None
+            The build, or None where there is nothing to compile ahead (a runtime device,
+            or a device that builds its project at the first run).
+        """
+        ...
+
+
 def compile_all(
-    simulations: Mapping[str, Any], *, check_only: bool = False
+    simulations: Mapping[str, Compilable], *, check_only: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Compile the standalone builds of some simulations now (before they are timed).
 
     Parameters
     ----------
-    simulations : mapping of str to simulation
-        Those on a standalone device (``device`` in :data:`TARGETS`, with a ``compile``
-        method) are compiled; the others are left out.
+    simulations : mapping of str to Compilable
+        Those with a standalone build (:meth:`Compilable.compile` returns one) are compiled;
+        the others are left out.
     check_only : bool
         Generate the code and say whether the binaries in the project directories fit it,
         compiling nothing.
@@ -284,8 +311,8 @@ def compile_all(
     """
     described = {}
     for name, simulation in simulations.items():
-        if getattr(simulation, "device", None) in TARGETS and hasattr(simulation, "compile"):
-            build = simulation.compile(check_only=check_only)
+        build = simulation.compile(check_only=check_only)
+        if build is not None:
             described[name] = {
                 "directory": build.directory,
                 "compile_time_s": build.compile_time_s,
@@ -318,17 +345,17 @@ def target_options(target: str) -> dict[str, Any]:
     return options
 
 
-def step_clock(dt: Any) -> Clock:
-    """The clock of the per-step updates of a build.
+def device_rules() -> DeviceRules:
+    """The rules of the Brian2 device now set, for the network definitions.
 
-    A named clock of its own, except under brian2cuda, whose synapse code reads the
-    device's ``defaultclock`` by name: there the device's defaultclock (set to ``dt``) is it.
+    Brian2's own rules (:class:`~fbsnn_brian.build.device_rules.DeviceRules`), except under
+    brian2cuda, whose synapse code reads the device's ``defaultclock`` by name
+    (:class:`~fbsnn_brian.build.devices.cuda.CUDARules`).
     """
     device = get_device()
     if any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__):
-        device.defaultclock.dt = dt
-        return device.defaultclock
-    return Clock(dt=dt, name="step_clock")
+        return cuda.CUDARules()
+    return DeviceRules()
 
 
 def clear_cache() -> None:
@@ -501,8 +528,9 @@ def compile_standalone(
         Build and run in this directory instead (no cache, kept afterwards).
     owner : object, optional
         The private working directory is deleted when this object is garbage collected.
-    target : {'cpp_standalone', 'cuda_standalone'}
-        The device (cuda_standalone: brian2cuda, see :mod:`fbsnn_brian.build.devices.cuda`).
+    target : str
+        The device, one of :data:`TARGETS` (the registry's standalone devices;
+        cuda_standalone: brian2cuda, see :mod:`fbsnn_brian.build.devices.cuda`).
     what : str
         What is compiled, for the one-line notice printed before a compilation that is not a
         cache hit (e.g. ``'the training simulation'``).
