@@ -83,7 +83,10 @@ class TrainingSimulation:
         Its weights are read before and written back after every chunk.
     protocol : Protocol
         ``[FreePhase, PerturbedPhase]`` with a :class:`SPIDEPlasticity`.
-    device : {'runtime', 'numpy', 'cython', 'cpp_standalone', 'cuda_standalone'}
+    device : str
+        A name in :data:`fbsnn_brian.build.devices.registry.REGISTRY` that Brian2 runs (one of
+        :data:`~fbsnn_brian.build.devices.registry.DEVICES`; GeNN trains with
+        :class:`~fbsnn_brian.build.devices.genn_engines.GeNNTrainingSimulation`).
         The standalone devices compile once and rerun the binary with ``run_args``
         (cuda_standalone on a GPU, see :mod:`fbsnn_brian.build.devices.cuda`).
     chunk_size : int
@@ -200,6 +203,7 @@ class TrainingSimulation:
             free_steps=self.free_steps,
             sample_steps=self.sample_steps,
             record=self._record,
+            rules=standalone.training_rules(),
         ).define(tables)
         network = objects.network
         # optimizer state carried over from the previous chunk (cpp_standalone: run_args)
@@ -282,7 +286,7 @@ class TrainingSimulation:
             self._compiled = (build, objects)
         return self._compiled
 
-    def compile(self, *, check_only: bool = False) -> standalone.StandaloneBuild:
+    def compile(self, *, check_only: bool = False) -> standalone.StandaloneBuild | None:
         """Compile the standalone build now (the first chunk would), or only check it.
 
         Parameters
@@ -290,11 +294,14 @@ class TrainingSimulation:
         check_only : bool
             Generate the code and say whether the binary in the project directory fits it,
             compiling nothing.
+
+        Returns
+        -------
+        StandaloneBuild or None
+            The build; None on a runtime device, which compiles nothing.
         """
         if not self._standalone:
-            raise ValidationError(
-                f"TrainingSimulation.compile: device {self.device!r} compiles nothing."
-            )
+            return None
         if check_only:
             build, _ = self._build(
                 key=self._key(), directory=self.directory, target=self.device, check_only=True
@@ -337,8 +344,10 @@ class TrainingSimulation:
         ----------
         directory : str
             Project directory (kept).
-        target : {'cpp_standalone', 'cuda_standalone'}
-            cuda_standalone needs brian2cuda and nvcc (no GPU: see
+        target : str
+            A standalone device of the registry
+            (:data:`fbsnn_brian.build.devices.standalone.TARGETS`). cuda_standalone needs
+            brian2cuda and nvcc (no GPU: see
             :func:`fbsnn_brian.build.devices.cuda.configure_cuda`); a binary already in
             ``directory`` that was compiled from the same code for the same target is reused.
         """

@@ -28,11 +28,13 @@ from brian2.devices.device import get_device
 
 from fbsnn_brian.build.device_rules import DeviceRules
 from fbsnn_brian.build.devices.cache import cache_root
+from fbsnn_brian.build.training_rules import TrainingRules
 from fbsnn_brian.errors import DeviceError, ValidationError
 
 __all__ = [
     "INSTALL",
     "CUDARules",
+    "CUDATrainingRules",
     "configure_cuda",
     "cuda_device_class",
     "curand_missing",
@@ -324,3 +326,7 @@ class CUDARules(DeviceRules):
         device = get_device()
         device.defaultclock.dt = dt
         return device.defaultclock
+
+
+class CUDATrainingRules(CUDARules, TrainingRules):
+    """The training network's constructs under brian2cuda: Brian2's, but the step clock."""

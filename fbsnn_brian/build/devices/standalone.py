@@ -82,6 +82,7 @@ from fbsnn_brian.build.devices.registry import (
     compile_notice,
 )
 from fbsnn_brian.build.devices.stamp import reuse_check, saved_stamp, write_stamp
+from fbsnn_brian.build.training_rules import TrainingRules
 from fbsnn_brian.errors import DeviceError
 
 __all__ = [
@@ -94,6 +95,8 @@ __all__ = [
     "clear_cache",
     "compile_all",
     "device_rules",
+    "on_cuda",
+    "training_rules",
     "compile_standalone",
     "target_options",
 ]
@@ -345,17 +348,29 @@ def target_options(target: str) -> dict[str, Any]:
     return options
 
 
+def on_cuda() -> bool:
+    """Whether the Brian2 device now set is brian2cuda's."""
+    device = get_device()
+    return any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__)
+
+
 def device_rules() -> DeviceRules:
-    """The rules of the Brian2 device now set, for the network definitions.
+    """The rules of the Brian2 device now set, for the free-phase definition.
 
     Brian2's own rules (:class:`~fbsnn_brian.build.device_rules.DeviceRules`), except under
     brian2cuda, whose synapse code reads the device's ``defaultclock`` by name
     (:class:`~fbsnn_brian.build.devices.cuda.CUDARules`).
     """
-    device = get_device()
-    if any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__):
-        return cuda.CUDARules()
-    return DeviceRules()
+    return cuda.CUDARules() if on_cuda() else DeviceRules()
+
+
+def training_rules() -> TrainingRules:
+    """The rules of the Brian2 device now set, for the training definition.
+
+    Brian2's own (:class:`~fbsnn_brian.build.training_rules.TrainingRules`), except under
+    brian2cuda (:class:`~fbsnn_brian.build.devices.cuda.CUDATrainingRules`).
+    """
+    return cuda.CUDATrainingRules() if on_cuda() else TrainingRules()
 
 
 def clear_cache() -> None:
