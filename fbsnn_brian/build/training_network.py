@@ -222,6 +222,46 @@ class TrainingNetwork:
         group.t_last_error = -net.tau
         return group
 
+    # ------------------------------------------------------------------ readout
+    def _readout(self) -> tuple[NeuronGroup, Synapses]:
+        """The readout group and the synapses that sum the softmax denominator.
+
+        The readout is needed only once the free phase is over; it runs on the readout clock,
+        which ticks at every common multiple of the two phase lengths, so the free/perturbed
+        boundary is a tick.
+        """
+        net = self.net
+        events = self.rules.readout_events(self)
+        readout = NeuronGroup(
+            net.n_classes,
+            "o : 1\nd : 1\nlabel : 1\npartition : 1\n" + self.rules.readout_state(self),
+            threshold=events.threshold if events else None,
+            reset=events.reset if events else None,
+            clock=self.readout_clock,
+            namespace=self.namespace,
+            name="readout",
+        )
+        readout.partition = float(net.n_classes)  # valid softmax before the first summation
+        self.rules.readout_operations(self, readout)
+        readout.run_regularly(
+            "\n".join(["label = sample_labels(t, i)", *self.rules.readout_sample_start(self)]),
+            order=-5,
+            name=self.operation_name("readout"),
+            **self.every_sample(),
+        )
+        # softmax denominator: every readout unit sums exp(o + d) over all of them
+        softmax_sum = Synapses(
+            readout,
+            readout,
+            "partition_post = exp(o_pre + d_pre) : 1 (summed)",
+            clock=self.readout_clock,
+            namespace=self.namespace,
+            name="softmax_sum",
+        )
+        softmax_sum.connect()
+        softmax_sum.summed_updaters["partition_post"].order = self.rules.softmax_order
+        return readout, softmax_sum
+
     def _monitors(self, layers: list[NeuronGroup]) -> dict[str, Any]:
         monitors: dict[str, Any] = {}
         if self.record:
@@ -273,7 +313,7 @@ class TrainingNetwork:
             delays,
             learned=self.plasticity.learn_feedback,
         )
-        readout, softmax_sum = self.rules.readout(self)
+        readout, softmax_sum = self._readout()
         readout_synapses, *readout_back = self.rules.readout_synapses(self, layers[-1], readout)
         monitors = self._monitors(layers)
         backward += feedback_back + readout_back

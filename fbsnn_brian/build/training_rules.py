@@ -23,7 +23,8 @@ these methods and names the brian2genn rule behind each. The constructs:
   with current input coding, each input neuron with ``x > 0`` emits one onset event at the
   first step of a sample, before the layers integrate, which adds ``F x`` to layer 1's input
   current once per sample; the stimulus and its synapses tick on a clock one sample long;
-* **the readout** (:meth:`TrainingRules.readout`, :meth:`TrainingRules.readout_synapses`): on a
+* **the readout** (:meth:`TrainingRules.readout_operations`,
+  :meth:`TrainingRules.readout_synapses`): on a
   coarser clock that ticks at every common multiple of the phase lengths, so the free /
   perturbed boundary is a tick; the readout's score, the softmax, the output error and the
   last layer's error drive ``g`` are summed variables there.
@@ -272,28 +273,20 @@ class TrainingRules(DeviceRules):
         return [synapses]
 
     # ------------------------------------------------------------------ readout
-    def readout(self, definition: TrainingNetwork) -> tuple[NeuronGroup, Synapses]:
-        """The readout group and the synapses that sum the softmax denominator."""
-        net = definition.net
-        # The readout is needed only once the free phase is over; its clock ticks at every
-        # common multiple of the two phase lengths, so the free/perturbed boundary is a tick.
-        readout = NeuronGroup(
-            net.n_classes,
-            """
-            o : 1
-            d : 1
-            d_velocity : 1
-            d_accum : 1
-            label : 1
-            partition : 1
-            output_error : 1
-            """,
-            clock=definition.readout_clock,
-            namespace=definition.namespace,
-            name="readout",
-        )
-        readout.d = net.readout_bias
-        readout.partition = float(net.n_classes)  # valid softmax before the first summation
+    #: The order of the softmax sum: after the score ``o``, before the output error.
+    softmax_order = -29
+
+    def readout_events(self, definition: TrainingNetwork) -> LayerEvents | None:
+        """The readout's threshold and reset: none (it is not a spiking group here)."""
+        return None
+
+    def readout_state(self, definition: TrainingNetwork) -> str:
+        """The readout's state besides score, bias, label and softmax denominator."""
+        return "d_velocity : 1\nd_accum : 1\noutput_error : 1\n"
+
+    def readout_operations(self, definition: TrainingNetwork, readout: NeuronGroup) -> None:
+        """The output error, stored once per readout tick, and the readout bias's update."""
+        readout.d = definition.net.readout_bias
         # stored once per readout tick (not a subexpression, which every synapse of the g
         # summation would re-evaluate, exp included)
         readout.run_regularly(
@@ -308,23 +301,10 @@ class TrainingRules(DeviceRules):
             name="readout_plasticity",
             **definition.every_sample(),
         )
-        readout.run_regularly(
-            "label = sample_labels(t, i)",
-            order=-5,
-            name="readout_load",
-            **definition.every_sample(),
-        )
-        # softmax denominator: every readout unit sums exp(o + d) over all of them
-        softmax_sum = Synapses(
-            readout,
-            readout,
-            "partition_post = exp(o_pre + d_pre) : 1 (summed)",
-            clock=definition.readout_clock,
-            name="softmax_sum",
-        )
-        softmax_sum.connect()
-        softmax_sum.summed_updaters["partition_post"].order = -29
-        return readout, softmax_sum
+
+    def readout_sample_start(self, definition: TrainingNetwork) -> list[str]:
+        """Readout code at a sample start besides loading the label: none."""
+        return []
 
     def readout_synapses(
         self, definition: TrainingNetwork, last: NeuronGroup, readout: NeuronGroup

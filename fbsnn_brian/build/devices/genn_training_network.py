@@ -316,38 +316,39 @@ class GeNNTrainingRules(GeNNRules, TrainingRules):
         return [forward, backward]
 
     # ------------------------------------------------------------------ readout
-    def readout(self, definition: TrainingNetwork) -> tuple[NeuronGroup, Synapses]:
-        """The readout, whose one event latches the output error and updates its bias."""
-        net = definition.net
+    #: Brian2's runtime sums every summed variable before the groups update, in order; the
+    #: softmax denominator must read the readout of the previous step, as in GeNN.
+    softmax_order = -3
+
+    def readout_events(self, definition: TrainingNetwork) -> LayerEvents | None:
+        """One event per group: the readout's spike latches the output error and updates d.
+
+        It fires once before the perturbed phase, latching the output error, and at the
+        update step, applying the readout bias's update.
+        """
         latch = during("window_start - 1", "window_start - 1")
         error = output_error(definition.plasticity.loss)
-        readout = NeuronGroup(
-            net.n_classes,
-            "o : 1\nd : 1\nlabel : 1\npartition : 1\nerr : 1\nlr : 1",
+        return LayerEvents(
             threshold=f"({latch} + {UPDATE}) > 0",
             reset=f"err += {latch} * ({error} - err)\n{sgd_step('d', f'{UPDATE} * lr', 'err')}",
-            namespace=definition.namespace,
-            name="readout",
+            refractory=False,
+            events=None,
         )
-        readout.partition = float(net.n_classes)
-        readout.run_regularly(
-            "label = sample_labels(t, i)\nlr = learning_rates(t)",
-            order=-1,
-            name="readout_run_regularly_sample_start",
-            **definition.every_sample(),
-        )
-        softmax_sum = Synapses(
-            readout,
-            readout,
-            "partition_post = exp(o_pre + d_pre) : 1 (summed)",
-            namespace=definition.namespace,
-            name="softmax_sum",
-        )
-        softmax_sum.connect()
-        # Brian2's runtime sums every summed variable before the groups update, in order;
-        # the softmax denominator must read the readout of the previous step, as in GeNN.
-        softmax_sum.summed_updaters["partition_post"].order = -3
-        return readout, softmax_sum
+
+    def readout_state(self, definition: TrainingNetwork) -> str:
+        """The latched output error, and the learning rate's copy.
+
+        TimedArrays may be read only inside ``run_regularly``, so the learning rate is copied
+        at every sample start.
+        """
+        return "err : 1\nlr : 1\n"
+
+    def readout_operations(self, definition: TrainingNetwork, readout: NeuronGroup) -> None:
+        """Nothing: the error latch and the bias update are in the reset (one event)."""
+
+    def readout_sample_start(self, definition: TrainingNetwork) -> list[str]:
+        """Copy the learning rate (TimedArrays only inside run_regularly)."""
+        return ["lr = learning_rates(t)"]
 
     def readout_synapses(
         self, definition: TrainingNetwork, last: NeuronGroup, readout: NeuronGroup
