@@ -29,10 +29,27 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def type_only_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes under ``if TYPE_CHECKING:``.
+
+    Imports there are for annotations only: they never run, so they make no dependency.
+    """
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for statement in node.body:
+                skipped.update(id(inner) for inner in ast.walk(statement))
+    return skipped
+
+
 def imports_of(path: Path) -> set[str]:
-    """Every fbsnn_brian module a file imports, at module or function level."""
+    """Every fbsnn_brian module a file imports at run time, at module or function level."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    type_only = type_only_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.startswith("fbsnn_brian"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -89,6 +106,8 @@ def test_the_walk_finds_circles_and_function_level_imports(tmp_path: Path) -> No
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from fbsnn_brian.cli import main\n")
     assert "fbsnn_brian.cli" in imports_of(probe)
+    probe.write_text("if TYPE_CHECKING:\n    from fbsnn_brian.cli import main\n")
+    assert imports_of(probe) == set()
 
 
 def test_no_import_circle() -> None:
