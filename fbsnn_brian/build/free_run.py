@@ -22,8 +22,8 @@ from brian2 import NeuronGroup, Synapses, second, seed
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from fbsnn_brian.build.devices import cuda, standalone
 from fbsnn_brian.build.devices import registry as devices
-from fbsnn_brian.build.devices import standalone
 from fbsnn_brian.build.free_phase_network import (
     FreePhaseNetwork,
     SynapticDelays,
@@ -191,7 +191,7 @@ class FreeRunSimulation:
             sample_steps=self.sample_steps,
             free_steps=self.free_steps,
             population_names=[population.name for population in self._populations()],
-            rules=standalone.device_rules(),
+            rules=cuda.device_rules(),
         ).define(inputs, n_samples)
 
     # ------------------------------------------------------------------ running

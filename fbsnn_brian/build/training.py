@@ -24,8 +24,8 @@ import numpy as np
 from brian2 import TimedArray, second
 from numpy.typing import NDArray
 
+from fbsnn_brian.build.devices import cuda, standalone
 from fbsnn_brian.build.devices import registry as devices
-from fbsnn_brian.build.devices import standalone
 from fbsnn_brian.build.free_run import (
     RunArg,
     matrix_to_synapses,
@@ -203,7 +203,7 @@ class TrainingSimulation:
             free_steps=self.free_steps,
             sample_steps=self.sample_steps,
             record=self._record,
-            rules=standalone.training_rules(),
+            rules=cuda.training_rules(),
         ).define(tables)
         network = objects.network
         # optimizer state carried over from the previous chunk (cpp_standalone: run_args)

@@ -35,6 +35,9 @@ __all__ = [
     "INSTALL",
     "CUDARules",
     "CUDATrainingRules",
+    "device_rules",
+    "on_cuda",
+    "training_rules",
     "configure_cuda",
     "cuda_device_class",
     "curand_missing",
@@ -330,3 +333,28 @@ class CUDARules(DeviceRules):
 
 class CUDATrainingRules(CUDARules, TrainingRules):
     """The training network's constructs under brian2cuda: Brian2's, but the step clock."""
+
+
+def on_cuda() -> bool:
+    """Whether the Brian2 device now set is brian2cuda's."""
+    device = get_device()
+    return any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__)
+
+
+def device_rules() -> DeviceRules:
+    """The rules of the Brian2 device now set, for the free-phase definition.
+
+    Brian2's own rules (:class:`~fbsnn_brian.build.device_rules.DeviceRules`), except under
+    brian2cuda, whose synapse code reads the device's ``defaultclock`` by name
+    (:class:`~fbsnn_brian.build.devices.cuda.CUDARules`).
+    """
+    return CUDARules() if on_cuda() else DeviceRules()
+
+
+def training_rules() -> TrainingRules:
+    """The rules of the Brian2 device now set, for the training definition.
+
+    Brian2's own (:class:`~fbsnn_brian.build.training_rules.TrainingRules`), except under
+    brian2cuda (:class:`~fbsnn_brian.build.devices.cuda.CUDATrainingRules`).
+    """
+    return CUDATrainingRules() if on_cuda() else TrainingRules()

@@ -73,7 +73,6 @@ from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import all_devices, get_device, set_device
 
 from fbsnn_brian import interrupt
-from fbsnn_brian.build.device_rules import DeviceRules
 from fbsnn_brian.build.devices import cuda
 from fbsnn_brian.build.devices.cache import cache_root
 from fbsnn_brian.build.devices.registry import (
@@ -82,7 +81,6 @@ from fbsnn_brian.build.devices.registry import (
     compile_notice,
 )
 from fbsnn_brian.build.devices.stamp import reuse_check, saved_stamp, write_stamp
-from fbsnn_brian.build.training_rules import TrainingRules
 from fbsnn_brian.errors import DeviceError
 
 __all__ = [
@@ -94,9 +92,6 @@ __all__ = [
     "check_available",
     "clear_cache",
     "compile_all",
-    "device_rules",
-    "on_cuda",
-    "training_rules",
     "compile_standalone",
     "target_options",
 ]
@@ -346,31 +341,6 @@ def target_options(target: str) -> dict[str, Any]:
     if REGISTRY[target].gpu:
         options.update(cuda.target_options())
     return options
-
-
-def on_cuda() -> bool:
-    """Whether the Brian2 device now set is brian2cuda's."""
-    device = get_device()
-    return any(cls.__name__ == "CUDAStandaloneDevice" for cls in type(device).__mro__)
-
-
-def device_rules() -> DeviceRules:
-    """The rules of the Brian2 device now set, for the free-phase definition.
-
-    Brian2's own rules (:class:`~fbsnn_brian.build.device_rules.DeviceRules`), except under
-    brian2cuda, whose synapse code reads the device's ``defaultclock`` by name
-    (:class:`~fbsnn_brian.build.devices.cuda.CUDARules`).
-    """
-    return cuda.CUDARules() if on_cuda() else DeviceRules()
-
-
-def training_rules() -> TrainingRules:
-    """The rules of the Brian2 device now set, for the training definition.
-
-    Brian2's own (:class:`~fbsnn_brian.build.training_rules.TrainingRules`), except under
-    brian2cuda (:class:`~fbsnn_brian.build.devices.cuda.CUDATrainingRules`).
-    """
-    return cuda.CUDATrainingRules() if on_cuda() else TrainingRules()
 
 
 def clear_cache() -> None:
