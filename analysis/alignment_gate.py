@@ -18,7 +18,7 @@ import sys
 from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, reference, simulate
-from fbsnn_brian.experiments.checks import _parameters, spike_computed_updates, vector_cosine
+from fbsnn_brian.experiments.checks import parameter_arrays, spike_computed_updates, vector_cosine
 from fbsnn_brian.io.datasets import load_digits
 from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
@@ -36,7 +36,7 @@ def measure(refractory_tau: float, n_samples: int) -> dict[str, object]:
     updates = spike_computed_updates(network, protocol, inputs, labels, "numpy")
     free = simulate(network, Protocol([protocol.free_phase]), inputs=inputs, device="numpy")
     model = network.rate_model()
-    n_hidden = sum(part.size for part in _parameters(model)[: 2 * model.n_layers + 1])
+    n_hidden = sum(part.size for part in parameter_arrays(model)[: 2 * model.n_layers + 1])
     result: dict[str, object] = {"refractory_tau": refractory_tau, "max_rate": network.max_rate}
     for name, ceiling in (("gate_at_actual_clamp", network.max_rate), ("gate_at_1", 1.0)):
         cosines = []

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from fbsnn_brian.analysis.statistics import mean_sd, paired_interval
-from fbsnn_brian.experiments.runs import _datasets, train_run, trainer_from_settings
+from fbsnn_brian.experiments.run_data import run_datasets
+from fbsnn_brian.experiments.runs import train_run, trainer_from_settings
+from fbsnn_brian.experiments.settings import RunSettings
 from fbsnn_brian.files import write_json_atomically
 
 #: Integration steps of the study, in units of tau.
@@ -123,9 +125,10 @@ def _one_run(config: dict[str, Any], args: argparse.Namespace) -> dict[str, floa
     with tempfile.TemporaryDirectory(prefix="fbsnn_dt_study_") as directory:
         metrics = train_run(config, Path(directory) / "run", progress=not args.no_progress)
     settings = metrics["config"]  # every setting as the run resolved it (preset included)
-    train, _, _ = _datasets(settings)  # the part the run trained on
+    resolved = RunSettings.from_saved(settings)
+    train, _, _ = run_datasets(resolved.data)  # the part the run trained on
     # the same network (seed) and protocol as the run, before any training; training samples
-    initial = trainer_from_settings(settings, train, progress=False)
+    initial = trainer_from_settings(resolved, train, progress=False)
     count = min(args.alignment_samples, train.n_samples)
     alignment = alignment_at_initial_weights(
         initial.network,

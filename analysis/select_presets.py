@@ -40,7 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from fbsnn_brian.experiments.runs import DEFAULTS, split_dataset, trainer_from_settings
+from fbsnn_brian.experiments.run_data import split_dataset
+from fbsnn_brian.experiments.runs import DEFAULTS, trainer_from_settings
+from fbsnn_brian.experiments.settings import RunSettings
 from fbsnn_brian.io.datasets import Dataset
 
 # fraction of each class of the training part carved out as the validation split
@@ -162,7 +164,7 @@ def validation_split(
 
 def train_candidate(settings: dict[str, Any], fit: Dataset, validation: Dataset) -> dict[str, Any]:
     """Train as :func:`fbsnn_brian.experiments.runs.train_run` does; score validation per epoch."""
-    trainer = trainer_from_settings(settings, fit, progress=False)
+    trainer = trainer_from_settings(RunSettings.from_values(settings), fit, progress=False)
     start = time.perf_counter()
     history = trainer.fit(
         fit.inputs,

@@ -1,6 +1,6 @@
 """Full MNIST (784-400-10) with one and with two workers, side by side in one process.
 
-The settings of the full-MNIST run in the README (``--dataset idx:../shared/data/mnist
+The settings of the full-MNIST run in the README (``--dataset idx:data/mnist
 --validation-size 5000 --preset mnist --layers 400 --schedule cosine``: 55,000 training,
 5,000 validation and the standard 10,000 test images) for ``--epochs`` epochs (default 1), once
 with K = 1 (the single-process Trainer) and once with K = 2 (``--workers 2``, a LocalCluster,
@@ -30,7 +30,7 @@ from typing import Any
 from fbsnn_brian.experiments.runs import train_run
 
 SETTINGS: dict[str, Any] = {
-    "dataset": "idx:../shared/data/mnist",
+    "dataset": "idx:data/mnist",
     "validation_size": 5000,
     "preset": "mnist",
     "layers": [400],

@@ -32,7 +32,9 @@ import numpy as np
 from brian2 import prefs
 
 from fbsnn_brian.experiments.presets import default_preset, preset_settings
-from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings, split_dataset
+from fbsnn_brian.experiments.run_data import split_dataset
+from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings
+from fbsnn_brian.experiments.settings import RunSettings
 from fbsnn_brian.learning.augmentation import RandomShift
 from fbsnn_brian.learning.trainer import Trainer
 from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
@@ -51,7 +53,9 @@ def _trainer(data: str, device: str, project: str | None) -> tuple[Trainer, Any,
     train, test = split_dataset(spec, train_size=TRAIN_SIZE, test_size=TEST_SIZE, split_seed=0)
     preset = default_preset(spec, train.n_features)
     settings = {**DEFAULTS, **preset_settings(preset), "layers": [256], "epochs": 1}
-    network = network_from_settings(settings, train.n_features, train.n_classes)
+    network = network_from_settings(
+        RunSettings.from_values(settings), train.n_features, train.n_classes
+    )
     protocol = Protocol(
         [
             FreePhase(duration=settings["free_tau"] * network.tau),

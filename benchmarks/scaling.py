@@ -33,7 +33,7 @@ from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="idx:../shared/data/mnist-t10k")
+    parser.add_argument("--dataset", default="idx:data/mnist-t10k")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--chunk", type=int, default=200)

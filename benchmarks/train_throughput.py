@@ -86,7 +86,7 @@ def cached_compile_time(hidden: int, n_inputs: int, n_classes: int, chunk: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="idx:../shared/data/mnist-t10k")
+    parser.add_argument("--dataset", default="idx:data/mnist-t10k")
     parser.add_argument("--layers", type=int, default=256)
     parser.add_argument("--cpp-samples", type=int, default=400)
     parser.add_argument("--runtime-samples", type=int, default=10)

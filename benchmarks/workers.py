@@ -50,7 +50,9 @@ import numpy as np
 
 from fbsnn_brian.analysis.statistics import paired_interval
 from fbsnn_brian.build.training import TrainingSimulation
-from fbsnn_brian.experiments.runs import DEFAULTS, _datasets, _settings, trainer_from_settings
+from fbsnn_brian.experiments.run_data import run_datasets
+from fbsnn_brian.experiments.runs import resolve_run, trainer_from_settings
+from fbsnn_brian.experiments.settings import RunSettings
 from fbsnn_brian.learning.distributed import MERGES, DistributedTraining, average, connect
 
 
@@ -104,9 +106,10 @@ def train(
     settings: dict[str, Any], workers: int, sync_every: int, merge: str = "scaled"
 ) -> dict[str, float]:
     """Train for the settings' epochs with K workers; return speed and test accuracy."""
-    train_part, test, validation = _datasets(settings)
+    run = RunSettings.from_values(settings)
+    train_part, test, validation = run_datasets(run.data)
     scored = test if validation is None else validation  # --validation-size: choices
-    trainer = trainer_from_settings(settings, train_part, progress=False)
+    trainer = trainer_from_settings(run, train_part, progress=False)
     data = (train_part.inputs, train_part.labels)
     if workers == 1:
         history = trainer.fit(*data, epochs=settings["epochs"])
@@ -126,7 +129,7 @@ def train(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="idx:../shared/data/mnist-t10k")
+    parser.add_argument("--dataset", default="idx:data/mnist-t10k")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 (default: 1)")
     parser.add_argument("--train-size", type=int, default=8000)
     parser.add_argument("--test-size", type=int, default=2000)
@@ -156,9 +159,9 @@ def main() -> None:
         "chunk_size": 200,
         "validation_size": args.validation_size,
     }
-    train_part, _, _ = _datasets({**DEFAULTS, **given})
-    settings = _settings(given, train_part)
-    trainer = trainer_from_settings(settings, train_part, progress=False)
+    resolved, (train_part, _, _) = resolve_run(given)
+    settings = resolved.values()
+    trainer = trainer_from_settings(resolved, train_part, progress=False)
     costs = launch_cost(trainer, train_part.inputs, train_part.labels)
     costs.update(transfer_cost(trainer, train_part.inputs))
     p, launch, transfer = costs["per_sample_s"], costs["launch_s"], costs["transfer_s"]

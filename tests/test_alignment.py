@@ -192,11 +192,11 @@ def test_a_run_measures_its_trained_state_against_the_ground_truth(
 
 def test_the_step_is_halved_until_the_perturbed_loops_contract() -> None:
     """A loop at its gain cap: a full step along W_fb would break the contraction."""
-    from fbsnn_brian.experiments.alignment import _admissible_step, _directions
+    from fbsnn_brian.experiments.alignment import admissible_step, random_directions
 
     network = FeedbackNetwork(n_inputs=8, layer_sizes=[6], n_classes=3, feedback_gain=0.95, seed=0)
     base = hidden_vector(network.rate_model(), 1)
-    directions = _directions(network, base, 4, np.random.default_rng(0))
+    directions = random_directions(network, base, 4, np.random.default_rng(0))
     large = 0.5 * float(np.linalg.norm(base))
     with pytest.raises(ValidationError, match="loop gain"):
         network.set_weight_arrays(
@@ -205,6 +205,6 @@ def test_the_step_is_halved_until_the_perturbed_loops_contract() -> None:
                 "feedback_weights": network.feedback_weights * 1.2,
             }
         )
-    step = _admissible_step(network, base, directions, large)
+    step = admissible_step(network, base, directions, large)
     assert 0 < step < large
     assert network.loop_gain() == pytest.approx(0.95)  # the network is left as it was

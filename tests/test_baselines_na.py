@@ -1,4 +1,6 @@
-"""NA (BASELINES.md, section 2): the grid model, its flips, the backward sweep and its estimate.
+"""NA: the grid model, its flips, the backward sweep and its estimate.
+
+The method is described in docs/baselines.rst, section "NA".
 
 Tolerances of 1e-12 to 1e-10 compare hand-computed or loop-by-loop values with the module's:
 they cover floating-point rounding only (the LIF case goes through exp and log of

@@ -1,4 +1,4 @@
-"""Spike-based BP with a leak-corrected derivative (BASELINES.md, section 3).
+"""Spike-based BP with a leak-corrected derivative (docs/baselines.rst, section "Spike-based BP").
 
 Tolerances of 1e-15 to 1e-9 compare hand-computed values, or two solves of the same linear
 system, with the module's: they cover floating-point rounding only. The finite-difference

@@ -1,4 +1,6 @@
-"""ST-RSBP (BASELINES.md, section 1): S-PSPs, the count model, its table and its gradient.
+"""ST-RSBP: S-PSPs, the count model, its table and its gradient.
+
+The method is described in docs/baselines.rst, section "ST-RSBP".
 
 Tolerances of 1e-13 to 1e-9 compare two evaluations of the same closed form or two solves of
 the same linear system: they cover floating-point rounding only (a few dozen operations, or
@@ -114,7 +116,7 @@ def rest_recordings() -> dict[int, tuple[RateModel, list[SampleSpikes]]]:
 
 @pytest.fixture(scope="module")
 def ideal_recording() -> tuple[RateModel, list[SampleSpikes]]:
-    """The ideal network of ALGORITHM.md: IF, subtractive reset, instantaneous synapses."""
+    """The ideal network of docs/algorithm.rst: IF, subtractive reset, instantaneous synapses."""
     net = FeedbackNetwork(n_inputs=5, layer_sizes=[6, 4], n_classes=3, seed=2)
     return net.rate_model(), record(net, 30)
 

@@ -1,4 +1,7 @@
-"""The free phase in Brian2 reaches the reference fixed point (ALGORITHM.md, sections 1-2).
+"""The free phase in Brian2 reaches the reference fixed point.
+
+The fixed point and the neurons that realise it are described in docs/algorithm.rst, sections
+"The network and its fixed point" and "Neurons that realise the clamp".
 
 Bounds are the acceptance criteria of the core issue: with T the free-phase length in units of
 tau, a rate measured by counting spikes has a quantisation error of order 1/(2T) (modified

@@ -269,9 +269,9 @@ def test_recording_both_phases_shows_error_events_that_carry_the_adjoint() -> No
     for event in ("error_up", "error_down"):
         assert recording.rates_of(f"layer_1_{event}", "free").max() == 0
     # The signed event rate of each error unit estimates s times the IDE adjoint at the
-    # simulated rates (ALGORITHM.md, section 4), for neurons whose gate is open. Over
-    # T_b = 100 tau a unit's rate is quantised to 0.01 per tau against adjoints of order 0.1,
-    # so the direction must agree closely.
+    # simulated rates (docs/algorithm.rst, section "Error units"), for neurons whose gate is
+    # open. Over T_b = 100 tau a unit's rate is quantised to 0.01 per tau against adjoints of order
+    # 0.1, so the direction must agree closely.
     for k in range(2):
         rates = tuple(layer[k] for layer in recording.layer_rates())
         exact = ref.ide_gradients_at_rates(before, inputs[k], rates, int(labels[k]))

@@ -11,7 +11,8 @@ from brian2 import ms
 
 from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, ValidationError
 from fbsnn_brian.build.training import TrainingSimulation
-from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings, train_run
+from fbsnn_brian.experiments.runs import network_from_settings, train_run
+from fbsnn_brian.experiments.settings import RunSettings
 from fbsnn_brian.io.datasets import load_digits
 from fbsnn_brian.learning.trainer import Trainer
 from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
@@ -36,7 +37,7 @@ def changed_weights(before: dict[str, np.ndarray], after: dict[str, np.ndarray])
 
 
 def initial_network() -> FeedbackNetwork:
-    network = network_from_settings({**DEFAULTS, **TINY}, 64, 10)
+    network = network_from_settings(RunSettings.from_values(TINY), 64, 10)
     return network
 
 
@@ -103,7 +104,7 @@ def test_a_recorded_rule_keeps_the_frozen_loop_too() -> None:
 
 
 def test_the_setting_reaches_the_rule_the_cli_and_run_files(tmp_path: Path) -> None:
-    from fbsnn_brian.cli.parsers import _parser
+    from fbsnn_brian.cli.parsers import build_parser
     from fbsnn_brian.experiments.run_file import load_run_file
 
     # the description lists the option only when it is off: older build keys stay valid
@@ -111,8 +112,8 @@ def test_the_setting_reaches_the_rule_the_cli_and_run_files(tmp_path: Path) -> N
     assert SPIDEPlasticity(learn_feedback=False).describe()["learn_feedback"] is False
     with pytest.raises(ValidationError, match="learn_feedback must be True or False, got 0"):
         SPIDEPlasticity(learn_feedback=0)  # type: ignore[arg-type]
-    assert _parser().parse_args(["train", "--no-feedback"]).no_feedback is True
-    assert _parser().parse_args(["train"]).no_feedback is None
+    assert build_parser().parse_args(["train", "--no-feedback"]).no_feedback is True
+    assert build_parser().parse_args(["train"]).no_feedback is None
     path = tmp_path / "run.toml"
     path.write_text("[training]\nno_feedback = true\n")
     assert load_run_file(path) == {"no_feedback": True}

@@ -1,6 +1,6 @@
 """Tests of the numpy reference: equilibrium, IDE gradients and discrete-time SPIDE.
 
-Every expected number comes either from ALGORITHM.md section 5 (an independent
+Every expected number comes either from docs/algorithm.rst, section "Test vector" (an independent
 derivation) or from an independent computation in the test itself (central finite
 differences of the loss, the equilibrium equation), never from an earlier run.
 """
@@ -37,7 +37,7 @@ from fbsnn_brian.reference import (
     spide_update,
 )
 
-# --- ALGORITHM.md section 5 -------------------------------------------------------------
+# --- docs/algorithm.rst, section "Test vector" ------------------------------------------
 
 TEST_VECTOR_X = np.array([0.8, -0.3, 0.5])
 TEST_VECTOR_LABEL = 1
@@ -102,8 +102,8 @@ def test_test_vector_spiking_adjoint(test_vector_model: RateModel) -> None:
     g = output_error(model, rates[-1], TEST_VECTOR_LABEL)
     exact = ide_gradients(model, TEST_VECTOR_X, TEST_VECTOR_LABEL).adjoint[0]
     (beta,) = spide_adjoint(model, rates, g, n_steps=250, scale=1.0)
-    # ALGORITHM.md: within ~0.01 after 250 steps (membranes are bounded by V_b + |drive|,
-    # so each rate is off by O(1/250), amplified by (I - J^T)^-1).
+    # docs/algorithm.rst, "Test vector": within ~0.01 after 250 steps (membranes are bounded by V_b
+    # + |drive|, so each rate is off by O(1/250), amplified by (I - J^T)^-1).
     np.testing.assert_allclose(beta, exact, atol=0.01)
 
 
@@ -113,7 +113,8 @@ def test_test_vector_spide_update_aligns_with_ide(test_vector_model: RateModel) 
     estimate = spide_gradients(
         model, TEST_VECTOR_X, TEST_VECTOR_LABEL, n_steps_free=250, n_steps_backward=250
     )
-    # ALGORITHM.md claims > 0.999 for dL/dW; the whole parameter vector is held to 0.99.
+    # docs/algorithm.rst ("Test vector") claims > 0.999 for dL/dW; the whole parameter
+    # vector is held to 0.99.
     assert _cosine(estimate.feedback_weights, exact.feedback_weights) > 0.999
     assert cosine_similarity(estimate, exact) > 0.99
 

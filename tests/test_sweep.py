@@ -153,7 +153,8 @@ def test_bad_sweep_files_are_reported(tmp_path: Path, text: str, message: str) -
 
 
 def test_the_shipped_plausibility_sweep_loads_and_its_conditions_build() -> None:
-    from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings
+    from fbsnn_brian.experiments.runs import network_from_settings
+    from fbsnn_brian.experiments.settings import RunSettings
 
     spec = load_sweep_file(Path(__file__).parents[1] / "protocols" / "plausibility.toml")
     assert list(spec["conditions"]) == [
@@ -176,7 +177,7 @@ def test_the_shipped_plausibility_sweep_loads_and_its_conditions_build() -> None
     assert spec["conditions"]["no_feedback"] == {"no_feedback": True}
     # every condition describes a valid network (a typo would only fail inside the sweep)
     networks = {
-        name: network_from_settings({**DEFAULTS, **spec["base"], **overrides}, 64, 10)
+        name: network_from_settings(RunSettings.from_values({**spec["base"], **overrides}), 64, 10)
         for name, overrides in spec["conditions"].items()
     }
     assert networks["dale_law"].biophysics.excitatory_fraction == 0.8
@@ -272,7 +273,7 @@ def test_condition_summary_pairs_the_seeds_at_which_both_finished() -> None:
 
 
 def test_seeds_default_to_three_and_the_command_line_overrides_them(tmp_path: Path) -> None:
-    from fbsnn_brian.cli.parsers import _parser
+    from fbsnn_brian.cli.parsers import build_parser
 
     text = SMALL.replace("seeds = [0, 1]\n", "")
     assert load_sweep_file(write(tmp_path, text))["seeds"] == [0, 1, 2]
@@ -280,8 +281,8 @@ def test_seeds_default_to_three_and_the_command_line_overrides_them(tmp_path: Pa
     assert load_sweep_file(write(tmp_path, SMALL), n_seeds=4)["seeds"] == [0, 1, 2, 3]
     with pytest.raises(ValidationError, match="n_seeds .* must be a positive integer, got 0"):
         load_sweep_file(write(tmp_path, SMALL), n_seeds=0)
-    assert _parser().parse_args(["sweep", "file.toml", "--seeds", "5"]).seeds == 5
-    assert _parser().parse_args(["sweep", "file.toml"]).seeds is None
+    assert build_parser().parse_args(["sweep", "file.toml", "--seeds", "5"]).seeds == 5
+    assert build_parser().parse_args(["sweep", "file.toml"]).seeds is None
 
 
 def test_the_sweep_command_runs_the_seeds_it_is_given(

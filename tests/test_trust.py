@@ -163,7 +163,7 @@ def test_version_and_global_options_after_the_subcommand(
 
 
 def test_every_option_help_shows_its_default() -> None:
-    from fbsnn_brian.cli.parsers import _parser
+    from fbsnn_brian.cli.parsers import build_parser
 
     def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
         found = [parser]
@@ -174,7 +174,7 @@ def test_every_option_help_shows_its_default() -> None:
         return found
 
     missing = []
-    for parser in parsers(_parser()):
+    for parser in parsers(build_parser()):
         for action in parser._actions:
             if not action.option_strings or action.nargs == 0 or action.required:
                 continue  # positionals, flags and required options have no default to show

@@ -28,6 +28,7 @@ from fbsnn_brian.io.datasets import load_digits
 from fbsnn_brian.learning import distributed
 from fbsnn_brian.learning.augmentation import RandomShift
 from fbsnn_brian.learning.distributed import DistributedTraining, train_round
+from fbsnn_brian.learning.epochs import learning_rates
 from fbsnn_brian.learning.trainer import Trainer
 from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
 
@@ -276,15 +277,15 @@ def test_the_scaled_merge_averages_workers_trained_at_k_times_the_rate() -> None
     ends = [{"w": np.array([1.5, 2.0])}, {"w": np.array([1.0, 1.0])}]
     assert np.array_equal(distributed.merge(start, ends, "scaled")["w"], [1.25, 1.5])
     trainer = make_trainer()
+    single = learning_rates(trainer.schedule, trainer.plasticity.learning_rate, 0, 2, 24)
     plans = {
-        how: DistributedTraining(trainer, workers=2, sync_every=4, merge=how)._plan(0, 2, 24)
+        how: DistributedTraining(trainer, workers=2, sync_every=4, merge=how)._plan(single)
         for how in distributed.MERGES
     }
-    single = trainer._learning_rates(0, 2, 24)
     assert np.array_equal(plans["average"]["rates"], single)
     assert np.array_equal(plans["sum"]["rates"], single)
     assert np.array_equal(plans["scaled"]["rates"], 2 * single)
-    one = DistributedTraining(trainer, workers=1, sync_every=4)._plan(0, 2, 24)
+    one = DistributedTraining(trainer, workers=1, sync_every=4)._plan(single)
     assert np.array_equal(one["rates"], single)
 
 
@@ -298,7 +299,7 @@ def test_the_workers_evaluate_with_the_current_weights(scheduler: str) -> None:
         for seed in (1, 2):  # new weights each time: a worker must not keep earlier ones
             other = FeedbackNetwork(n_inputs=64, layer_sizes=[6], n_classes=10, seed=seed)
             trainer.network.set_weight_arrays(other.weight_arrays())
-            assert spread._accuracies(client, sets) == trainer._accuracies(sets)
+            assert spread._accuracies(client, sets) == trainer.accuracies(sets)
             shard = client.submit(
                 distributed.predict_shard,
                 trainer.network,

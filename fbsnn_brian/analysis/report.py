@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,15 @@ __all__ = ["write_report"]
 _NEEDED = ("metrics.json", "history.nc", "recording.nc", "weights.nc")
 
 
-def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write ``RUN_DIR/report/`` and return the numbers it reports."""
+def write_report(
+    run_dir: str | os.PathLike[str], *, settings: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Write ``RUN_DIR/report/`` and return the numbers it reports.
+
+    ``settings`` names the settings of the run's configuration that the report lists (``fbsnn
+    report``: those :func:`fbsnn_brian.experiments.settings.reported_settings` marks); default:
+    every key of the run's ``config.json``.
+    """
     directory = Path(run_dir)
     missing = [name for name in _NEEDED if not (directory / name).is_file()]
     if missing:
@@ -103,14 +111,20 @@ def write_report(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             )
         },
     }
-    (out / "report.md").write_text(_markdown(metrics, numbers))
+    (out / "report.md").write_text(_markdown(metrics, numbers, settings))
     numbers["report_dir"] = str(out)
     return numbers
 
 
-def _markdown(metrics: dict[str, Any], numbers: dict[str, Any]) -> str:
+def _markdown(
+    metrics: dict[str, Any], numbers: dict[str, Any], settings: Collection[str] | None
+) -> str:
     config = metrics["config"]
-    rows = "\n".join(f"| {key} | {value} |" for key, value in sorted(config.items()))
+    rows = "\n".join(
+        f"| {key} | {value} |"
+        for key, value in sorted(config.items())
+        if settings is None or key in settings
+    )
     population_rates = ", ".join(
         f"{name} {rate:.3f}" for name, rate in numbers["free_phase_rate_per_population"].items()
     )

@@ -8,7 +8,7 @@ threshold, spike reset, sample-start code, integration method and namespace cons
 here. All membrane variables are dimensionless, in units of the threshold scale; every time
 constant is a Brian2 quantity supplied through the namespace of the group.
 
-Forward neuron (ALGORITHM.md, section 2), IF::
+Forward neuron (docs/algorithm.rst, section "Neurons that realise the clamp"), IF::
 
     dv/dt = (I_input + b) / tau                       (+ instantaneous synaptic jumps v += w)
 

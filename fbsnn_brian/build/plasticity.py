@@ -7,8 +7,9 @@ brian2genn build (:mod:`fbsnn_brian.build.devices.genn_training_network`), which
 as inline expressions and synaptic counters. Each function takes the Brian2 names (or
 expressions) of its operands, so a build only says where the values live.
 
-The rule (ALGORITHM.md): for a weight ``w`` from a presynaptic neuron of free-phase rate
-``a`` to a postsynaptic neuron of gate ``m`` and perturbed-phase error rate ``beta``::
+The rule (docs/algorithm.rst, section "The local update"): for a weight ``w`` from a
+presynaptic neuron of free-phase rate ``a`` to a postsynaptic neuron of gate ``m`` and
+perturbed-phase error rate ``beta``::
 
     dL/dw = m beta a / (s theta) + lambda w
 

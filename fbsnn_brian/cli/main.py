@@ -18,30 +18,29 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fbsnn_brian.cli.parsers import _TRAIN_OPTIONS, _TRAIN_SWITCHES, _parser
+from fbsnn_brian.cli.parsers import build_parser
 from fbsnn_brian.cli.printing import (
-    _print_alignment,
-    _print_equilibrium,
-    _print_evaluation,
-    _print_gradient,
-    _print_training,
+    print_alignment,
+    print_equilibrium,
+    print_evaluation,
+    print_gradient,
+    print_training,
 )
-from fbsnn_brian.errors import FbsnnError, ValidationError
+from fbsnn_brian.cli.run_commands import run_check_alignment, run_train
+from fbsnn_brian.errors import FbsnnError
 from fbsnn_brian.interrupt import Interrupted
 
 __all__ = ["main"]
 
 
 def _build(args: argparse.Namespace) -> dict[str, Any]:
-    from fbsnn_brian.build.devices.cuda import configure_cuda
+    from fbsnn_brian.build.devices.engines import engines_of
     from fbsnn_brian.build.devices.registry import get_device_spec
-    from fbsnn_brian.build.training import TrainingSimulation
     from fbsnn_brian.model.network import FeedbackNetwork
     from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
     from fbsnn_brian.model.protocol import FreePhase, Protocol
 
     device = get_device_spec("fbsnn build", args.device, "build", parameter="--device")
-    target = device.name
     network = FeedbackNetwork(
         n_inputs=args.inputs,
         layer_sizes=args.layers,
@@ -56,39 +55,14 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
         ],
         plasticity=SPIDEPlasticity(),
     )
-    if device.kind == "genn":
-        # the whole training network of --chunk-size samples, generated without GeNN
-        import time
-
-        from fbsnn_brian.build.devices.genn_training import GeNNTraining
-
-        start = time.perf_counter()
-        samples = args.chunk_size
-        directory = GeNNTraining(network, protocol).generate(
-            [[0.0] * args.inputs] * samples, [0] * samples, 0.0, args.out
-        )
-        return {
-            "device": "genn",
-            "directory": str(directory),
-            "compile_time_s": time.perf_counter() - start,
-            "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
-            "simulation": "training (free phase, perturbed phase, plasticity); generated, "
-            "not compiled",
-        }
-    target_info: dict[str, Any] = {}
-    if device.gpu:
-        target_info["compute_capability"] = configure_cuda(args.compute_capability)
-    simulation = TrainingSimulation(network, protocol, chunk_size=args.chunk_size)
-    build = simulation.generate(args.out, target=target)
-    return {
-        "device": target,
-        **target_info,
-        "directory": build.directory,
-        "compile_time_s": build.compile_time_s,
-        "binary_reused": build.cache_hit,
-        "reason": build.compile_reason,
-        "network": "-".join(str(n) for n in (args.inputs, *args.layers, args.classes)),
-    }
+    # the training network of --chunk-size samples, as the device builds it
+    return engines_of(device).generate(
+        network,
+        protocol,
+        samples=args.chunk_size,
+        directory=args.out,
+        compute_capability=args.compute_capability,
+    )
 
 
 def _finite_or_none(variable: Any, rule: str) -> float | None:
@@ -104,7 +78,8 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
     from fbsnn_brian.experiments.comparison import compare_rules, comparison_table
-    from fbsnn_brian.experiments.runs import DEFAULTS, split_dataset
+    from fbsnn_brian.experiments.run_data import split_dataset
+    from fbsnn_brian.experiments.settings import RunSettings
     from fbsnn_brian.io.netcdf import write_dataset
     from fbsnn_brian.model.network import FeedbackNetwork
     from fbsnn_brian.model.plasticity import PerturbedPhase, SPIDEPlasticity
@@ -121,16 +96,17 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
         n_classes=train.n_classes,
         seed=args.seed,
     )
+    defaults = RunSettings()
     plasticity = SPIDEPlasticity(
         learning_rate=args.lr,
-        scale=DEFAULTS["scale"],
-        weight_decay=DEFAULTS["weight_decay"],
-        max_feedback_gain=DEFAULTS["max_feedback_gain"],
+        scale=defaults.training.scale,
+        weight_decay=defaults.training.weight_decay,
+        max_feedback_gain=defaults.network.max_feedback_gain,
     )
     protocol = Protocol(
         [
-            FreePhase(duration=DEFAULTS["free_tau"] * network.tau),
-            PerturbedPhase(duration=DEFAULTS["perturbed_tau"] * network.tau),
+            FreePhase(duration=defaults.protocol.free_tau * network.tau),
+            PerturbedPhase(duration=defaults.protocol.perturbed_tau * network.tau),
         ],
         plasticity=plasticity,
     )
@@ -244,43 +220,12 @@ def _print_sweep(result: dict[str, Any]) -> None:
         print(f"  {name:24s} {accuracy:16s} {change}")
 
 
-def _run_config(args: argparse.Namespace, keys: Any) -> dict[str, Any]:
-    """The run file of ``--config`` (if any) with every option among ``keys`` the user gave."""
-    from fbsnn_brian.experiments.run_file import load_run_file
-
-    config = load_run_file(args.config) if args.config else {}
-    config.update({key: getattr(args, key) for key in keys if getattr(args, key) is not None})
-    return config
-
-
-def _check_alignment(args: argparse.Namespace) -> dict[str, Any]:
-    from fbsnn_brian.cli.parsers import ALIGNMENT_SETTINGS
-    from fbsnn_brian.experiments.alignment_check import check_alignment
-
-    given = [key for key in ALIGNMENT_SETTINGS if getattr(args, key) is not None]
-    if args.run is not None and (args.config or given):
-        raise ValidationError(
-            "fbsnn check alignment --run RUN_DIR measures that run with its own settings; "
-            "--config and the network options cannot be combined with it."
-        )
-    return check_alignment(
-        _run_config(args, ALIGNMENT_SETTINGS),
-        run_dir=args.run,
-        n_samples=args.samples,
-        n_directions=args.directions,
-        duration_tau=args.duration,
-        relative_step=args.step,
-        transfer_duration_tau=args.transfer_duration,
-        fluctuations=not args.no_input_fluctuations,
-    )
-
-
 def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     from fbsnn_brian.experiments.checks import check_equilibrium, check_gradient
-    from fbsnn_brian.experiments.runs import evaluate_run, train_run
+    from fbsnn_brian.experiments.runs import evaluate_run
 
     if args.command == "check" and args.check == "alignment":
-        return _check_alignment(args)
+        return run_check_alignment(args)
     if args.command == "check" and args.check == "equilibrium":
         return check_equilibrium(
             layer_sizes=args.layers,
@@ -315,33 +260,11 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         return _compare(args)
     if args.command == "report":
         from fbsnn_brian.analysis.report import write_report
+        from fbsnn_brian.experiments.settings import reported_settings
 
-        return write_report(args.run_dir)
+        return write_report(args.run_dir, settings=reported_settings())
     if args.command == "train":
-        if args.resume is not None and (args.config or args.out or args.overwrite):
-            raise ValidationError(
-                "fbsnn train --resume RUN_DIR continues that run with its own configuration; "
-                "--config, --out and --overwrite cannot be combined with it."
-            )
-        changed = [
-            flag
-            for flag, key, *_ in (*_TRAIN_OPTIONS, *_TRAIN_SWITCHES)
-            if key != "epochs" and getattr(args, key) is not None
-        ]
-        if args.resume is not None and changed:
-            raise ValidationError(
-                f"fbsnn train --resume: the run continues with its own configuration; "
-                f"{', '.join(changed)} cannot change it (only --epochs can extend a run with "
-                "the constant schedule). Start a new run to change settings."
-            )
-        return train_run(
-            _run_config(args, [key for _, key, *_ in (*_TRAIN_OPTIONS, *_TRAIN_SWITCHES)]),
-            args.resume or args.out,
-            progress=not args.no_progress,
-            resume=args.resume is not None,
-            checkpoint_every=args.checkpoint_every,
-            overwrite=args.overwrite,
-        )
+        return run_train(args)
     return evaluate_run(
         args.run_dir,
         dataset=args.dataset,
@@ -354,7 +277,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fbsnn`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="fbsnn: %(message)s"
@@ -376,11 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     elif args.command == "check":
         if args.check == "alignment":
-            _print_alignment(result)
+            print_alignment(result)
         else:
-            (_print_equilibrium if args.check == "equilibrium" else _print_gradient)(result)
+            (print_equilibrium if args.check == "equilibrium" else print_gradient)(result)
     elif args.command == "train":
-        _print_training(result)
+        print_training(result)
     elif args.command == "sweep":
         _print_sweep(result)
     elif args.command == "compare":
@@ -395,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"  in {result['compile_time_s']:.1f} s")
     else:
-        _print_evaluation(result)
+        print_evaluation(result)
     return 0
 
 

@@ -1,21 +1,40 @@
 """The argument parsers of the ``fbsnn`` command.
 
-:func:`_parser` builds the whole command line: the global options, the ``check``, ``train``,
-``compare``, ``evaluate``, ``sweep``, ``report`` and ``build`` subcommands, and a help text
-that shows every default (:class:`_HelpFormatter`). :data:`_TRAIN_OPTIONS` lists the settings
-of ``fbsnn train``, each of which a ``--config`` file may set too.
+:func:`build_parser` builds the whole command line: the global options, the ``check``,
+``train``, ``compare``, ``evaluate``, ``sweep``, ``report`` and ``build`` subcommands, and a help
+text that shows every default (:class:`_HelpFormatter`). The options of ``fbsnn train`` (and
+the data, network and phase options of ``fbsnn check alignment``) are the settings of
+:class:`fbsnn_brian.experiments.settings.RunSettings`: each field gives its flag, help text,
+choices, help group and default, and a ``--config`` file may set each of them too. Where
+another subcommand takes an option of the same name with the same default, that default is
+read from the settings too.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fbsnn_brian.build.devices.registry import Purpose, device_names
+from fbsnn_brian.experiments.settings import (
+    ALIGNMENT_SETTINGS,
+    GROUPS,
+    SECTIONS,
+    RunSettings,
+    SettingValue,
+    setting_fields,
+    shown_default,
+)
 from fbsnn_brian.model.network import NEURON_MODELS
+
+__all__ = ["build_parser", "train_settings"]
 
 #: Help text of every --neuron option.
 _NEURONS = "neuron model: " + ", ".join(NEURON_MODELS)
+
+#: The defaults of every setting, for the options of other subcommands that share them.
+_DEFAULT = RunSettings()
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -83,37 +102,38 @@ def _add_check_parsers(commands: Any) -> None:
         "--duration", type=float, default=30.0, help="free phase, in units of tau"
     )
     equilibrium.add_argument("--samples", type=int, default=5, help="number of digits simulated")
-    equilibrium.add_argument("--seed", type=int, default=0, help="seed of the network")
-    equilibrium.add_argument("--neuron", default="if", help=_NEURONS)
+    equilibrium.add_argument(
+        "--seed", type=int, default=_DEFAULT.network.seed, help="seed of the network"
+    )
+    equilibrium.add_argument("--neuron", default=_DEFAULT.network.neuron, help=_NEURONS)
     equilibrium.add_argument("--device", default="runtime", help=_devices("simulate"))
     equilibrium.add_argument("--json", action="store_true", help="print JSON only")
 
     gradient = _add(checks, "gradient", help="in-simulation SPIDE update vs the exact IDE gradient")
     gradient.add_argument("--layers", type=_layer_sizes, default=[64])
-    gradient.add_argument("--free", type=float, default=30.0, help="free phase, in tau")
-    gradient.add_argument("--perturbed", type=float, default=100.0, help="perturbed phase, in tau")
-    gradient.add_argument("--scale", type=float, default=4.0, help="error scale s")
+    gradient.add_argument(
+        "--free", type=float, default=_DEFAULT.protocol.free_tau, help="free phase, in tau"
+    )
+    gradient.add_argument(
+        "--perturbed",
+        type=float,
+        default=_DEFAULT.protocol.perturbed_tau,
+        help="perturbed phase, in tau",
+    )
+    gradient.add_argument(
+        "--scale", type=float, default=_DEFAULT.training.scale, help="error scale s"
+    )
     gradient.add_argument("--samples", type=int, default=3)
-    gradient.add_argument("--seed", type=int, default=0, help="seed of the network")
+    gradient.add_argument(
+        "--seed", type=int, default=_DEFAULT.network.seed, help="seed of the network"
+    )
     gradient.add_argument("--device", default="numpy", help=_devices("simulate"))
     gradient.add_argument("--json", action="store_true", help="print JSON only")
     _add_alignment_parser(checks)
 
 
-#: Settings of ``fbsnn train`` that ``fbsnn check alignment`` takes: data, network,
-#: biophysics, phases and the rule's error scale and backward weights.
-ALIGNMENT_SETTINGS = (
-    "dataset test_dataset train_size test_size validation_size split_seed preset n_classes "
-    "layers neuron tau_m tau_a b_a refractory synapse tau_syn e_excitatory e_inhibitory reset "
-    "delay delay_spread noise_sigma noise_tau excitatory_fraction rate_estimate dt scale "
-    "feedback free_tau perturbed_tau device seed"
-).split()
-
-
 def _add_alignment_parser(checks: Any) -> None:
     """``check alignment``: SPIDE's update against the ground truth of the simulated network."""
-    from fbsnn_brian.experiments.runs import DEFAULTS
-
     alignment = _add(
         checks,
         "alignment",
@@ -125,13 +145,7 @@ def _add_alignment_parser(checks: Any) -> None:
     alignment.add_argument(
         "--config", metavar="FILE", help="TOML file of fbsnn train settings (default: none)"
     )
-    for flag, key, kind, text in _TRAIN_OPTIONS:
-        if key in ALIGNMENT_SETTINGS:
-            default = DEFAULTS[key]
-            shown = ",".join(map(str, default)) if isinstance(default, list) else default
-            alignment.add_argument(
-                flag, dest=key, type=kind, default=None, help=f"{text} (default: {shown})"
-            )
+    _add_settings(alignment, ALIGNMENT_SETTINGS, grouped=False)
     alignment.add_argument(
         "--run",
         metavar="RUN_DIR",
@@ -163,135 +177,56 @@ def _add_alignment_parser(checks: Any) -> None:
     alignment.add_argument("--json", action="store_true", help="print JSON only")
 
 
-# flag, setting, type, help; every default is None so that a --config file can set it
-_TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
-    ("--dataset", "dataset", str, "digits, idx:DIR or npz:FILE"),
-    (
-        "--test-dataset",
-        "test_dataset",
-        str,
-        "a separate test set (npz:FILE or idx:DIR); the whole --dataset then trains",
-    ),
-    ("--train-size", "train_size", int, "first N samples train"),
-    ("--test-size", "test_size", int, "last M samples test"),
-    (
-        "--validation-size",
-        "validation_size",
-        int,
-        "last V training samples followed per epoch instead of training (0: none)",
-    ),
-    ("--split-seed", "split_seed", int, "seed of the stratified split"),
-    ("--preset", "preset", str, "settings per data set: digits, mnist or generic"),
-    ("--classes", "n_classes", int, "number of classes; labels must lie below it"),
-    ("--layers", "layers", _layer_sizes, "hidden layer sizes, comma-separated"),
-    ("--neuron", "neuron", str, _NEURONS),
-    ("--tau-m", "tau_m", float, "membrane time constant of lif and alif, in tau"),
-    ("--tau-a", "tau_a", float, "adaptation time constant of alif, in tau"),
-    ("--b-a", "b_a", float, "adaptation increment of alif per spike, in drive per tau"),
-    ("--refractory", "refractory", float, "refractory period, in tau (caps the rate at 1/it)"),
-    ("--synapse", "synapse", str, "synapse model: instantaneous, exponential, conductance"),
-    ("--tau-syn", "tau_syn", float, "synaptic time constant, in tau"),
-    ("--e-excitatory", "e_excitatory", float, "excitatory reversal potential (conductance)"),
-    ("--e-inhibitory", "e_inhibitory", float, "inhibitory reversal potential (conductance)"),
-    ("--reset", "reset", str, "reset: subtract (theta) or rest"),
-    ("--delay", "delay", float, "transmission delay between layers, in tau"),
-    ("--delay-spread", "delay_spread", float, "half-width of the delays' uniform spread, in tau"),
-    ("--noise-sigma", "noise_sigma", float, "membrane noise amplitude (threshold units; 0: off)"),
-    ("--noise-tau", "noise_tau", float, "noise correlation time, in tau (0: white noise)"),
-    (
-        "--excitatory-fraction",
-        "excitatory_fraction",
-        float,
-        "Dale's law: fraction of excitatory neurons per layer (0: off)",
-    ),
-    ("--rate-estimate", "rate_estimate", str, "rate read from spikes: average or exponential"),
-    ("--dt", "dt", float, "integration step, in tau (at most 0.25)"),
-    ("--epochs", "epochs", int, "passes over the training set"),
-    ("--lr", "learning_rate", float, "learning rate"),
-    ("--scale", "scale", float, "error scale s"),
-    ("--weight-decay", "weight_decay", float, "L2 weight decay"),
-    ("--momentum", "momentum", float, "SGD momentum"),
-    ("--batch-size", "batch_size", int, "samples per applied update"),
-    ("--max-feedback-gain", "max_feedback_gain", float, "cap on the loop gain, in (0, 1)"),
-    ("--input-dropout", "input_dropout", float, "probability of silencing an input component"),
-    ("--shift", "shift", int, "shift training images by up to this many pixels (0: never)"),
-    ("--schedule", "schedule", str, "constant or cosine"),
-    ("--feedback", "feedback", str, "backward weights: transpose or random (no weight transport)"),
-    ("--free", "free_tau", float, "free phase, in tau"),
-    ("--perturbed", "perturbed_tau", float, "perturbed phase, in tau"),
-    ("--device", "device", str, _devices("train") + " (genn: SPIDE only)"),
-    ("--chunk-size", "chunk_size", int, "samples per Brian2 run (a recorded rule's mini-batch)"),
-    (
-        "--rule",
-        "rule",
-        str,
-        "spide, ide, st_rsbp, na or spike_bp (fbsnn_brian.rules.learning_rules)",
-    ),
-    ("--seed", "seed", int, "seed of the network and of the shuffling"),
-    (
-        "--workers",
-        "workers",
-        int,
-        "Dask worker processes training this one network, each on its shard, merging their "
-        "weights every --sync-every samples (fbsnn_brian.learning.distributed)",
-    ),
-    ("--scheduler", "scheduler", str, "address of a dask scheduler for --workers"),
-    ("--sync-every", "sync_every", int, "samples each worker trains between two merges"),
-    (
-        "--alignment-directions",
-        "alignment_directions",
-        int,
-        "finite-difference directions of the trained state's ground truth in metrics.json "
-        "(0: the ideal IDE's cosine only; see fbsnn check alignment)",
-    ),
-]
+def train_settings() -> tuple[str, ...]:
+    """The settings ``fbsnn train`` takes: every field of :class:`RunSettings`."""
+    return tuple(setting_fields())
 
 
-# flag, setting, help of the on/off settings of fbsnn train (default None: a --config file's)
-_TRAIN_SWITCHES: list[tuple[str, str, str]] = [
-    ("--cpu-only", "cpu_only", "with --device genn: run GeNN's CPU backend instead of CUDA"),
-    (
-        "--no-feedback",
-        "no_feedback",
-        "remove the feedback loop: W_fb = 0 and never learned (SPIDE inside the simulation "
-        "and the recorded rules; not on genn)",
-    ),
-]
+# the argparse type of each run-file type of a setting
+_ARGUMENT_TYPES: dict[str, Callable[[str], SettingValue]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "int_list": _layer_sizes,
+}
 
 
-def _shown_default(key: str, default: Any, preset_keys: set[str]) -> str:
-    """How the help text names a train option's default."""
-    from fbsnn_brian.experiments.presets import PRESETS
+def _add_settings(
+    parser: argparse.ArgumentParser, names: Sequence[str], *, grouped: bool
+) -> dict[str, argparse._ActionsContainer]:
+    """One option per setting in ``names``, in its help group if ``grouped``; return the groups.
 
-    if key == "preset":
-        return "digits for digits, mnist for a 784-feature idx: set, else generic"
-    if key in preset_keys:
-        return (
-            "the preset's, "
-            + ", ".join(
-                f"{name} {','.join(map(str, value)) if isinstance(value, list) else value}"
-                for name, values in PRESETS.items()
-                for option, value in values.items()
-                if option == key
+    Every default is None, so that a ``--config`` file can set the setting; the help names the
+    default of :class:`RunSettings` (:func:`~fbsnn_brian.experiments.settings.shown_default`)
+    and the choices.
+    """
+    found = setting_fields()
+    groups: dict[str, argparse._ActionsContainer] = {
+        group: parser.add_argument_group(group) if grouped else parser for group in GROUPS
+    }
+    for name in names:
+        table, _, meta = found[name]
+        where = groups[meta.group]
+        if meta.switch:
+            where.add_argument(
+                meta.flag, dest=name, action="store_const", const=True, default=None, help=meta.help
             )
-            + ("" if all(key in values for values in PRESETS.values()) else f", else {default}")
+            continue
+        choices = meta.choices() if meta.choices is not None else None
+        where.add_argument(
+            meta.flag,
+            dest=name,
+            type=_ARGUMENT_TYPES[SECTIONS[table][name]],
+            default=None,
+            metavar="{" + ",".join(choices) + "}" if choices else None,
+            help=f"{meta.help} (default: {shown_default(name)})",
         )
-    if key == "chunk_size":
-        return "200 for spide, 16 for the other rules"
-    if default is None:
-        return {
-            "train_size": "seeded split",
-            "test_size": "seeded split",
-            "sync_every": "the chunk size",
-            "scheduler": "a LocalCluster of --workers processes",
-        }.get(key, "the largest training label + 1" if key == "n_classes" else "none")
-    return ",".join(map(str, default)) if isinstance(default, list) else str(default)
+    return groups
 
 
 def _add_train_parser(commands: Any) -> None:
-    """The ``train`` subcommand: every setting of :data:`_TRAIN_OPTIONS` and the run options."""
-    from fbsnn_brian.experiments.presets import PRESETS
-    from fbsnn_brian.experiments.runs import DEFAULTS, SAMPLES_PER_S
+    """The ``train`` subcommand: every setting of :class:`RunSettings` and the run options."""
+    from fbsnn_brian.experiments.runs import SAMPLES_PER_S
 
     train = _add(
         commands,
@@ -306,35 +241,25 @@ def _add_train_parser(commands: Any) -> None:
         "override it "
         "(default: none)",
     )
-    preset_keys = set().union(*PRESETS.values())
-    for flag, key, kind, text in _TRAIN_OPTIONS:
-        train.add_argument(
-            flag,
-            dest=key,
-            type=kind,
-            default=None,
-            help=f"{text} (default: {_shown_default(key, DEFAULTS[key], preset_keys)})",
-        )
-    for flag, key, text in _TRAIN_SWITCHES:
-        train.add_argument(
-            flag, dest=key, action="store_const", const=True, default=None, help=text
-        )
-    train.add_argument("--out", help="run directory (default: runs/<timestamp>)")
-    train.add_argument(
+    output = _add_settings(train, train_settings(), grouped=True)["output"]
+    output.add_argument("--out", help="run directory (default: runs/<timestamp>)")
+    output.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a non-empty --out directory (an earlier run and its report/)",
     )
-    train.add_argument(
+    output.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoint with its own config.json; only "
         "--epochs may be given too, to extend a run with the constant schedule (default: a new "
         "run)",
     )
-    train.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    output.add_argument(
+        "--checkpoint-every", type=int, default=1, help="chunks between checkpoints"
+    )
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
 def _add_compare_parser(commands: Any) -> None:
@@ -361,14 +286,16 @@ def _add_compare_parser(commands: Any) -> None:
         "compare",
         help="train every learning rule on the same network and data; one table",
     )
-    compare.add_argument("--dataset", default="digits", help="digits, idx:DIR or npz:FILE")
+    compare.add_argument(
+        "--dataset", default=_DEFAULT.data.dataset, help="digits, idx:DIR or npz:FILE"
+    )
     compare.add_argument(
         "--train-size", type=int, help="first N samples train (default: seeded split)"
     )
     compare.add_argument(
         "--test-size", type=int, help="last M samples test (default: seeded split)"
     )
-    compare.add_argument("--layers", type=_layer_sizes, default=[128])
+    compare.add_argument("--layers", type=_layer_sizes, default=_DEFAULT.network.layers)
     compare.add_argument("--epochs", type=count("--epochs", 1), default=10)
     compare.add_argument(
         "--rules",
@@ -391,9 +318,17 @@ def _add_compare_parser(commands: Any) -> None:
         "shuffling)",
     )
     compare.add_argument(
-        "--seed", type=count("--seed", 0), default=0, help="the first seed of --seeds"
+        "--seed",
+        type=count("--seed", 0),
+        default=_DEFAULT.network.seed,
+        help="the first seed of --seeds",
     )
-    compare.add_argument("--lr", type=float, default=0.04, help="SPIDE's online learning rate")
+    compare.add_argument(
+        "--lr",
+        type=float,
+        default=_DEFAULT.training.learning_rate,
+        help="SPIDE's online learning rate",
+    )
     compare.add_argument(
         "--batch-lr", type=float, default=0.1, help="learning rate of the mini-batch rules"
     )
@@ -423,7 +358,7 @@ def _add_compare_parser(commands: Any) -> None:
         help="random directions of the finite differences of the ground truth (0: compare "
         "with the ideal IDE only)",
     )
-    compare.add_argument("--device", default="cpp_standalone", help=_devices("train"))
+    compare.add_argument("--device", default=_DEFAULT.training.device, help=_devices("train"))
     compare.add_argument("--out", default="compare", help="directory for compare.nc and .md")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     compare.add_argument("--json", action="store_true", help="print JSON only")
@@ -451,7 +386,7 @@ def _add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--split-seed", type=int, help="the run's own data: seed of its split (default: the run's)"
     )
-    evaluate.add_argument("--device", default="cpp_standalone", help=_devices("simulate"))
+    evaluate.add_argument("--device", default=_DEFAULT.training.device, help=_devices("simulate"))
     evaluate.add_argument("--json", action="store_true", help="print JSON only")
 
 
@@ -462,7 +397,8 @@ def _add_run_parsers(commands: Any) -> None:
     _add_evaluate_parser(commands)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole ``fbsnn`` command line."""
     from fbsnn_brian.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -495,7 +431,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--device",
-        default="cpp_standalone",
+        default=_DEFAULT.training.device,
         help=_devices("build") + " (the training network of --chunk-size samples: compiled by "
         "the standalone devices, generated without GeNN for genn)",
     )
@@ -503,9 +439,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--inputs", type=int, default=784, help="number of inputs")
     build.add_argument("--layers", type=_layer_sizes, default=[256])
     build.add_argument("--classes", type=int, default=10, help="number of classes")
-    build.add_argument("--neuron", default="if", help=_NEURONS)
-    build.add_argument("--free", type=float, default=30.0, help="in tau")
-    build.add_argument("--perturbed", type=float, default=100.0, help="in tau")
+    build.add_argument("--neuron", default=_DEFAULT.network.neuron, help=_NEURONS)
+    build.add_argument("--free", type=float, default=_DEFAULT.protocol.free_tau, help="in tau")
+    build.add_argument(
+        "--perturbed", type=float, default=_DEFAULT.protocol.perturbed_tau, help="in tau"
+    )
     build.add_argument("--chunk-size", type=int, default=200)
     build.add_argument(
         "--compute-capability",

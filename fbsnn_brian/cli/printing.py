@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "print_alignment",
+    "print_equilibrium",
+    "print_evaluation",
+    "print_gradient",
+    "print_training",
+]
 
-def _print_equilibrium(result: dict[str, Any]) -> None:
+
+def print_equilibrium(result: dict[str, Any]) -> None:
     print(
         f"free phase of {result['duration_tau']:g} tau on {result['n_samples']} "
         f"digits, {result['n_neurons']} neurons {result['layer_sizes']}, "
@@ -23,7 +31,7 @@ def _print_equilibrium(result: dict[str, Any]) -> None:
     )
 
 
-def _print_gradient(result: dict[str, Any]) -> None:
+def print_gradient(result: dict[str, Any]) -> None:
     print(
         f"SPIDE update by spikes ({result['n_samples']} digits, layers {result['layer_sizes']}, "
         f"T_f = {result['free_duration_tau']:g} tau, T_b = {result['perturbed_duration_tau']:g} "
@@ -34,7 +42,7 @@ def _print_gradient(result: dict[str, Any]) -> None:
     )
 
 
-def _print_training(metrics: dict[str, Any]) -> None:
+def print_training(metrics: dict[str, Any]) -> None:
     epochs = len(metrics["train_accuracy_per_epoch"])
     validation = (
         ""
@@ -57,14 +65,14 @@ def _print_training(metrics: dict[str, Any]) -> None:
     )
 
 
-def _print_evaluation(result: dict[str, Any]) -> None:
+def print_evaluation(result: dict[str, Any]) -> None:
     print(f"test accuracy {result['test_accuracy']:.4f} on {result['n_test']} samples")
     print("confusion matrix (rows: true class, columns: predicted class):")
     for row in result["confusion_matrix"]:
         print("  " + " ".join(f"{count:5d}" for count in row))
 
 
-def _print_alignment(result: dict[str, Any]) -> None:
+def print_alignment(result: dict[str, Any]) -> None:
     print(
         f"alignment of SPIDE's update ({result['state']} weights, {result['n_samples']} "
         f"samples, hidden parameters):"

@@ -47,19 +47,21 @@ from numpy.typing import NDArray
 from fbsnn_brian import reference
 from fbsnn_brian.build.free_run import FreeRunSimulation, simulate
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.experiments.checks import _parameters, spike_computed_updates, vector_cosine
+from fbsnn_brian.experiments.checks import parameter_arrays, spike_computed_updates, vector_cosine
 from fbsnn_brian.experiments.transfer import measure_transfer
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import FreePhase, Protocol
 
 __all__ = [
     "GroundTruth",
+    "admissible_step",
     "alignment_cosines",
     "ground_truth",
     "hidden_cosine",
     "hidden_vector",
     "input_fluctuations",
     "measure_alignment",
+    "random_directions",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -75,7 +77,7 @@ def hidden_vector(parts: Any, n_layers: int) -> FloatArray:
             *parts.biases,
         ]
     else:
-        arrays = _parameters(parts)[: 2 * n_layers + 1]
+        arrays = parameter_arrays(parts)[: 2 * n_layers + 1]
     return np.concatenate([np.ravel(array) for array in arrays])
 
 
@@ -179,10 +181,30 @@ def _simulated_loss(
     return float(-log_p[np.arange(len(labels)), labels].mean())
 
 
-def _directions(
+def random_directions(
     network: FeedbackNetwork, base: FloatArray, k: int, rng: np.random.Generator
 ) -> FloatArray:
-    """``k`` random unit directions; with Dale's law, each entry scaled by its weight."""
+    """``k`` random unit directions; with Dale's law, each entry scaled by its weight.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The network whose hidden parameters are perturbed (its biophysics say whether Dale's
+        law holds).
+    base : ndarray
+        The hidden parameters as one vector (:func:`hidden_vector`).
+    k : int
+        Number of directions.
+    rng : numpy.random.Generator
+        Source of the random numbers.
+
+    Returns
+    -------
+    ndarray, shape (k, base.size)
+        One unit direction per row. Without Dale's law they are Gaussian; with it every
+        entry is a uniform number in [-1, 1) times the parameter, so a step smaller than 1
+        keeps every weight's sign.
+    """
     raw = rng.standard_normal((k, base.size))
     if network.biophysics.excitatory_fraction is not None:
         # a step along (w_i r_i) keeps every weight's sign while |step r_i| < 1
@@ -191,13 +213,35 @@ def _directions(
     return np.asarray(raw / norms, dtype=np.float64)
 
 
-def _admissible_step(
+def admissible_step(
     network: FeedbackNetwork, base: FloatArray, directions: FloatArray, step: float
 ) -> float:
     """The step, halved until every perturbed network is valid (loop gain < 1, Dale's signs).
 
     A trained network's loop gain sits at its cap, so a step along a direction that grows
     W_fb can leave the contraction the fixed point needs; the network refuses such weights.
+
+    Parameters
+    ----------
+    network : FeedbackNetwork
+        The network; its weights are restored before returning.
+    base : ndarray
+        The hidden parameters as one vector (:func:`hidden_vector`).
+    directions : ndarray, shape (k, base.size)
+        The directions of the finite differences (:func:`random_directions`).
+    step : float
+        The step to try first.
+
+    Returns
+    -------
+    float
+        The largest step ``step / 2**n`` (n < 30) for which ``base +- step * direction`` is a
+        valid network for every direction.
+
+    Raises
+    ------
+    ValidationError
+        If no such step is found.
     """
     original = {name: np.array(value) for name, value in network.weight_arrays().items()}
     try:
@@ -232,11 +276,11 @@ def _finite_differences(
 ) -> tuple[FloatArray, FloatArray, float, float]:
     work = copy.deepcopy(network)
     base = hidden_vector(work.rate_model(), work.n_layers)
-    directions = _directions(work, base, n_directions, np.random.default_rng([seed, 23]))
+    directions = random_directions(work, base, n_directions, np.random.default_rng([seed, 23]))
     step = relative_step * float(np.linalg.norm(base))
     if network.biophysics.excitatory_fraction is not None:
         step = min(step, 0.5 / float(np.max(np.abs(directions) / np.abs(base).clip(1e-300))))
-    step = _admissible_step(work, base, directions, step)
+    step = admissible_step(work, base, directions, step)
     simulation = FreeRunSimulation(
         work,
         Protocol([FreePhase(duration=duration_tau * network.tau)]),
@@ -283,7 +327,10 @@ def ground_truth(
         Not changed.
     protocol : Protocol
         Its free phase gives the rates of the ideal reference.
-    inputs, labels : array_like, shapes (n_samples, n_inputs) and (n_samples,)
+    inputs : array_like, shape (n_samples, n_inputs)
+        The training samples on which the loss is measured.
+    labels : array_like of int, shape (n_samples,)
+        Their class labels.
     n_directions : int
         Random directions of the finite differences.
     duration_tau : float
@@ -300,7 +347,8 @@ def ground_truth(
     transfer_duration_tau : float
         Simulated time per current of the transfer functions measured here, in tau.
     fluctuations : bool
-        Include each layer's input fluctuations in its transfer function (False: constant).
+        Measure the transfer functions with each layer's input fluctuations (default); False:
+        with constant input only (to see what the fluctuations change).
     """
     owner = "ground_truth"
     batch = network.check_inputs(inputs, owner=owner)

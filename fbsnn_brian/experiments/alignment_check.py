@@ -1,10 +1,11 @@
 """``fbsnn check alignment``: SPIDE's update against the ground truth of the simulated network.
 
 The network, its biophysics, the phases and the data come from the settings of ``fbsnn train``
-(its flags or a ``--config`` file, :data:`fbsnn_brian.experiments.runs.DEFAULTS` and the data
-set's preset), or from a trained run directory (``--run``: its own settings and its trained
-weights, ``state`` ``'trained'``). The samples are the first ``n_samples`` of the training part,
-never the test part. The measurement is :func:`fbsnn_brian.experiments.alignment.
+(its flags or a ``--config`` file over the defaults of
+:class:`fbsnn_brian.experiments.settings.RunSettings` and the data set's preset), or from a
+trained run directory (``--run``: its own settings and its trained weights, ``state``
+``'trained'``). The samples are the first ``n_samples`` of the training part, never the test
+part. The measurement is :func:`fbsnn_brian.experiments.alignment.
 measure_alignment`.
 """
 
@@ -12,28 +13,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from fbsnn_brian.build.devices.registry import get_device_spec
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments import runs
 from fbsnn_brian.experiments.alignment import measure_alignment
+from fbsnn_brian.experiments.run_data import run_datasets
+from fbsnn_brian.experiments.settings import RunSettings
+
+if TYPE_CHECKING:
+    from fbsnn_brian.model.network import FeedbackNetwork
+    from fbsnn_brian.model.protocol import Protocol
 
 __all__ = ["check_alignment"]
 
 
-def _protocol(settings: dict[str, Any], network: Any) -> Any:
+def _protocol(settings: RunSettings, network: FeedbackNetwork) -> Protocol:
     from fbsnn_brian.model.plasticity import SPIDEPlasticity
 
     # the update's direction only: no weight decay, momentum or mini-batches
     plasticity = SPIDEPlasticity(
-        learning_rate=settings["learning_rate"],
-        scale=settings["scale"],
-        feedback=settings["feedback"],
+        learning_rate=settings.training.learning_rate,
+        scale=settings.training.scale,
+        feedback=settings.training.feedback,
     )
     return runs.protocol_from_settings(settings, network, plasticity)
 
 
-def _from_run(run_dir: str) -> tuple[dict[str, Any], Any]:
+def _from_run(run_dir: str) -> tuple[RunSettings, FeedbackNetwork]:
     from fbsnn_brian.model.network import FeedbackNetwork
 
     directory = Path(run_dir)
@@ -43,12 +51,12 @@ def _from_run(run_dir: str) -> tuple[dict[str, Any], Any]:
             f"fbsnn check alignment --run: {run_dir!r} is not a finished run directory (no "
             "metrics.json); give a directory written by fbsnn train."
         )
-    settings = {**runs.DEFAULTS, **json.loads(metrics.read_text())["config"]}
+    settings = RunSettings.from_saved(json.loads(metrics.read_text())["config"])
     return settings, FeedbackNetwork.load(directory / "weights.npz")
 
 
 def check_alignment(
-    config: dict[str, Any],
+    config: runs.TrainingConfig,
     *,
     run_dir: str | None = None,
     n_samples: int = 8,
@@ -57,7 +65,7 @@ def check_alignment(
     relative_step: float = 0.1,
     transfer_duration_tau: float = 2000.0,
     fluctuations: bool = True,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Cosines of SPIDE's update with the ideal, measured and finite-difference gradients.
 
     Parameters
@@ -79,7 +87,9 @@ def check_alignment(
     -------
     dict
         The keys of :func:`~fbsnn_brian.experiments.alignment.measure_alignment`, plus
-        ``network`` (its configuration) and ``device``.
+        ``network`` (its configuration) and ``device``: the device of the update and of the
+        finite differences, the ground-truth device of the run's device
+        (:attr:`~fbsnn_brian.build.devices.registry.Device.ground_truth`).
     """
     owner = "fbsnn check alignment"
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
@@ -93,23 +103,21 @@ def check_alignment(
     if run_dir is not None:
         settings, network = _from_run(run_dir)
         state = "trained"
+        train = run_datasets(settings.data).train
     else:
-        settings = {**runs.DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        settings, data = runs.resolve_run(config)
         state = "initial"
-    train, _, _ = runs._datasets(settings)
-    if run_dir is None:
-        settings = runs._settings(config, train)
+        train = data.train
         network = runs.network_from_settings(settings, train.n_features, train.n_classes)
     if n_samples > train.n_samples:
         raise ValidationError(
             f"{owner}: --samples must be at most {train.n_samples} (the training part), got "
             f"{n_samples}."
         )
-    device = (
-        settings["device"]
-        if settings["device"] in ("cpp_standalone", "runtime")
-        else ("cpp_standalone")
-    )
+    # the update and the finite differences, on the device the registry names for this one
+    device = get_device_spec(
+        owner, settings.training.device, "train", parameter="--device"
+    ).ground_truth
     result = measure_alignment(
         network,
         _protocol(settings, network),
@@ -122,6 +130,6 @@ def check_alignment(
         relative_step=relative_step,
         transfer_duration_tau=transfer_duration_tau,
         fluctuations=fluctuations,
-        seed=int(settings["seed"]),
+        seed=int(settings.network.seed),
     )
     return {**result, "network": network.config(), "device": device}

@@ -22,7 +22,14 @@ from fbsnn_brian import reference
 from fbsnn_brian.build.free_run import simulate
 from fbsnn_brian.errors import ValidationError
 
-__all__ = ["check_equilibrium", "check_gradient", "gradient_alignment", "vector_cosine"]
+__all__ = [
+    "check_equilibrium",
+    "check_gradient",
+    "gradient_alignment",
+    "parameter_arrays",
+    "spike_computed_updates",
+    "vector_cosine",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -158,7 +165,7 @@ def _finite_differences(
             theta=model.theta,
         )
 
-    base = np.concatenate([np.ravel(parts) for parts in _parameters(model)])
+    base = np.concatenate([np.ravel(parts) for parts in parameter_arrays(model)])
     result = np.empty(len(coordinates))
     for position, index in enumerate(coordinates):
         plus, minus = base.copy(), base.copy()
@@ -170,7 +177,20 @@ def _finite_differences(
     return result
 
 
-def _parameters(model: reference.RateModel) -> list[FloatArray]:
+def parameter_arrays(model: reference.RateModel) -> list[FloatArray]:
+    """Every parameter array of a rate model, in the order of its gradient vector.
+
+    Parameters
+    ----------
+    model : RateModel
+        The model.
+
+    Returns
+    -------
+    list of ndarray
+        F, every W^(l+1), W^fb, every b^l, C and d: the arrays themselves (not copies), so
+        a caller can perturb one entry in place.
+    """
     return [
         model.input_weights,
         *model.forward_weights,
@@ -206,14 +226,14 @@ def spike_computed_updates(
         max_feedback_gain=0.999,
     )
     single = Protocol(list(protocol.phases), plasticity=plasticity)
-    before = _parameters(network.rate_model())
+    before = parameter_arrays(network.rate_model())
     updates = []
     for k in range(len(inputs)):
         trained = copy.deepcopy(network)
         TrainingSimulation(trained, single, device=device, chunk_size=1).train_chunk(
             inputs[k : k + 1], labels[k : k + 1], _ESTIMATE_STEP
         )
-        after = _parameters(trained.rate_model())
+        after = parameter_arrays(trained.rate_model())
         change = [np.ravel(old - new) for old, new in zip(before, after, strict=True)]
         updates.append(np.concatenate(change) / _ESTIMATE_STEP)
     return updates
@@ -230,7 +250,8 @@ def gradient_alignment(
     """Cosine between the spike-computed update and the exact IDE gradient, per sample.
 
     The network's own free phase (with its biophysics) gives the rates; the exact IDE
-    gradient of the ideal rate model (ALGORITHM.md, section 3) is evaluated at those rates.
+    gradient of the ideal rate model (docs/algorithm.rst, section "IDE: the implicit
+    gradient") is evaluated at those rates.
     The cosine is taken over the hidden parameters (F, W, W_fb, b), the part the perturbed
     phase computes. A LIF leak, noise or a backward path without weight transport lowers it:
     this is how a plausibility condition's learning signal is compared with the exact one.
@@ -265,7 +286,7 @@ def gradient_alignment(
         device=device,
     )
     model = network.rate_model()
-    n_hidden = sum(part.size for part in _parameters(model)[: 2 * model.n_layers + 1])
+    n_hidden = sum(part.size for part in parameter_arrays(model)[: 2 * model.n_layers + 1])
     cosines = []
     for k, update in enumerate(updates):
         rates = tuple(layer[k] for layer in free.layer_rates())
@@ -340,7 +361,7 @@ def check_gradient(
     # The readout update (p - y) a needs no error unit and is exact given the rates; it is
     # also the largest part of the gradient, so it is left out of the cosines: they measure
     # what the spiking perturbed phase computes (F, W, W_fb, b).
-    n_hidden = sum(part.size for part in _parameters(before)[: 2 * before.n_layers + 1])
+    n_hidden = sum(part.size for part in parameter_arrays(before)[: 2 * before.n_layers + 1])
     coordinates = rng.choice(n_hidden, size=min(n_coordinates, n_hidden), replace=False)
     cosines: dict[str, list[float]] = {
         "ide": [],

@@ -33,6 +33,7 @@ from fbsnn_brian.analysis.measures import rule_memory
 from fbsnn_brian.analysis.statistics import format_interval, format_mean_sd
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.experiments.runs import DEFAULTS, network_from_settings
+from fbsnn_brian.experiments.settings import RunSettings
 from fbsnn_brian.experiments.sweep import condition_summary
 
 __all__ = ["claims_table"]
@@ -105,7 +106,7 @@ def claims_table(sweep: xr.Dataset) -> str:
         settings = settings_of[c]
         # bytes per synapse and per neuron do not depend on the input and class counts
         try:
-            network = network_from_settings(settings, 64, 10)
+            network = network_from_settings(RunSettings.from_values(settings), 64, 10)
         except ValidationError:
             memory.append("failed")  # the condition's settings are invalid
         else:

@@ -10,17 +10,24 @@ For every rule and every seed (the seed sets the initial weights and the shuffli
 comparison
 
 * measures the alignment of the rule's update at the initial weights
-  (:func:`alignment_measures`, first ``alignment_samples`` training samples, hidden
-  parameters): with the ideal IDE at the same rates and with the ground truth;
+  (:func:`~fbsnn_brian.experiments.rule_alignment.alignment_measures`, on the first
+  ``alignment_samples`` training samples): the cosine with the exact IDE gradient at the same
+  free-phase rates, and the cosines with the ground truth of the network the rule runs on,
+  over the hidden parameters (F, W, W_fb, b; the readout's update is the same exact outer
+  product for every rule, so it is left out);
 * trains the network on the training split for ``epochs`` epochs, timing the training
   chunks (simulation plus the rule's numpy work: ``samples_per_s``);
 * evaluates the test set once, after training (as ``fbsnn train`` does);
 * measures the alignment again at the trained weights.
 
-Per rule it states whether the rule is local, needs weight transport and is algebraically
-IDE in this regime (:data:`~fbsnn_brian.experiments.regimes.ALGEBRAICALLY_IDE`), and measures
-its memory per sample the same way for every rule, at T_f and 2 T_f on the first seed's
-initial network (:mod:`fbsnn_brian.experiments.rule_memory`).
+Per rule it states whether the rule is local, whether it needs weight transport and whether
+its update is algebraically the exact IDE gradient in this regime
+(:data:`~fbsnn_brian.experiments.regimes.ALGEBRAICALLY_IDE` gives each reason), and measures
+the memory the rule needs per sample, the same way for every rule: the bytes of the arrays that
+hold one sample's state while the rule forms its update (recorded rules: the raster and the
+peak of their numpy work; SPIDE: its per-sample state variables, read from the Brian2 training
+network), for the free phase of T_f and of 2 T_f, on the first seed's initial network
+(:mod:`fbsnn_brian.experiments.rule_memory`).
 
 Over the seeds it summarises each rule's test accuracy (mean and sample sd) and the paired 95 %
 t interval of its difference to SPIDE's accuracy with the same seed
@@ -28,7 +35,9 @@ t interval of its difference to SPIDE's accuracy with the same seed
 
 The result is an xarray Dataset over ``rule``, ``seed`` and ``state`` (``'initial'``,
 ``'trained'``), described by the CF conventions (:func:`fbsnn_brian.io.netcdf.describe_dataset`),
-and a Markdown table (:func:`comparison_table`).
+and a Markdown table (:func:`comparison_table`). The alignment measures live in
+:mod:`fbsnn_brian.experiments.rule_alignment`, the summaries over seeds and the table in
+:mod:`fbsnn_brian.experiments.comparison_results`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -44,155 +53,35 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from fbsnn_brian import reference
-from fbsnn_brian.analysis.statistics import (
-    format_interval,
-    format_mean_sd,
-    mean_sd,
-    paired_interval,
-)
-from fbsnn_brian.build.free_run import simulate
+from fbsnn_brian.build.devices.registry import get_device_spec
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.experiments.alignment import (
-    alignment_cosines,
-    ground_truth,
-    hidden_cosine,
-    hidden_vector,
+from fbsnn_brian.experiments.comparison_results import (
+    REFERENCE_RULE,
+    STATES,
+    comparison_table,
+    with_summaries,
 )
 from fbsnn_brian.experiments.regimes import REGIMES, RuleRegime, rule_regime
+from fbsnn_brian.experiments.rule_alignment import alignment_measures, rule_alignment
 from fbsnn_brian.experiments.rule_memory import rule_memory_per_sample
 from fbsnn_brian.io.netcdf import describe_dataset
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import FreePhase, Protocol
-from fbsnn_brian.rules.baselines import SampleSpikes
 from fbsnn_brian.rules.learning_rules import RULES, LearningRule, rule_from_name
 from fbsnn_brian.validation import check_choice, describe
 
-__all__ = ["STATES", "alignment_measures", "compare_rules", "comparison_table", "rule_alignment"]
+__all__ = [
+    "STATES",
+    "alignment_measures",
+    "compare_rules",
+    "comparison_table",
+    "rule_alignment",
+]
 
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 Split = tuple[FloatArray, NDArray[np.int64]]
-
-#: The network states at which the alignment is measured.
-STATES = ("initial", "trained")
-
-#: The cosines of the table: with the ideal IDE at the same rates, and with the ground truth.
-_COSINES = (
-    "cosine_vs_ide",
-    "cosine_vs_measured_ide",
-    "cosine_vs_finite_difference",
-    "measured_ide_vs_finite_difference",
-)
-
-#: Free phase (in tau) of each finite-difference evaluation of the ground truth.
-FINITE_DIFFERENCE_TAU = 300.0
-
-#: The rule every other rule's test accuracy is compared with, seed by seed.
-REFERENCE_RULE = "spide"
-
-
-def rule_alignment(
-    rule: LearningRule,
-    network: FeedbackNetwork,
-    protocol: Protocol,
-    inputs: FloatArray,
-    labels: NDArray[np.int64],
-    *,
-    device: str = "numpy",
-) -> dict[str, Any]:
-    """Per-sample cosine of a rule's update with the exact IDE gradient at the same rates.
-
-    Recorded rules: the rule's gradient of each sample's recorded free phase against
-    :func:`~fbsnn_brian.reference.ide_gradients_at_rates` at that sample's rates. SPIDE: the
-    in-simulation update (:func:`fbsnn_brian.experiments.checks.gradient_alignment`).
-
-    Returns
-    -------
-    dict
-        ``cosine_vs_ide`` (mean over the samples with a finite cosine),
-        ``per_sample_cosine_vs_ide``, ``n_samples`` and ``mean_hidden_update`` (the rule's
-        update of the hidden parameters, averaged over the samples).
-    """
-    if rule.in_simulation:
-        from fbsnn_brian.experiments.checks import gradient_alignment
-
-        return gradient_alignment(network, protocol, inputs, labels, device=device)
-    recording = simulate(network, Protocol([protocol.free_phase]), inputs=inputs, device=device)
-    model = network.rate_model()
-    cosines, updates = [], []
-    for k in range(len(inputs)):
-        spikes = SampleSpikes.from_recording(recording, k)
-        estimate = rule.gradients(network, spikes, inputs[k], int(labels[k]))
-        updates.append(hidden_vector(estimate, model.n_layers))
-        rates = spikes.rates()
-        exact = reference.ide_gradients_at_rates(
-            model,
-            inputs[k],
-            rates,
-            int(labels[k]),
-            gates=reference.gates_from_rates(rates, ceiling=network.max_rate),
-        )
-        cosines.append(hidden_cosine(estimate, exact))
-    finite = [c for c in cosines if np.isfinite(c)]
-    return {
-        "cosine_vs_ide": float(np.mean(finite)) if finite else float("nan"),
-        "per_sample_cosine_vs_ide": cosines,
-        "n_samples": len(cosines),
-        "mean_hidden_update": np.mean(updates, axis=0),
-    }
-
-
-def alignment_measures(
-    rule: LearningRule,
-    network: FeedbackNetwork,
-    protocol: Protocol,
-    inputs: FloatArray,
-    labels: NDArray[np.int64],
-    device: str,
-    *,
-    directions: int = 16,
-    ground_truth_device: str = "cpp_standalone",
-) -> dict[str, float]:
-    """Every alignment measure of one (rule, seed, state): the one place that computes them.
-
-    Each key becomes a variable over (``rule``, ``seed``, ``state``) of the comparison (it
-    needs an entry in :data:`fbsnn_brian.io.netcdf.VOCABULARY`).
-
-    Returns
-    -------
-    dict of str to float
-        ``cosine_vs_ide``: mean over the samples of the cosine between the rule's update and
-        the exact IDE gradient of the ideal rate model at the same free-phase rates, over the
-        hidden parameters (:func:`rule_alignment`). Against the ground truth of the network
-        the rule runs on (:func:`fbsnn_brian.experiments.alignment.ground_truth`, ``directions``
-        random directions of finite differences over a free phase of 300 tau on
-        ``ground_truth_device``), the rule's update averaged over the samples:
-        ``cosine_vs_measured_ide``, ``cosine_vs_finite_difference`` and
-        ``measured_ide_vs_finite_difference`` (NaN with ``directions`` 0).
-    """
-    ideal = rule_alignment(rule, network, protocol, inputs, labels, device=device)
-    result = {"cosine_vs_ide": float(ideal["cosine_vs_ide"])}
-    names = (
-        "cosine_vs_measured_ide",
-        "cosine_vs_finite_difference",
-        "measured_ide_vs_finite_difference",
-    )
-    if directions == 0:
-        return {**result, **dict.fromkeys(names, float("nan"))}
-    truth = ground_truth(
-        network,
-        protocol,
-        inputs,
-        labels,
-        n_directions=directions,
-        duration_tau=FINITE_DIFFERENCE_TAU,
-        device=ground_truth_device,
-        seed=0,
-    )
-    cosines = alignment_cosines(ideal["mean_hidden_update"], truth)
-    return {**result, **{name: float(cosines[name]) for name in names}}
 
 
 @dataclass(frozen=True)
@@ -254,8 +143,8 @@ def _measure_seed(
     logger.info("compare: %s, seed %d", rule.name, training.seed)
     start = time.perf_counter()
     chosen = (train[0][:alignment_samples], train[1][:alignment_samples])
-    # the finite differences: built once per network where the device compiles
-    where = "cpp_standalone" if training.device == "cpp_standalone" else "runtime"
+    # the finite differences, on the device the registry names for this one
+    where = get_device_spec("compare_rules", training.device, "train").ground_truth
     alignment = {
         "initial": alignment_measures(
             rule,
@@ -377,7 +266,10 @@ def compare_rules(
     protocol : Protocol
         ``[FreePhase, PerturbedPhase]`` with a SPIDEPlasticity (the optimiser of every rule).
     train, test : (inputs, labels)
+        The training and the test split: inputs of shape (n_samples, n_inputs) and their
+        integer labels.
     epochs : int
+        Training epochs of every rule with every seed.
     rules : list of str, optional
         Default: every rule of :data:`~fbsnn_brian.rules.learning_rules.RULES`.
     regime : {'ideal', 'paper'}
@@ -385,16 +277,21 @@ def compare_rules(
     seeds : sequence of int
         Every rule trains once with each seed (initial weights and shuffling).
     free_tau : dict of str to float, optional
-        A free phase (in tau) for some rules, e.g. ``{'na': 10}`` (else the regime's or the
-        protocol's).
+        A free phase (in tau) for some rules, e.g. ``{'na': 10}``; the others use their
+        regime's (ST-RSBP in ``'paper'``: 100) or else the protocol's.
     device : str
-        Device of the training and the test (and of the finite differences if standalone).
+        A name in :data:`fbsnn_brian.build.devices.registry.REGISTRY` that serves training:
+        the device of the training and the test; the finite differences run on its
+        ground-truth device (:attr:`~fbsnn_brian.build.devices.registry.Device.ground_truth`).
     chunk_size : int
-        Samples per chunk (mini-batch) of the recorded rules; SPIDE learns online.
+        Samples per chunk of the recorded rules: their mini-batch (SPIDE learns online).
     recorded_plasticity : SPIDEPlasticity, optional
-        Optimiser of the recorded rules (default: the protocol's).
-    alignment_samples, directions : int
-        Training samples of the alignment; finite-difference directions (0: ideal IDE only).
+        Optimiser settings of the recorded rules (default: the protocol's).
+    alignment_samples : int
+        Training samples on which the alignment is measured.
+    directions : int
+        Random directions of the finite differences of the ground truth (0: the ideal IDE's
+        cosine only).
     progress : bool
         Progress bars of the training.
 
@@ -449,7 +346,7 @@ def compare_rules(
             "n_test": len(test[0]),
         },
     )
-    return describe_dataset(_with_summaries(result), where="compare_rules")
+    return describe_dataset(with_summaries(result), where="compare_rules")
 
 
 def _stacked(
@@ -474,114 +371,3 @@ def _stacked(
         **{key: (("rule", "seed"), values) for key, values in per_seed.items()},
         **{key: (("rule", "seed", "state"), values) for key, values in per_state.items()},
     }
-
-
-def _with_summaries(result: xr.Dataset) -> xr.Dataset:
-    """Add each rule's mean and sd of the test accuracy over seeds and its paired interval."""
-    accuracy = result["test_accuracy"]
-    names = [str(name) for name in result["rule"].values]
-    summaries: dict[str, list[float]] = {}
-    for name in names:
-        mean, sd = mean_sd(accuracy.sel(rule=name).values)
-        interval = (
-            paired_interval(
-                accuracy.sel(rule=name).values, accuracy.sel(rule=REFERENCE_RULE).values
-            )
-            if REFERENCE_RULE in names
-            else {"difference": np.nan, "low": np.nan, "high": np.nan}
-        )
-        for key, value in (
-            ("test_accuracy_mean", mean),
-            ("test_accuracy_sd", sd),
-            ("test_accuracy_difference_to_spide", interval["difference"]),
-            ("test_accuracy_difference_to_spide_low", interval["low"]),
-            ("test_accuracy_difference_to_spide_high", interval["high"]),
-        ):
-            summaries.setdefault(key, []).append(float(value))
-    return result.assign({key: ("rule", np.asarray(v)) for key, v in summaries.items()})
-
-
-def _kib(value: Any) -> str:
-    return f"{float(value) / 1024:.1f} KiB"
-
-
-def comparison_table(result: xr.Dataset) -> str:
-    """Markdown table of :func:`compare_rules`' Dataset, one row per rule.
-
-    Accuracies are mean ± sd over the seeds in %, the difference to SPIDE is the mean
-    per-seed difference in percentage points with its paired 95 % t interval, and the
-    samples/s and cosines (initial / trained) are mean ± sd over the seeds.
-    """
-    header = (
-        "| rule | test accuracy (%) | difference to SPIDE (pp, 95 % interval) | "
-        "training samples/s | cosine with ideal IDE | cosine with measured IDE | "
-        "cosine with finite differences | measured IDE vs finite differences | "
-        "algebraically IDE | local | weight transport | memory per sample (T_f) | "
-        "memory per sample (2 T_f) |"
-    )
-    rows = [header, "|" + "---|" * 13]
-    for name in result["rule"].values:
-        entry = result.sel(rule=name)
-        difference = {
-            key: float(entry[f"test_accuracy_difference_to_spide{suffix}"])
-            for key, suffix in (("difference", ""), ("low", "_low"), ("high", "_high"))
-        }
-        compared = (
-            "reference"
-            if name == REFERENCE_RULE
-            else "n/a"
-            if np.isnan(difference["difference"])
-            else format_interval(difference, scale=100)
-        )
-        cosines = [
-            " / ".join(
-                "n/a"
-                if not np.isfinite(entry[measure].sel(state=state).values).any()
-                else format_mean_sd(entry[measure].sel(state=state).values, digits=3)
-                for state in STATES
-            )
-            for measure in _COSINES
-        ]
-        rows.append(
-            f"| {name} | {format_mean_sd(entry['test_accuracy'].values, scale=100)} | "
-            f"{compared} | {format_mean_sd(entry['samples_per_s'].values, digits=0)} | "
-            + "".join(f"{cell} | " for cell in cosines)
-            + " | ".join(
-                "yes" if bool(entry[key]) else "no"
-                for key in ("algebraically_ide", "local", "weight_transport")
-            )
-            + f" | {_kib(entry['memory_bytes_per_sample'])} | "
-            f"{_kib(entry['memory_bytes_per_sample_double_phase'])} |"
-        )
-    return "\n".join(rows) + "\n" + _table_notes(result)
-
-
-def _table_notes(result: xr.Dataset) -> str:
-    """The notes under the table: data, seeds, what each column measures, each rule's network."""
-    seeds = [int(seed) for seed in result["seed"].values]
-    epochs = int(result.attrs["epochs"])
-    networks = "; ".join(
-        f"{name}: {entry} (free phase {float(tau):g} tau)"
-        for name, entry, tau in zip(
-            result["rule"].values,
-            result["rule_network"].values,
-            result["free_phase_tau"].values,
-            strict=True,
-        )
-    )
-    return (
-        f"\n{result.attrs['regime']} regime. {int(result.attrs['n_train'])} training and "
-        f"{int(result.attrs['n_test'])} test samples, {epochs} epoch{'' if epochs == 1 else 's'}, "
-        f"seeds {', '.join(map(str, seeds))} (the same initial weights and shuffling for every "
-        "rule); the test set is evaluated once, after training. Networks: "
-        f"{networks}. Cosines over the hidden parameters, each as initial / trained weights, "
-        f"on {int(result.attrs['alignment_samples'])} training samples: with the exact IDE "
-        "gradient of the ideal rate model at the same rates (mean over the samples), and, for "
-        "the rule's update averaged over the samples, with the ground truth of the network the "
-        "rule runs on (fbsnn_brian.experiments.alignment: the measured rate model's IDE "
-        "gradient and finite differences of the simulated loss), and how the two ground "
-        "truths agree. Memory per sample: bytes of one sample's state while the rule forms "
-        "its update (recorded rules: the raster and the peak of their numpy work; SPIDE: its "
-        "per-sample state variables in the Brian2 training network), on the first seed's "
-        "initial network.\n"
-    )

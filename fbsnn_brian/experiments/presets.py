@@ -1,13 +1,13 @@
 """Training presets per kind of data set, chosen on a validation split of the training part.
 
-A preset is a subset of the run settings of :data:`fbsnn_brian.experiments.runs.DEFAULTS`; ``fbsnn
-train``
-applies the preset of its data set (:func:`default_preset`) over the defaults, and explicit
-options over the preset. Each preset was selected by ``analysis/select_presets.py``: for each
-candidate of a small grid and each seed, a network trained on the training part minus a
-validation split carved from it, and the candidate with the best mean final validation accuracy
-over the seeds was chosen. The test part was never evaluated. The committed result files hold
-every run's per-epoch validation accuracy.
+A preset is a subset of the run settings (the fields of
+:class:`fbsnn_brian.experiments.settings.RunSettings`, which checks every preset against them
+when it is imported); ``fbsnn train`` applies the preset of its data set (:func:`default_preset`)
+over the defaults, and explicit options over the preset. Each preset was selected by
+``analysis/select_presets.py``: for each candidate of a small grid and each seed, a network
+trained on the training part minus a validation split carved from it, and the candidate with
+the best mean final validation accuracy over the seeds was chosen. The test part was never
+evaluated. The committed result files hold every run's per-epoch validation accuracy.
 
 ======== ===================================================== ===============================
 preset   values                                                how chosen
@@ -39,17 +39,19 @@ Commands and result files::
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from fbsnn_brian.errors import ValidationError
 
-__all__ = ["MNIST_FEATURES", "PRESETS", "default_preset", "preset_settings"]
+__all__ = ["MNIST_FEATURES", "PRESETS", "PresetValue", "default_preset", "preset_settings"]
 
 #: Number of features (28 x 28 pixels) of an IDX data set that gets the ``mnist`` preset.
 MNIST_FEATURES = 784
 
-#: Run settings of each preset (keys of :data:`fbsnn_brian.experiments.runs.DEFAULTS`).
-PRESETS: dict[str, dict[str, Any]] = {
+#: The value of a setting a preset sets.
+PresetValue = str | int | float | bool | list[int]
+
+#: Run settings of each preset (fields of :class:`fbsnn_brian.experiments.settings.RunSettings`).
+PRESETS: dict[str, dict[str, PresetValue]] = {
     "digits": {
         "layers": [128],
         "epochs": 30,
@@ -110,13 +112,13 @@ def default_preset(dataset_spec: str, n_features: int) -> str:
     return "generic"
 
 
-def preset_settings(name: str) -> dict[str, Any]:
+def preset_settings(name: object) -> dict[str, PresetValue]:
     """Return a copy of the run settings of preset ``name``.
 
     Parameters
     ----------
     name : str
-        One of the keys of :data:`PRESETS`.
+        One of the keys of :data:`PRESETS` (any other value is refused).
 
     Returns
     -------

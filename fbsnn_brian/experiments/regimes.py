@@ -12,8 +12,9 @@ seed, the sizes, ``theta`` and the feedback gain only).
     period ``tau``). There ST-RSBP's count model IS the rate model, so its update is IDE's
     (see :data:`ALGEBRAICALLY_IDE` for each rule's reason).
 ``'paper'``
-    Each baseline in the regime of its own paper (BASELINES.md, "Paper regimes"), translated to
-    the toolkit's time unit ``tau`` (one step, 1 ms, of the discrete-time papers):
+    Each baseline in the regime of its own paper (docs/baselines.rst, section "Paper
+    regimes"), translated to the toolkit's time unit ``tau`` (one step, 1 ms, of the discrete-time
+    papers):
 
     * ST-RSBP (Zhang & Li 2019): LIF ``tau_m = 64 tau``, exponential synapses
       ``tau_syn = 8 tau``, reset to rest with a refractory period of ``2 tau``, a window of

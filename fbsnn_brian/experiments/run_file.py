@@ -1,7 +1,8 @@
 """Training configurations in TOML files (``fbsnn train --config FILE``).
 
-A file sets any of the settings of :data:`fbsnn_brian.experiments.runs.DEFAULTS`, grouped in four
-tables::
+A file sets any of the settings of :class:`fbsnn_brian.experiments.settings.RunSettings`, one
+table per section (:data:`SECTIONS` is derived from its fields; each key's default, units and
+allowed values are its field's, which ``fbsnn train --help`` lists). An example file::
 
     [data]
     dataset = "digits"          # or "idx:DIR", "npz:FILE"
@@ -39,8 +40,9 @@ tables::
 
 Every problem is reported with its key path (``[training].epochs``), the value found and
 what is allowed: an unknown table or key (with the closest known name), a value of the wrong
-type, or a file that is not valid TOML. Values are checked for type here; ranges are checked
-by the objects that use them.
+type (:func:`fbsnn_brian.experiments.settings.check_value`, from the field's annotation), or a
+file that is not valid TOML. Values are checked for type here; ranges are checked by the
+objects that use them.
 """
 
 from __future__ import annotations
@@ -48,80 +50,14 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from fbsnn_brian.errors import ValidationError
+from fbsnn_brian.experiments.settings import SECTIONS, SettingValue, check_value
 from fbsnn_brian.validation import describe
 
 __all__ = ["SECTIONS", "load_run_file", "read_toml", "settings_from_tables"]
-
-# table -> key -> expected type: "int", "float", "str", "int_list", "optional_int"
-SECTIONS: dict[str, dict[str, str]] = {
-    "data": {
-        "dataset": "str",
-        "train_size": "optional_int",
-        "test_size": "optional_int",
-        "split_seed": "int",
-        "test_dataset": "str",
-        "validation_size": "int",
-        "n_classes": "optional_int",
-        "preset": "str",
-    },
-    "network": {
-        "layers": "int_list",
-        "neuron": "str",
-        "seed": "int",
-        "max_feedback_gain": "float",
-        "tau_m": "float",
-        "tau_a": "float",
-        "b_a": "float",
-        "refractory": "float",
-        "synapse": "str",
-        "tau_syn": "float",
-        "e_excitatory": "float",
-        "e_inhibitory": "float",
-        "reset": "str",
-        "delay": "float",
-        "delay_spread": "float",
-        "noise_sigma": "float",
-        "noise_tau": "float",
-        "excitatory_fraction": "float",
-        "rate_estimate": "str",
-        "dt": "float",
-    },
-    "protocol": {"free_tau": "float", "perturbed_tau": "float"},
-    "training": {
-        "epochs": "int",
-        "learning_rate": "float",
-        "scale": "float",
-        "weight_decay": "float",
-        "momentum": "float",
-        "batch_size": "int",
-        "schedule": "str",
-        "device": "str",
-        "cpu_only": "bool",
-        "chunk_size": "int",
-        "rule": "str",
-        "input_dropout": "float",
-        "shift": "int",
-        "feedback": "str",
-        "no_feedback": "bool",
-        "workers": "int",
-        "scheduler": "str",
-        "sync_every": "optional_int",
-        "alignment_directions": "int",
-    },
-}
-
-_TYPE_NAMES = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "int_list": "a list of integers",
-    "optional_int": "an integer",
-}
 
 
 def _suggest(name: str, allowed: list[str]) -> str:
@@ -129,27 +65,7 @@ def _suggest(name: str, allowed: list[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_type(where: str, value: Any, kind: str) -> Any:
-    if kind in ("int", "optional_int"):
-        ok = _is_int(value)
-    elif kind == "float":
-        ok = _is_int(value) or isinstance(value, float)
-    elif kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    else:
-        ok = isinstance(value, list) and bool(value) and all(_is_int(v) for v in value)
-    if not ok:
-        raise ValidationError(f"{where} must be {_TYPE_NAMES[kind]}, got {describe(value)}.")
-    return float(value) if kind == "float" else value
-
-
-def load_run_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_run_file(path: str | os.PathLike[str]) -> dict[str, SettingValue]:
     """Read a TOML training configuration; return the flat settings it sets.
 
     Parameters
@@ -179,23 +95,24 @@ def load_run_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return settings_from_tables(document, f"run file {str(path)!r}")
 
 
-def read_toml(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str], kind: str) -> dict[str, object]:
     """Parse a TOML file; a missing or invalid one raises ValidationError naming ``kind``."""
     source = Path(path)
     if not source.is_file():
         raise ValidationError(f"{kind}: no file at {str(path)!r}.")
     try:
-        return tomllib.loads(source.read_text())
+        document: dict[str, object] = tomllib.loads(source.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ValidationError(f"{kind} {str(path)!r} is not valid TOML: {error}.") from None
+    return document
 
 
-def settings_from_tables(document: dict[str, Any], where: str) -> dict[str, Any]:
+def settings_from_tables(document: Mapping[str, object], where: str) -> dict[str, SettingValue]:
     """Check the tables of a parsed run file; return the flat settings they set.
 
     ``where`` starts every message (e.g. ``"run file 'x.toml'"``).
     """
-    settings: dict[str, Any] = {}
+    settings: dict[str, SettingValue] = {}
     for table, entries in document.items():
         if table not in SECTIONS:
             raise ValidationError(
@@ -214,5 +131,5 @@ def settings_from_tables(document: dict[str, Any], where: str) -> dict[str, Any]
                     f"{location} is not a known setting; allowed in [{table}]: "
                     f"{', '.join(allowed)}.{_suggest(key, list(allowed))}"
                 )
-            settings[key] = _check_type(location, value, allowed[key])
+            settings[key] = check_value(location, key, value)
     return settings

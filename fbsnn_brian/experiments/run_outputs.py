@@ -30,6 +30,7 @@ def write_results(
     ``alignment_directions`` > 0 ``gradient_cosine_vs_measured_ide``,
     ``gradient_cosine_vs_finite_difference``, ``gradient_measured_ide_vs_finite_difference``).
     """
+    from fbsnn_brian.build.devices.registry import get_device_spec
     from fbsnn_brian.build.training import TrainingSimulation
     from fbsnn_brian.experiments.comparison import alignment_measures
     from fbsnn_brian.io.netcdf import write_dataset
@@ -56,7 +57,7 @@ def write_results(
     write_dataset(learning_recording.to_xarray(), directory / "learning_recording.nc")
     # the learning signal of this condition against the exact gradient, at the trained state
     chosen = (test.inputs[:ALIGNMENT_SAMPLES], test.labels[:ALIGNMENT_SAMPLES])
-    where = "cpp_standalone" if settings["device"] == "cpp_standalone" else "runtime"
+    where = get_device_spec("fbsnn train", settings["device"], "train").ground_truth
     directions = settings["alignment_directions"]
     measures = alignment_measures(
         rule, network, protocol, *chosen, "numpy", directions=directions, ground_truth_device=where

@@ -24,36 +24,65 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.experiments.presets import default_preset, preset_settings
+from fbsnn_brian.experiments.presets import default_preset
+from fbsnn_brian.experiments.run_data import (
+    RunData,
+    has_own_partition,
+    run_datasets,
+    split_dataset,
+)
 from fbsnn_brian.experiments.run_outputs import write_results
+from fbsnn_brian.experiments.settings import (
+    DataSettings,
+    RunSettings,
+    SettingValue,
+    check_names,
+    default_values,
+    preset_values,
+)
 from fbsnn_brian.files import write_json_atomically
 from fbsnn_brian.interrupt import Interrupted
-from fbsnn_brian.io.datasets import (
-    Dataset,
-    check_compatible,
-    load_dataset,
-    load_train_and_test,
-    train_test_split,
-)
+from fbsnn_brian.io.datasets import Dataset, load_dataset
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import NDArray
+
+    from fbsnn_brian.learning.trainer import Trainer
+    from fbsnn_brian.model.network import FeedbackNetwork
+    from fbsnn_brian.model.plasticity import SPIDEPlasticity
+    from fbsnn_brian.model.protocol import Protocol as PhaseProtocol
 
 __all__ = [
+    "DEFAULTS",
+    "Fit",
+    "Metrics",
     "TrainingConfig",
     "evaluate_run",
+    "fit_of",
     "network_from_settings",
     "protocol_from_settings",
-    "split_dataset",
+    "resolve_run",
+    "resolve_settings",
     "train_run",
     "trainer_from_settings",
 ]
 
-TrainingConfig = dict[str, Any]
+#: Settings as given (setting name -> value; None: not given): a run file, the options of
+#: ``fbsnn train``, a ``config.json``.
+TrainingConfig = Mapping[str, SettingValue]
+
+#: What :func:`train_run` and :func:`evaluate_run` return (and write to ``metrics.json``).
+Metrics = dict[str, object]
 
 #: What ``samples_per_s`` in metrics.json and the printed summary measure.
 SAMPLES_PER_S = (
@@ -63,78 +92,12 @@ SAMPLES_PER_S = (
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS: TrainingConfig = {
-    "dataset": "digits",
-    # a separate test set (npz:FILE or idx:DIR); then the whole --dataset trains
-    "test_dataset": None,
-    "train_size": None,
-    "test_size": None,
-    # samples carved from the end of the training part to follow learning per epoch; the test
-    # set is evaluated once, after training
-    "validation_size": 0,
-    "split_seed": 0,
-    # settings per data set (fbsnn_brian.experiments.presets); None: chosen from the data set
-    "preset": None,
-    # None: the largest training label + 1 (with a warning for classes without samples)
-    "n_classes": None,
-    "layers": [128],
-    "neuron": "if",
-    # the settings below are under the data set's preset (fbsnn_brian.experiments.presets),
-    # which overrides the training schedule and the layer sizes
-    "epochs": 30,
-    "learning_rate": 0.04,
-    "scale": 4.0,
-    "weight_decay": 0.001,
-    "momentum": 0.0,
-    "batch_size": 1,
-    "schedule": "cosine",
-    "free_tau": 30.0,
-    "perturbed_tau": 100.0,
-    "device": "cpp_standalone",
-    # device 'genn': GeNN's CPU backend instead of CUDA
-    "cpu_only": False,
-    # samples per Brian2 run; None: 200 for SPIDE, 16 for a recorded rule (its mini-batch)
-    "chunk_size": None,
-    "rule": "spide",
-    "seed": 0,
-    "max_feedback_gain": 0.9,
-    "input_dropout": 0.0,
-    "shift": 1,
-    "feedback": "transpose",
-    "no_feedback": False,  # True: no feedback loop, W_fb = 0 and never learned
-    # finite-difference directions of the trained state's ground truth (0: ideal IDE only)
-    "alignment_directions": 0,
-    # biophysics (fbsnn_brian.model.biophysics); times in units of tau, 0 switches noise_tau
-    # (white noise) and excitatory_fraction (Dale's law) off
-    "tau_m": 20.0,
-    # the adaptive LIF (neuron "alif"): adaptation time constant (in tau) and increment
-    "tau_a": 10.0,
-    "b_a": 0.05,
-    "refractory": 1.0,
-    "synapse": "instantaneous",
-    "tau_syn": 1.0,
-    "e_excitatory": 4.0,
-    "e_inhibitory": -2.0,
-    "reset": "subtract",
-    "delay": 0.0,
-    "delay_spread": 0.0,
-    "noise_sigma": 0.0,
-    "noise_tau": 0.0,
-    "excitatory_fraction": 0.0,
-    "rate_estimate": "average",
-    # integration step in units of tau (at most 1/4; it must divide tau and the refractory
-    # period)
-    "dt": 0.25,
-    # one run on several Dask worker processes (fbsnn_brian.learning.distributed): K workers
-    # merging their weights every sync_every samples each (None: the chunk size), on the
-    # scheduler at this address (None: a LocalCluster of K processes)
-    "workers": 1,
-    "scheduler": None,
-    "sync_every": None,
-}
+#: Setting name -> default: a view of :class:`~fbsnn_brian.experiments.settings.RunSettings`,
+#: where every default is written.
+DEFAULTS: dict[str, SettingValue] = default_values()
 
 
-def network_from_settings(settings: TrainingConfig, n_inputs: int, n_classes: int) -> Any:
+def network_from_settings(settings: RunSettings, n_inputs: int, n_classes: int) -> FeedbackNetwork:
     """The FeedbackNetwork a run's settings describe (times given in units of tau = 1 ms)."""
     from brian2 import ms
 
@@ -142,80 +105,34 @@ def network_from_settings(settings: TrainingConfig, n_inputs: int, n_classes: in
     from fbsnn_brian.model.network import FeedbackNetwork
 
     tau = 1 * ms
+    net = settings.network
     biophysics = Biophysics(
-        synapse=settings["synapse"],
-        tau_syn=settings["tau_syn"] * tau,
-        e_excitatory=settings["e_excitatory"],
-        e_inhibitory=settings["e_inhibitory"],
-        reset=settings["reset"],
-        delay=settings["delay"] * tau,
-        delay_spread=settings["delay_spread"] * tau,
-        noise_sigma=settings["noise_sigma"],
-        noise_tau=settings["noise_tau"] * tau if settings["noise_tau"] else None,
-        excitatory_fraction=settings["excitatory_fraction"] or None,
+        synapse=net.synapse,
+        tau_syn=net.tau_syn * tau,
+        e_excitatory=net.e_excitatory,
+        e_inhibitory=net.e_inhibitory,
+        reset=net.reset,
+        delay=net.delay * tau,
+        delay_spread=net.delay_spread * tau,
+        noise_sigma=net.noise_sigma,
+        noise_tau=net.noise_tau * tau if net.noise_tau else None,
+        excitatory_fraction=net.excitatory_fraction or None,
     )
     return FeedbackNetwork(
         n_inputs=n_inputs,
-        layer_sizes=settings["layers"],
+        layer_sizes=net.layers,
         n_classes=n_classes,
-        neuron=settings["neuron"],
-        tau_m=settings["tau_m"] * tau,
-        tau_a=settings["tau_a"] * tau,
-        b_a=settings["b_a"],
+        neuron=net.neuron,
+        tau_m=net.tau_m * tau,
+        tau_a=net.tau_a * tau,
+        b_a=net.b_a,
         tau=tau,
-        dt=settings["dt"] * tau,
-        refractory=settings["refractory"] * tau,
-        seed=settings["seed"],
+        dt=net.dt * tau,
+        refractory=net.refractory * tau,
+        seed=net.seed,
         biophysics=biophysics,
-        rate_estimate=settings["rate_estimate"],
+        rate_estimate=net.rate_estimate,
     )
-
-
-def split_dataset(
-    spec: str,
-    *,
-    train_size: int | None,
-    test_size: int | None,
-    split_seed: int,
-    test_spec: str | None = None,
-    n_classes: int | None = None,
-) -> tuple[Dataset, Dataset]:
-    """Training and test parts of a data set, by the toolkit's rules.
-
-    * ``test_spec`` given: ``spec`` trains (its first ``train_size`` samples if given) and
-      ``test_spec`` tests (its last ``test_size`` samples if given); nothing is split.
-    * ``spec`` an ``idx:`` directory holding both ``train-*`` and ``t10k-*`` files (the MNIST
-      layout): its own partition, the ``train`` files training and the ``t10k`` files testing,
-      with the sizes applied as above.
-    * otherwise :func:`fbsnn_brian.io.datasets.train_test_split` of the one data set.
-
-    ``n_classes`` (default: the largest training label + 1) is checked against every label.
-    """
-    if test_spec is None and _has_own_partition(spec):
-        train, test = load_train_and_test(
-            spec, spec, n_classes=n_classes, train_split="train", test_split="t10k"
-        )
-    elif test_spec is not None:
-        train, test = load_train_and_test(spec, test_spec, n_classes=n_classes)
-    else:
-        return train_test_split(
-            load_dataset(spec, n_classes=n_classes),
-            train_size=train_size,
-            test_size=test_size,
-            seed=split_seed,
-        )
-    if train_size is not None:
-        train = train.subset(np.arange(min(train_size, train.n_samples)))
-    if test_size is not None:
-        test = test.subset(np.arange(max(0, test.n_samples - test_size), test.n_samples))
-    return train, check_compatible(train, test)
-
-
-def _has_own_partition(spec: str) -> bool:
-    if not spec.startswith("idx:"):
-        return False
-    folder = Path(spec[len("idx:") :])
-    return any(folder.glob("train-*")) and any(folder.glob("t10k-*"))
 
 
 def _run_directory(out: str | os.PathLike[str] | None, *, resume: bool, overwrite: bool) -> Path:
@@ -240,9 +157,9 @@ def _run_directory(out: str | os.PathLike[str] | None, *, resume: bool, overwrit
     return directory
 
 
-def _resumed_config(directory: Path, config: TrainingConfig) -> TrainingConfig:
+def _resumed_config(directory: Path, config: TrainingConfig) -> dict[str, SettingValue]:
     """The saved configuration of a resumed run, with ``epochs`` extended where possible."""
-    saved: TrainingConfig = json.loads((directory / "config.json").read_text())
+    saved: dict[str, SettingValue] = json.loads((directory / "config.json").read_text())
     given = {key: value for key, value in config.items() if value is not None}
     others = sorted(set(given) - {"epochs"})
     if others:
@@ -260,6 +177,10 @@ def _resumed_config(directory: Path, config: TrainingConfig) -> TrainingConfig:
                 "which depends on the number of epochs; only a run with the constant schedule "
                 "can be extended. Start a new run instead."
             )
+        if not isinstance(epochs, int) or not isinstance(saved["epochs"], int):
+            raise ValidationError(
+                f"fbsnn train --resume --epochs: must be an integer, got {epochs!r}."
+            )
         if epochs < saved["epochs"]:
             raise ValidationError(
                 f"fbsnn train --resume --epochs {epochs}: the run is configured for "
@@ -269,62 +190,66 @@ def _resumed_config(directory: Path, config: TrainingConfig) -> TrainingConfig:
     return saved
 
 
-def _settings(config: TrainingConfig, train: Dataset) -> TrainingConfig:
-    """Defaults, then the data set's preset, then the given settings."""
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ValidationError(
-            f"train_run: unknown configuration keys {unknown}; allowed: {sorted(DEFAULTS)}."
-        )
-    given = {key: value for key, value in config.items() if value is not None}
-    name = given.get("preset") or default_preset(given.get("dataset", "digits"), train.n_features)
-    settings = {**DEFAULTS, **preset_settings(name), **given, "preset": name}
-    if settings["shift"] and not train.is_image:
+def _given(config: TrainingConfig) -> dict[str, SettingValue]:
+    """The settings ``config`` gives (None: not given); every key must be a setting."""
+    check_names(config, owner="train_run")
+    return {key: value for key, value in config.items() if value is not None}
+
+
+def resolve_settings(config: TrainingConfig, train: Dataset) -> RunSettings:
+    """Defaults, then the data set's preset, then the given settings (None: not given).
+
+    The preset is ``config``'s, or the data set's (:func:`default_preset` of the training
+    part ``train``); non-image data trains without image shifts.
+
+    Raises
+    ------
+    ValidationError
+        If a key is not a setting, or the preset is unknown.
+    """
+    given = _given(config)
+    name = given.get("preset") or default_preset(
+        str(given.get("dataset", "digits")), train.n_features
+    )
+    values = {**preset_values(name), **given, "preset": name}
+    settings = RunSettings.from_values(values, owner="train_run")
+    if settings.training.shift and not train.is_image:
         logger.warning(
             "the inputs of %s are not images: trained without image shifts (--shift 0)",
-            settings["dataset"],
+            settings.data.dataset,
         )
-        settings["shift"] = 0
+        settings = replace(settings, training=replace(settings.training, shift=0))
     return settings
 
 
-def _datasets(settings: TrainingConfig) -> tuple[Dataset, Dataset, Dataset | None]:
-    """Training, test and (``validation_size`` > 0) validation parts of a run's data."""
-    train, test = split_dataset(
-        settings["dataset"],
-        train_size=settings["train_size"],
-        test_size=settings["test_size"],
-        split_seed=settings["split_seed"],
-        test_spec=settings["test_dataset"],
-        n_classes=settings["n_classes"],
-    )
-    size = settings["validation_size"]
-    if not size:
-        return train, test, None
-    if not isinstance(size, int) or not 0 < size < train.n_samples:
-        raise ValidationError(
-            f"fbsnn train --validation-size: must be a whole number in [0, {train.n_samples}) "
-            f"(the training part has {train.n_samples} samples), got {size!r}."
-        )
-    cut = train.n_samples - size
-    return train.subset(np.arange(cut)), test, train.subset(np.arange(cut, train.n_samples))
+def resolve_run(config: TrainingConfig) -> tuple[RunSettings, RunData]:
+    """A run's settings and data from the given settings (None: not given).
+
+    The data comes first (the defaults and the given data settings: a preset sets none of
+    them); its training part chooses the preset (:func:`resolve_settings`).
+    """
+    data = run_datasets(RunSettings.from_values(_given(config), owner="train_run").data)
+    return resolve_settings(config, data.train), data
 
 
-def protocol_from_settings(settings: TrainingConfig, network: Any, plasticity: Any) -> Any:
+def protocol_from_settings(
+    settings: RunSettings, network: FeedbackNetwork, plasticity: SPIDEPlasticity
+) -> PhaseProtocol:
     """The run's free and perturbed phases (in the network's tau), with ``plasticity``."""
     from fbsnn_brian.model.plasticity import PerturbedPhase
-    from fbsnn_brian.model.protocol import FreePhase, Protocol
+    from fbsnn_brian.model.protocol import FreePhase
+    from fbsnn_brian.model.protocol import Protocol as PhaseProtocol
 
-    return Protocol(
+    return PhaseProtocol(
         [
-            FreePhase(duration=settings["free_tau"] * network.tau),
-            PerturbedPhase(duration=settings["perturbed_tau"] * network.tau),
+            FreePhase(duration=settings.protocol.free_tau * network.tau),
+            PerturbedPhase(duration=settings.protocol.perturbed_tau * network.tau),
         ],
         plasticity=plasticity,
     )
 
 
-def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress: bool) -> Any:
+def trainer_from_settings(settings: RunSettings, train: Dataset, *, progress: bool) -> Trainer:
     """The Trainer (with its network and protocol) that a run's settings describe."""
     from fbsnn_brian.learning.augmentation import RandomShift
     from fbsnn_brian.learning.trainer import Trainer
@@ -332,56 +257,81 @@ def trainer_from_settings(settings: TrainingConfig, train: Dataset, *, progress:
     from fbsnn_brian.rules.learning_rules import rule_from_name
 
     network = network_from_settings(settings, train.n_features, train.n_classes)
-    if settings["no_feedback"]:  # the loop removed: W_fb = 0, never learned
+    learning = settings.training
+    no_feedback = learning.no_feedback
+    if no_feedback:  # the loop removed: W_fb = 0, never learned
         network.feedback_weights = np.zeros_like(network.feedback_weights)
-    fields = "learning_rate scale weight_decay momentum batch_size max_feedback_gain input_dropout"
     plasticity = SPIDEPlasticity(
-        **{name: settings[name] for name in (*fields.split(), "feedback")},  # the same names
-        learn_feedback=not settings["no_feedback"],
+        learning_rate=learning.learning_rate,
+        scale=learning.scale,
+        weight_decay=learning.weight_decay,
+        momentum=learning.momentum,
+        batch_size=learning.batch_size,
+        max_feedback_gain=settings.network.max_feedback_gain,
+        input_dropout=learning.input_dropout,
+        feedback=learning.feedback,
+        learn_feedback=not no_feedback,
     )
     protocol = protocol_from_settings(settings, network, plasticity)
-    rule = rule_from_name(settings["rule"])
+    rule = rule_from_name(learning.rule)
     return Trainer(
         network,
         protocol,
         rule=rule,
-        device=settings["device"],
-        use_gpu=not settings["cpu_only"],
-        chunk_size=settings["chunk_size"] or (200 if rule.in_simulation else 16),
-        schedule=settings["schedule"],
-        seed=settings["seed"],
+        device=learning.device,
+        use_gpu=not learning.cpu_only,
+        chunk_size=learning.chunk_size or (200 if rule.in_simulation else 16),
+        schedule=learning.schedule,
+        seed=settings.network.seed,
         progress=progress,
-        augmentation=RandomShift(max_shift=settings["shift"], image_shape=train.image_shape)
-        if settings["shift"]
+        augmentation=RandomShift(max_shift=learning.shift, image_shape=train.image_shape)
+        if learning.shift
         else None,
     )
 
 
-def _fit(trainer: Any, settings: TrainingConfig) -> Any:
+class Fit(Protocol):
+    """How a run trains: :meth:`Trainer.fit` or :meth:`DistributedTraining.fit`."""
+
+    def __call__(
+        self,
+        inputs: NDArray[np.float64],
+        labels: NDArray[np.int64],
+        *,
+        epochs: int,
+        validation: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+    ) -> xr.Dataset: ...
+
+
+def fit_of(trainer: Trainer, settings: RunSettings) -> Fit:
     """``trainer.fit``, or the same training spread over ``workers`` Dask workers."""
-    if settings["workers"] == 1 and settings["scheduler"] is None:
+    scaling = settings.training
+    if scaling.workers == 1 and scaling.scheduler is None:
         return trainer.fit
     from fbsnn_brian.learning.distributed import DistributedTraining
 
     return DistributedTraining(
         trainer,
-        workers=settings["workers"],
-        scheduler=settings["scheduler"],
-        sync_every=settings["sync_every"],
+        workers=scaling.workers,
+        scheduler=scaling.scheduler,
+        sync_every=scaling.sync_every,
     ).fit
 
 
-def _note_split(settings: TrainingConfig, n_train: int, test: Dataset) -> None:
+def _note_split(settings: DataSettings, n_train: int, test: Dataset) -> None:
     """Say on stderr when the test set is a seeded split of the one data set."""
     if (
-        settings["test_dataset"] is None
-        and settings["test_size"] is None
-        and not _has_own_partition(settings["dataset"])
+        settings.test_dataset is None
+        and settings.test_size is None
+        and not has_own_partition(settings.dataset)
     ):
         logger.warning(
             "testing on a seeded stratified split of %s: %d samples train, %d test "
             "(give --test-dataset for a separate test set)",
-            settings["dataset"],
+            settings.dataset,
             n_train,
             test.n_samples,
         )
@@ -395,7 +345,7 @@ def train_run(
     resume: bool = False,
     checkpoint_every: int = 1,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> Metrics:
     """Train a network as configured and write the run directory; return the metrics.
 
     Every setting is checked (data loaded, network, protocol and trainer built) before the
@@ -412,27 +362,25 @@ def train_run(
     directory = _run_directory(out, resume=resume, overwrite=overwrite)
     if resume:
         config = _resumed_config(directory, config)
-    given = {key: value for key, value in config.items() if value is not None}
-    train, test, validation = _datasets({**DEFAULTS, **given})
-    settings = _settings(config, train)
+    settings, (train, test, validation) = resolve_run(config)
     _note_split(
-        settings, train.n_samples + (0 if validation is None else validation.n_samples), test
+        settings.data, train.n_samples + (0 if validation is None else validation.n_samples), test
     )
     trainer = trainer_from_settings(settings, train, progress=progress)
-    fit = _fit(trainer, settings)
+    fit = fit_of(trainer, settings)
     network, protocol = trainer.network, trainer.protocol
 
     # every setting is valid: only now does the run directory appear
     if overwrite and not resume and directory.is_dir():
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(directory / "config.json", settings)
+    write_json_atomically(directory / "config.json", settings.values())
     start = time.perf_counter()
     try:
         history = fit(
             train.inputs,
             train.labels,
-            epochs=settings["epochs"],
+            epochs=settings.training.epochs,
             validation=None if validation is None else (validation.inputs, validation.labels),
             checkpoint=directory / "checkpoint.npz",
             checkpoint_every=checkpoint_every,
@@ -445,9 +393,9 @@ def train_run(
     evaluation_start = time.perf_counter()
     test_accuracy = trainer.evaluate(test.inputs, test.labels)["accuracy"]
     evaluation_time = time.perf_counter() - evaluation_start
-    alignment = write_results(directory, trainer, history, settings, test)
+    alignment = write_results(directory, trainer, history, settings.values(), test)
     training_time = float(history["wall_time_s"].sum())
-    metrics = {
+    metrics: Metrics = {
         "test_accuracy": test_accuracy,
         "train_accuracy": float(history["train_accuracy"].values[-1]),
         "train_accuracy_per_epoch": [float(v) for v in history["train_accuracy"].values],
@@ -457,7 +405,7 @@ def train_run(
         "validation_accuracy_per_epoch": None
         if validation is None
         else [float(v) for v in history["test_accuracy"].values],
-        "samples_per_s": train.n_samples * settings["epochs"] / training_time,
+        "samples_per_s": train.n_samples * settings.training.epochs / training_time,
         "samples_per_s_definition": SAMPLES_PER_S,
         "wall_time_s": wall,
         "test_evaluation_time_s": evaluation_time,
@@ -471,7 +419,7 @@ def train_run(
         "n_validation": 0 if validation is None else validation.n_samples,
         "n_test": test.n_samples,
         "accuracy_units": "fraction of samples classified correctly",
-        "config": settings,
+        "config": settings.values(),
         "network": network.config(),
         "protocol": protocol.describe(),
     }
@@ -488,7 +436,7 @@ def evaluate_run(
     test_size: int | None = None,
     split_seed: int | None = None,
     device: str = "cpp_standalone",
-) -> dict[str, Any]:
+) -> Metrics:
     """Evaluate the network of a run directory.
 
     Without ``dataset``, the test part of the run's own data, split as the run split it
@@ -511,27 +459,28 @@ def evaluate_run(
     for flag, size in (("--train-size", train_size), ("--test-size", test_size)):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValidationError(f"{owner}: {flag} must be a positive integer, got {size!r}.")
-    saved = {**DEFAULTS, **json.loads(metrics_path.read_text())["config"]}
+    run = RunSettings.from_saved(json.loads(metrics_path.read_text())["config"])
+    saved = run.data
     network = FeedbackNetwork.load(directory / "weights.npz")
-    if dataset is None or dataset == saved["dataset"]:
+    if dataset is None or dataset == saved.dataset:
         _, test = split_dataset(
-            saved["dataset"],
-            train_size=saved["train_size"] if train_size is None else train_size,
-            test_size=saved["test_size"] if test_size is None else test_size,
-            split_seed=saved["split_seed"] if split_seed is None else split_seed,
-            test_spec=saved["test_dataset"],
+            saved.dataset,
+            train_size=saved.train_size if train_size is None else train_size,
+            test_size=saved.test_size if test_size is None else test_size,
+            split_seed=saved.split_seed if split_seed is None else split_seed,
+            test_spec=saved.test_dataset,
             n_classes=network.n_classes,
         )
     else:
         if train_size is not None or split_seed is not None:
             raise ValidationError(
                 f"{owner}: --train-size and --split-seed place the split of the run's own data "
-                f"({saved['dataset']}); {dataset} is scored whole (or its last --test-size "
+                f"({saved.dataset}); {dataset} is scored whole (or its last --test-size "
                 "samples)."
             )
         test = (
             load_dataset(dataset, split="t10k")
-            if _has_own_partition(dataset)
+            if has_own_partition(dataset)
             else (load_dataset(dataset))
         )
         if test_size is not None:
@@ -551,7 +500,7 @@ def evaluate_run(
             f"{owner}: the data set has labels up to {int(test.labels.max())} "
             f"({test.n_classes} classes) but the run's network has {network.n_classes} classes."
         )
-    protocol = Protocol([FreePhase(duration=saved["free_tau"] * network.tau)])
+    protocol = Protocol([FreePhase(duration=run.protocol.free_tau * network.tau)])
     simulation = FreeRunSimulation(
         network, protocol, device=device, chunk_size=min(500, test.n_samples), record_spikes=False
     )
@@ -563,7 +512,7 @@ def evaluate_run(
     return {
         "test_accuracy": float(np.mean(predicted == test.labels)),
         "n_test": test.n_samples,
-        "dataset": saved["dataset"] if dataset is None else dataset,
+        "dataset": saved.dataset if dataset is None else dataset,
         "confusion_matrix": confusion.tolist(),
         "samples_per_s": test.n_samples / (time.perf_counter() - start),
         "device": device,

@@ -13,7 +13,7 @@ A sweep file is a run file (:mod:`fbsnn_brian.experiments.run_file`) with a ``[s
     name = "ideal"                     # the base settings unchanged; the reference condition
     [[sweep.conditions]]
     name = "lif"
-    neuron = "lif"                     # any setting of fbsnn_brian.experiments.runs.DEFAULTS
+    neuron = "lif"                     # any field of fbsnn_brian.experiments.settings.RunSettings
     [[sweep.conditions]]
     name = "no_weight_transport"
     feedback = "random"

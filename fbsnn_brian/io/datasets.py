@@ -31,7 +31,7 @@ import numpy as np
 
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.io.idx import load_idx
-from fbsnn_brian.io.labelled import Dataset, EmptyClassWarning, _listing
+from fbsnn_brian.io.labelled import Dataset, EmptyClassWarning, format_listing
 from fbsnn_brian.io.loaders import load_digits, load_npz, save_npz
 from fbsnn_brian.validation import check_choice, check_positive_int, describe
 
@@ -154,7 +154,7 @@ def check_compatible(train: Dataset, test: Dataset) -> Dataset:
     too_large = np.unique(test.labels[test.labels >= train.n_classes])
     if too_large.size:
         raise ValidationError(
-            f"{owner}: the test set {test.name!r} has labels {_listing(too_large)} (largest "
+            f"{owner}: the test set {test.name!r} has labels {format_listing(too_large)} (largest "
             f"{int(too_large[-1])}, i.e. at least {int(too_large[-1]) + 1} classes), but the "
             f"training set {train.name!r} has n_classes={train.n_classes}; test labels must lie "
             f"in [0, {train.n_classes}). Give both files the same classes or pass n_classes."
@@ -287,9 +287,9 @@ def train_test_split(
     if missing.size:
         noun = "class" if missing.size == 1 else "classes"
         warnings.warn(
-            f"{owner}: {noun} {_listing(missing)} of {dataset!r} "
+            f"{owner}: {noun} {format_listing(missing)} of {dataset!r} "
             f"{'has' if missing.size == 1 else 'have'} no training sample (all in the test "
-            f"part); the training labels are {_listing(np.unique(train.labels))}. Use the "
+            f"part); the training labels are {format_listing(np.unique(train.labels))}. Use the "
             "stratified split (no sizes) or reorder the data.",
             EmptyClassWarning,
             stacklevel=2,

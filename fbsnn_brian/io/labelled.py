@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.validation import check_finite_array, check_positive_int, describe
 
-__all__ = ["Dataset", "EmptyClassWarning"]
+__all__ = ["Dataset", "EmptyClassWarning", "as_integer_array", "format_listing"]
 
 # at most this many class numbers are listed in a message
 _LISTED = 20
@@ -28,8 +28,30 @@ class EmptyClassWarning(UserWarning):
     """Some classes below the number of classes have no sample (e.g. after a stray label)."""
 
 
-def _listing(values: Sequence[int] | NDArray[np.int64], total: int | None = None) -> str:
-    """``"3, 4, 5"``, shortened after :data:`_LISTED` values (``total`` of them in all)."""
+def format_listing(values: Sequence[int] | NDArray[np.int64], total: int | None = None) -> str:
+    """``"3, 4, 5"``, shortened after :data:`_LISTED` values (``total`` of them in all).
+
+    Parameters
+    ----------
+    values : sequence of int or ndarray of int64
+        The values to list, e.g. class numbers.
+    total : int, optional
+        How many values there are in all, when ``values`` is already a shortened selection
+        (default: ``len(values)``).
+
+    Returns
+    -------
+    str
+        The first 20 values separated by commas, followed by ``", ... (N in all)"`` when
+        there are more.
+
+    Examples
+    --------
+    >>> format_listing([3, 4, 5])
+    '3, 4, 5'
+    >>> format_listing(list(range(25)))[-23:]
+    '18, 19, ... (25 in all)'
+    """
     total = len(values) if total is None else total
     shown = ", ".join(str(int(v)) for v in values[:_LISTED])
     return shown + (f", ... ({total} in all)" if total > _LISTED else "")
@@ -120,7 +142,7 @@ class Dataset:
                 f"{owner}: inputs must lie in [0, 1], got values from {low:g} to {high:g}. "
                 "Rescale them first, e.g. divide 8-bit pixels by 255."
             )
-        labels = _as_integer_array(owner, "labels", labels)
+        labels = as_integer_array(owner, "labels", labels)
         if labels.shape != (inputs.shape[0],):
             raise ValidationError(
                 f"{owner}: labels must have shape ({inputs.shape[0]},) to match the "
@@ -202,7 +224,7 @@ class Dataset:
                     f"shape {positions.shape}."
                 )
             positions = np.flatnonzero(positions)
-        positions = _as_integer_array(owner, "indices", positions)
+        positions = as_integer_array(owner, "indices", positions)
         if positions.min() < 0 or positions.max() >= self.n_samples:
             raise ValidationError(
                 f"{owner}: indices must lie in [0, {self.n_samples}), got values from "
@@ -226,7 +248,7 @@ def _refuse_labels(owner: str, labels: NDArray[np.int64], n_classes: int | None)
         "be >= 0" if n_classes is None else f"lie in [0, {n_classes}) for n_classes={n_classes}"
     )
     raise ValidationError(
-        f"{owner}: labels must {allowed}, got {noun} {_listing(values)} "
+        f"{owner}: labels must {allowed}, got {noun} {format_listing(values)} "
         f"({int(bad.sum())} of {labels.size} samples)."
     )
 
@@ -238,8 +260,9 @@ def _warn_empty(prefix: str, labels: NDArray[np.int64], n_classes: int, noun: st
         return
     verb = "has" if count == 1 else "have"
     warnings.warn(
-        f"{prefix}class{'es' if count > 1 else ''} {_listing(empty, count)} {verb} no {noun}; "
-        f"the labels are {_listing(np.unique(labels))}. Pass n_classes to fix the number of "
+        f"{prefix}class{'es' if count > 1 else ''} {format_listing(empty, count)} {verb} no "
+        f"{noun}; "
+        f"the labels are {format_listing(np.unique(labels))}. Pass n_classes to fix the number of "
         "classes (labels at or above it are then refused), or correct the labels.",
         EmptyClassWarning,
         stacklevel=3,
@@ -268,8 +291,29 @@ def _check_image_shape(owner: str, value: Any, inputs: NDArray[np.float64]) -> t
     return height, width
 
 
-def _as_integer_array(owner: str, name: str, value: Any) -> NDArray[np.int64]:
-    """Check that ``value`` is a non-empty 1-D array of integers and return it as int64."""
+def as_integer_array(owner: str, name: str, value: Any) -> NDArray[np.int64]:
+    """Check that ``value`` is a non-empty 1-D array of integers and return it as int64.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the calling function or class, used in the error message.
+    name : str
+        Name of the argument, used in the error message.
+    value : array_like
+        The labels or indices to check; booleans and floats are refused, even whole-number
+        floats.
+
+    Returns
+    -------
+    ndarray of int64
+        The checked values.
+
+    Raises
+    ------
+    ValidationError
+        If ``value`` is not 1-D, is empty or does not have an integer dtype.
+    """
     array = np.asarray(value)
     if array.ndim != 1:
         raise ValidationError(f"{owner}: {name} must be a 1-D array, got shape {array.shape}.")

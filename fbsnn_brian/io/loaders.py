@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.io.labelled import Dataset, _as_integer_array
+from fbsnn_brian.io.labelled import Dataset, as_integer_array
 from fbsnn_brian.validation import check_finite_array, describe
 
 __all__ = ["load_digits", "load_npz", "save_npz"]
@@ -115,7 +115,7 @@ def load_npz(path: str | Path, *, n_classes: int | None = None) -> Dataset:
             f"{high:g}. Rescale it before saving, e.g. X / 255 for 8-bit pixels or "
             "(X - X.min()) / (X.max() - X.min())."
         )
-    labels = _as_integer_array(f"{owner}({str(file_path)!r})", "y", arrays["y"])
+    labels = as_integer_array(f"{owner}({str(file_path)!r})", "y", arrays["y"])
     count: Any = n_classes
     if count is None and "n_classes" in arrays:
         count = arrays["n_classes"]

@@ -1,6 +1,6 @@
 """SpikeRecording: every spike and average rate of a protocol run, exported to xarray.
 
-Data model (ARCHITECTURE.md, "Data model: xarray"):
+Data model (docs/architecture.rst, section "Data model: xarray"):
 
 * spikes: a flat event list along dimension ``spike`` with ``time`` (float64, seconds, from the
   start of the run), ``neuron`` (index within its population), ``population``, ``sample`` and

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import importlib
 import json
 import logging
@@ -50,7 +49,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,12 +59,12 @@ from fbsnn_brian import interrupt
 from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import TrainingSimulation, drop_inputs
 from fbsnn_brian.errors import FbsnnError, ValidationError
-from fbsnn_brian.io.checkpoint import TrainingState
-from fbsnn_brian.learning.health import check_health
-from fbsnn_brian.learning.trainer import _RECORDS, Trainer, set_accuracies
+from fbsnn_brian.learning.epochs import Epoch, EpochLoop, LabelledSet, set_accuracies
+from fbsnn_brian.learning.records import training_history
+from fbsnn_brian.learning.trainer import Trainer
 from fbsnn_brian.model.network import FeedbackNetwork
 from fbsnn_brian.model.protocol import Protocol
-from fbsnn_brian.validation import check_choice, check_labels, check_positive_int
+from fbsnn_brian.validation import check_choice, check_positive_int
 
 __all__ = [
     "MERGES",
@@ -298,7 +296,7 @@ class DistributedTraining:
         owner = "DistributedTraining"
         if not isinstance(trainer, Trainer):
             raise ValidationError(f"{owner}: trainer must be a Trainer, got {type(trainer)}.")
-        if not isinstance(trainer._train, TrainingSimulation):
+        if not isinstance(trainer.engine, TrainingSimulation):
             raise ValidationError(
                 f"{owner}: several workers train with SPIDE on cpp_standalone or a runtime "
                 f"device; got rule {trainer.rule.name!r} on {trainer.device!r}."
@@ -316,7 +314,6 @@ class DistributedTraining:
         plasticity = dataclasses.replace(trainer.plasticity, input_dropout=0.0)
         self._protocol = Protocol(trainer.protocol.phases, plasticity=plasticity)
         self._compile: dict[str, Any] = {"compile_time_s": 0.0, "build_cache_hit": False}
-        self._checkpoint_every = 1
 
     def fit(
         self,
@@ -334,46 +331,36 @@ class DistributedTraining:
         A checkpoint is written every ``checkpoint_every`` synchronisation rounds (default:
         after every round) and after every epoch; with ``resume=True`` training continues from
         it to the weights of an uninterrupted run. The history's attributes add ``workers``
-        and ``sync_every``.
+        and ``sync_every``. The epochs, schedule, checkpoints, health checks and records are
+        the trainer's :class:`~fbsnn_brian.learning.epochs.EpochLoop`
+        (:meth:`Trainer.epoch_loop`); a checkpoint also records ``workers``, ``sync_every`` and
+        ``merge``, which a resumed run must repeat.
         """
-        owner = "DistributedTraining.fit"
         trainer = self.trainer
-        trainer.network.check_invariants()
-        array = trainer.network.check_inputs(inputs, owner=owner)
-        truth = check_labels(owner, labels, len(array), trainer.network.n_classes)
-        epochs = check_positive_int(owner, "epochs", epochs)
-        self._checkpoint_every = check_positive_int(owner, "checkpoint_every", checkpoint_every)
-        if resume and checkpoint is None:
-            raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
-        sets = [(array, truth)]
-        if validation is not None:
-            sets.append(trainer._checked_pair(f"{owner} (validation)", validation))
-        generators = {
-            "shuffle": np.random.default_rng(trainer.seed),
-            "augmentation": np.random.default_rng([trainer.seed, 1]),
-            "dropout": trainer._train.dropout_generator,
-        }
-        fingerprint = trainer._fingerprint(array, truth, epochs, validation is not None)
-        fingerprint.update(workers=self.workers, sync_every=self.sync_every, merge=self.merge)
-        state = TrainingState(fingerprint=fingerprint, records={key: [] for key in _RECORDS})
-        if resume and checkpoint is not None and Path(checkpoint).is_file():
-            state = trainer._resume(checkpoint, state, generators)
-        save = functools.partial(trainer._save, checkpoint, state, generators)
-        with connect(self.workers, self.scheduler) as client, interrupt.interruptible():
-            for epoch in range(state.epoch, epochs):
-                mean_rate = self._train_epoch(
-                    client, epoch, epochs, (array, truth), state, generators, save
-                )
-                with contextlib.suppress(interrupt.Interrupted):  # redone on resume
-                    accuracies = [*self._accuracies(client, sets), math.nan][:2]
-                if interrupt.requested():
-                    save(epoch, len(array), state.order)
-                    interrupt.check(f"during the evaluation of epoch {epoch + 1}/{epochs}")
-                trainer._record_epoch(
-                    state.records, state.partial, accuracies, mean_rate, len(array)
-                )
-                save(epoch + 1, 0, None)
-        history = trainer._history(state.records)
+        loop = trainer.epoch_loop(
+            "DistributedTraining.fit",
+            inputs,
+            labels,
+            epochs=epochs,
+            validation=validation,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            fingerprint={
+                "workers": self.workers,
+                "sync_every": self.sync_every,
+                "merge": self.merge,
+            },
+        )
+        with connect(self.workers, self.scheduler) as client:
+            records = loop.run(
+                lambda epoch: self._train_epoch(client, loop, epoch),
+                lambda sets: self._accuracies(client, sets),
+                evaluation_where=lambda index: (
+                    f"during the evaluation of epoch {index + 1}/{loop.epochs}"
+                ),
+            )
+        history = training_history(trainer, records)
         history.attrs.update(self._compile, workers=self.workers, sync_every=self.sync_every)
         history.attrs["build_cache_hit"] = int(history.attrs["build_cache_hit"])
         return history
@@ -381,13 +368,12 @@ class DistributedTraining:
     def _shards(
         self,
         positions: NDArray[np.int64],
-        data: tuple[FloatArray, NDArray[np.int64]],
+        loop: EpochLoop,
         order: NDArray[np.int64],
         plan: dict[str, NDArray[Any]],
-        generators: dict[str, np.random.Generator],
     ) -> list[dict[str, Any]]:
         """The round's shards, shown as the single-process Trainer shows its chunks."""
-        array, truth = data
+        array, truth, generators = loop.inputs, loop.labels, loop.generators
         augmentation = self.trainer.augmentation
         dropout = self.trainer.plasticity.input_dropout
         shards = []
@@ -411,59 +397,43 @@ class DistributedTraining:
             )
         return shards
 
-    def _plan(self, epoch: int, epochs: int, n_samples: int) -> dict[str, NDArray[Any]]:
-        """Per epoch position: worker, learning rates (run's, workers') and mini-batch ends."""
+    def _plan(self, rates: FloatArray) -> dict[str, NDArray[Any]]:
+        """Per epoch position: worker, learning rates (the workers') and mini-batch ends.
+
+        ``rates`` are the run's learning rates of the epoch's positions (those the history
+        records, :func:`~fbsnn_brian.learning.epochs.learning_rates`).
+        """
+        n_samples = len(rates)
         worker, local = _shard_layout(n_samples, self.workers, self.sync_every)
         per_worker = np.bincount(worker, minlength=self.workers)
         batch = self.trainer.plasticity.batch_size
-        rates = self.trainer._learning_rates(epoch, epochs, n_samples)
         return {
             "worker": worker,
-            "schedule": rates,  # the run's, which the history records
             "rates": rates * self.workers if self.merge == "scaled" else rates,
             "apply_after": ((local + 1) % batch == 0) | (local + 1 == per_worker[worker]),
         }
 
-    def _train_epoch(
-        self,
-        client: Any,
-        epoch: int,
-        epochs: int,
-        data: tuple[FloatArray, NDArray[np.int64]],
-        state: TrainingState,
-        generators: dict[str, np.random.Generator],
-        save: Callable[[int, int, NDArray[np.int64] | None], None],
-    ) -> float:
-        """The rounds of one epoch (from a resumed position); return the mean learning rate."""
+    def _train_epoch(self, client: Any, loop: EpochLoop, epoch: Epoch) -> None:
+        """The rounds of one epoch (from a resumed position)."""
         trainer, network = self.trainer, self.trainer.network
-        n_samples = len(data[0])
-        if state.order is None or epoch != state.epoch:
-            state.order = generators["shuffle"].permutation(n_samples)
-            state.next_sample = 0
-            state.partial = {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
-        order, partial = state.order, state.partial
-        plan = self._plan(epoch, epochs, n_samples)
+        n_samples = loop.n_samples
+        plan = self._plan(epoch.rates)
         span = self.workers * self.sync_every
         run = uuid.uuid4().hex[:8]
-        for first in range(state.next_sample, n_samples, span):
-            where = f"before sample {first}/{n_samples} of epoch {epoch + 1}/{epochs}"
-            if interrupt.requested():
-                save(epoch, first, order)
-                interrupt.check(where)
-            before = trainer._snapshot(generators)
+        for first in range(epoch.first, n_samples, span):
+            where = f"before sample {first}/{n_samples} of epoch {epoch.index + 1}/{loop.epochs}"
+            loop.stop_if_requested(epoch, first, where)
+            before = loop.snapshot()
             start = time.perf_counter()
             positions = np.arange(first, min(first + span, n_samples))
-            shards = self._shards(positions, data, order, plan, generators)
+            shards = self._shards(positions, loop, epoch.order, plan)
             try:
-                results = self._run_round(client, shards, f"{run}-{epoch}-{first}")
+                results = self._run_round(client, shards, f"{run}-{epoch.index}-{first}")
             except Exception:
                 if not interrupt.requested():
                     raise
                 results = []
-            if interrupt.requested():  # the round is redone on resume
-                trainer._restore(before, generators)
-                save(epoch, first, order)
-                interrupt.check(where)
+            loop.undo_if_requested(before, epoch, first, where)  # the round is redone on resume
             weights = merge(
                 before["weights"], [result["weights"] for result in results], self.merge
             )
@@ -471,28 +441,22 @@ class DistributedTraining:
                 network.set_weight_arrays(weights)
             else:  # the loop gain of an average can exceed the cap
                 network.set_learned_weights(weights, max_gain=trainer.plasticity.max_feedback_gain)
-            trainer._train.optimizer_state = average(
+            trainer.engine.optimizer_state = average(
                 [result["optimizer_state"] for result in results]
             )
-            partial["elapsed_s"] += time.perf_counter() - start
+            loop.count_time(time.perf_counter() - start)
             for stats in (stats for result in results for stats in result["statistics"]):
-                partial["spikes"] += stats.forward_rate * stats.n_samples
-                partial["events"] += stats.backward_rate * stats.n_samples
-                check_health(network, trainer.plasticity, epoch, stats)
+                loop.count(epoch, stats, stats.n_samples)
             rounds = first // span + 1  # of the epoch
-            if positions[-1] + 1 < n_samples and not rounds % self._checkpoint_every:
-                save(epoch, int(positions[-1]) + 1, order)
-        return float(plan["schedule"].mean())
+            loop.after_step(epoch, int(positions[-1]) + 1, rounds)
 
-    def _accuracies(
-        self, client: Any, sets: list[tuple[FloatArray, NDArray[np.int64]]]
-    ) -> list[float]:
+    def _accuracies(self, client: Any, sets: list[LabelledSet]) -> list[float]:
         """Accuracy on each set, its samples split evenly over the K workers.
 
         With K = 1 the coordinator evaluates, as the single-process Trainer does.
         """
         if self.workers == 1:
-            return self.trainer._accuracies(sets)
+            return self.trainer.accuracies(sets)
         inputs = np.concatenate([array for array, _ in sets])
         parts = np.array_split(np.arange(len(inputs)), self.workers)
         name = uuid.uuid4().hex[:8]
@@ -530,7 +494,7 @@ class DistributedTraining:
                 self._protocol,
                 trainer.device,
                 self.chunk_size,
-                trainer._train.optimizer_state,
+                trainer.engine.optimizer_state,
                 shard,
                 key=f"fbsnn-round-{name}-{k}",
                 pure=False,

@@ -6,6 +6,11 @@ inside the simulation, runtime and cpp_standalone),
 :class:`~fbsnn_brian.learning.recorded.RecordedRuleSimulation` (a recorded rule: the free
 phase simulated, the update computed in numpy). A new device or rule adds an engine that
 satisfies :class:`TrainingEngine`; the Trainer needs nothing else.
+
+Every engine can be compiled ahead of its first chunk (:meth:`TrainingEngine.compile`, the
+:class:`~fbsnn_brian.build.devices.standalone.Compilable` interface that
+:func:`~fbsnn_brian.build.devices.standalone.compile_all` drives); an engine with nothing to
+compile ahead returns None.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from fbsnn_brian.build.devices.standalone import Compilable, StandaloneBuild
 from fbsnn_brian.build.training import ChunkStatistics
 
 __all__ = ["TrainingEngine"]
@@ -23,7 +29,7 @@ FloatArray = NDArray[np.float64]
 
 
 @runtime_checkable
-class TrainingEngine(Protocol):
+class TrainingEngine(Compilable, Protocol):
     """Trains a network in place, one chunk of samples at a time.
 
     Attributes
@@ -53,6 +59,13 @@ class TrainingEngine(Protocol):
 
     @optimizer_state.setter
     def optimizer_state(self, state: dict[str, FloatArray]) -> None: ...
+
+    def compile(self, *, check_only: bool = False) -> StandaloneBuild | None:
+        """Compile the engine's standalone build now, or only check it (None: nothing to).
+
+        See :meth:`~fbsnn_brian.build.devices.standalone.Compilable.compile`.
+        """
+        ...
 
     def train_chunk(
         self,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from fbsnn_brian.build.devices.standalone import StandaloneBuild
 from fbsnn_brian.build.free_run import FreeRunSimulation
 from fbsnn_brian.build.training import ChunkStatistics, drop_inputs
 from fbsnn_brian.model.network import FeedbackNetwork
@@ -130,6 +131,13 @@ class RecordedRuleSimulation:
     def dropout_generator(self) -> np.random.Generator:
         """The generator of the input dropout masks."""
         return self._dropout_rng
+
+    def compile(self, *, check_only: bool = False) -> StandaloneBuild | None:
+        """Compile the free-phase recording build now, or only check it (None on runtime).
+
+        See :meth:`~fbsnn_brian.build.free_run.FreeRunSimulation.compile`.
+        """
+        return self._free.compile(check_only=check_only)
 
     def chunk_gradient(
         self, inputs: FloatArray, labels: NDArray[np.int64]

@@ -35,7 +35,7 @@ def training_history(trainer: Any, records: dict[str, list[float]]) -> xr.Datase
     """
     epochs = np.arange(1, len(records["train_accuracy"]) + 1)
     data = {key: ("epoch", np.asarray(values, dtype=np.float64)) for key, values in records.items()}
-    engine = trainer._train
+    engine = trainer.engine
     history = xr.Dataset(
         data,
         coords={"epoch": epochs},

@@ -4,20 +4,23 @@ The Trainer owns two compiled (or runtime) simulations of the same network: the 
 simulation (free phase, perturbed phase and plasticity for every sample, see
 :mod:`fbsnn_brian.build.training`) and the evaluation simulation (free phase only, see
 :mod:`fbsnn_brian.build.free_run`). Samples are presented one at a time (online learning), in an
-order
-shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples per Brian2 run.
+order shuffled per epoch with a seeded generator, in chunks of ``chunk_size`` samples per Brian2
+run.
+
+What a run does from epoch to epoch (the learning-rate schedule, checkpoints and resume, health
+checks, the evaluation after every epoch and the history records) is an
+:class:`~fbsnn_brian.learning.epochs.EpochLoop` (:meth:`Trainer.epoch_loop`), which
+:class:`~fbsnn_brian.learning.distributed.DistributedTraining` drives with its own rounds; the
+Trainer trains the chunks of each epoch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,16 +29,13 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from fbsnn_brian import interrupt
-from fbsnn_brian.build.devices.genn_engines import GeNNEvaluation, GeNNTrainingSimulation
+from fbsnn_brian.build.devices.engines import Evaluator, engines_of
 from fbsnn_brian.build.devices.registry import device_names, get_device_spec
 from fbsnn_brian.build.devices.standalone import check_available, compile_all
-from fbsnn_brian.build.free_run import FreeRunSimulation
-from fbsnn_brian.build.training import TrainingSimulation
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.io.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from fbsnn_brian.learning.augmentation import RandomShift
 from fbsnn_brian.learning.engine import TrainingEngine
-from fbsnn_brian.learning.health import check_health
+from fbsnn_brian.learning.epochs import SCHEDULES, Epoch, EpochLoop, set_accuracies
 from fbsnn_brian.learning.recorded import RecordedRuleSimulation
 from fbsnn_brian.learning.records import run_fingerprint, training_history
 from fbsnn_brian.model.network import FeedbackNetwork
@@ -47,36 +47,11 @@ __all__ = ["SCHEDULES", "TRAINER_DEVICES", "Trainer"]
 
 logger = logging.getLogger(__name__)
 
-SCHEDULES = ("constant", "cosine")
-
-#: Devices a Trainer accepts (from the device registry): Brian2's and 'genn' (SPIDE only).
+#: Devices a Trainer accepts: those of the device registry that serve training.
 TRAINER_DEVICES = device_names("train")
 
 
-_RECORDS = (
-    "train_accuracy",
-    "test_accuracy",
-    "learning_rate",
-    "samples_per_s",
-    "wall_time_s",
-    "forward_rate",
-    "backward_rate",
-    "loop_gain",
-)
-
 FloatArray = NDArray[np.float64]
-
-
-def set_accuracies(
-    predicted: NDArray[np.int64], sets: list[tuple[FloatArray, NDArray[np.int64]]]
-) -> list[float]:
-    """Accuracy on each (inputs, labels) set of the predictions of their concatenated inputs."""
-    accuracies, start = [], 0
-    for inputs, labels in sets:
-        stop = start + len(inputs)
-        accuracies.append(float(np.mean(predicted[start:stop] == labels)))
-        start = stop
-    return accuracies
 
 
 class Trainer:
@@ -89,7 +64,12 @@ class Trainer:
     protocol : Protocol
         ``[FreePhase, PerturbedPhase]`` with a
         :class:`~fbsnn_brian.model.plasticity.SPIDEPlasticity`.
-    device : {'cpp_standalone', 'runtime', 'numpy', 'cython', 'genn'}
+    device : str
+        A name in :data:`fbsnn_brian.build.devices.registry.REGISTRY` that serves training
+        (:data:`TRAINER_DEVICES`); the entry builds the training engine and the evaluator
+        (:func:`fbsnn_brian.build.devices.engines.engines_of`) and refuses the rules and
+        plasticity options it does not train
+        (:meth:`~fbsnn_brian.build.devices.registry.Device.check_training`).
         cpp_standalone compiles each simulation once and reuses the binary for every chunk,
         epoch and evaluation. ``'genn'`` (brian2genn and GeNN, SPIDE only) compiles the
         training project once and reruns it for every chunk
@@ -190,32 +170,16 @@ class Trainer:
         self.progress = progress
         train_directory = None if directory is None else f"{directory}/train"
         self._train: TrainingEngine
-        if self._device.kind == "genn":
-            if not self.plasticity.learn_feedback:
-                raise ValidationError(
-                    f"{owner}: device 'genn' learns every weight; SPIDEPlasticity("
-                    "learn_feedback=False) (the no_feedback setting) runs on cpp_standalone, "
-                    "cuda_standalone or a runtime device."
-                )
-            if not isinstance(rule, SPIDE):
-                raise ValidationError(
-                    f"{owner}: device 'genn' trains with SPIDE only, got rule {rule.name!r}; "
-                    "train the other rules on runtime or cpp_standalone."
-                )
-            self._train = GeNNTrainingSimulation(
+        self._device.check_training(
+            owner, rule=rule.name, learn_feedback=self.plasticity.learn_feedback
+        )
+        if rule.in_simulation:
+            self._train = engines_of(self._device).training(
                 network,
                 protocol,
                 chunk_size=self.chunk_size,
-                use_GPU=self.use_gpu,
                 directory=train_directory,
-            )
-        elif rule.in_simulation:
-            self._train = TrainingSimulation(
-                network,
-                protocol,
-                device=self.device,
-                chunk_size=self.chunk_size,
-                directory=train_directory,
+                use_gpu=self.use_gpu,
             )
         else:
             self._train = RecordedRuleSimulation(
@@ -227,7 +191,7 @@ class Trainer:
                 directory=train_directory,
             )
         self._directory = directory
-        self._evaluation: FreeRunSimulation | GeNNEvaluation | None = None
+        self._evaluation: Evaluator | None = None
 
     def compile(self, *, check_only: bool = False) -> dict[str, dict[str, Any]]:
         """Compile the standalone builds (``train``, ``evaluate``) now, or only check them.
@@ -238,19 +202,14 @@ class Trainer:
         return compile_all(engines, check_only=check_only)
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluator(self) -> FreeRunSimulation | GeNNEvaluation:
-        if self._evaluation is None and self._device.kind == "genn":
-            self._evaluation = GeNNEvaluation(
-                self.network, Protocol([self.protocol.free_phase]), use_GPU=self.use_gpu
-            )
+    def _evaluator(self) -> Evaluator:
         if self._evaluation is None:
-            self._evaluation = FreeRunSimulation(
+            self._evaluation = engines_of(self._device).evaluation(
                 self.network,
                 Protocol([self.protocol.free_phase]),
-                device=self.device,
                 chunk_size=max(self.chunk_size, 500),
-                record_spikes=False,
                 directory=None if self._directory is None else f"{self._directory}/evaluate",
+                use_gpu=self.use_gpu,
             )
         return self._evaluation
 
@@ -277,19 +236,63 @@ class Trainer:
             "wall_time_s": float(recording.attrs["wall_time_s"]),
         }
 
-    def _accuracies(self, sets: list[tuple[FloatArray, NDArray[np.int64]]]) -> list[float]:
+    def accuracies(self, sets: list[tuple[FloatArray, NDArray[np.int64]]]) -> list[float]:
         """Accuracy on each (inputs, labels) set, all evaluated in one simulation call."""
         readout = self._evaluator().run(np.concatenate([inputs for inputs, _ in sets])).readout
         return set_accuracies(readout.argmax(axis=1), sets)
 
     # ------------------------------------------------------------------ training
-    def _learning_rates(self, epoch: int, epochs: int, n_samples: int) -> FloatArray:
-        base = self.plasticity.learning_rate
-        if self.schedule == "constant":
-            return np.full(n_samples, base)
-        total = epochs * n_samples
-        position = epoch * n_samples + np.arange(n_samples)
-        return base * 0.5 * (1.0 + np.cos(math.pi * position / total))
+    @property
+    def engine(self) -> TrainingEngine:
+        """The engine that trains the network, built for the device and the rule.
+
+        A :class:`~fbsnn_brian.learning.engine.TrainingEngine`: it carries the optimizer
+        state and the input-dropout generator that checkpoints record.
+        """
+        return self._train
+
+    def epoch_loop(
+        self,
+        owner: str,
+        inputs: Any,
+        labels: Any,
+        *,
+        epochs: int,
+        validation: tuple[Any, Any] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> EpochLoop:
+        """The :class:`~fbsnn_brian.learning.epochs.EpochLoop` of one run of this trainer.
+
+        Its network, plasticity, engine, schedule and seed are this trainer's; the arguments
+        are those of :meth:`fit` (checked, the errors naming ``owner``). A checkpoint must
+        match :func:`~fbsnn_brian.learning.records.run_fingerprint` of this trainer and the
+        data, followed by the entries of ``fingerprint`` (what a caller adds to it).
+        """
+
+        def described(
+            array: FloatArray, truth: NDArray[np.int64], epochs: int, validated: bool
+        ) -> dict[str, Any]:
+            return {**run_fingerprint(self, array, truth, epochs, validated), **(fingerprint or {})}
+
+        return EpochLoop(
+            owner=owner,
+            network=self.network,
+            plasticity=self.plasticity,
+            engine=self._train,
+            schedule=self.schedule,
+            seed=self.seed,
+            inputs=inputs,
+            labels=labels,
+            epochs=epochs,
+            validation=validation,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            fingerprint=described,
+        )
 
     def fit(
         self,
@@ -329,78 +332,40 @@ class Trainer:
             ``samples_per_s``, ``wall_time_s``, ``forward_rate``, ``backward_rate`` and
             ``loop_gain``.
         """
-        owner = "Trainer.fit"
-        self.network.check_invariants()
-        array = self.network.check_inputs(inputs, owner=owner)
-        truth = check_labels(owner, labels, len(array), self.network.n_classes)
-        epochs = check_positive_int(owner, "epochs", epochs)
-        checkpoint_every = check_positive_int(owner, "checkpoint_every", checkpoint_every)
-        if resume and checkpoint is None:
-            raise ValidationError(f"{owner}: resume=True needs a checkpoint path.")
-        sets = [(array, truth)]
-        if validation is not None:
-            sets.append(self._checked_pair(f"{owner} (validation)", validation))
-        generators = {
-            "shuffle": np.random.default_rng(self.seed),
-            "augmentation": np.random.default_rng([self.seed, 1]),
-            "dropout": self._train.dropout_generator,
-        }
-        state = TrainingState(
-            fingerprint=self._fingerprint(array, truth, epochs, validation is not None),
-            records={key: [] for key in _RECORDS},
+        loop = self.epoch_loop(
+            "Trainer.fit",
+            inputs,
+            labels,
+            epochs=epochs,
+            validation=validation,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
         )
-        if resume and checkpoint is not None and Path(checkpoint).is_file():
-            state = self._resume(checkpoint, state, generators)
+        n_chunks = math.ceil(loop.n_samples / self.chunk_size)
+        epochs_bar, chunks_bar = self._progress_bars(loop.epochs, loop.state.epoch, n_chunks)
 
-        save = functools.partial(self._save, checkpoint, state, generators)
-        records = state.records
-        n_chunks = math.ceil(len(array) / self.chunk_size)
-        epochs_bar, chunks_bar = self._progress_bars(epochs, state.epoch, n_chunks)
+        def finished(accuracies: list[float]) -> None:
+            epochs_bar.update(1)
+            epochs_bar.set_postfix(train=f"{accuracies[0]:.3f}", test=f"{accuracies[1]:.3f}")
+
         try:
-            with interrupt.interruptible():
-                for epoch in range(state.epoch, epochs):
-                    order, mean_rate = self._train_epoch(
-                        epoch,
-                        epochs,
-                        (array, truth),
-                        state,
-                        generators,
-                        save,
-                        chunks_bar,
-                        checkpoint_every,
-                    )
-                    with contextlib.suppress(interrupt.Interrupted):  # redone on resume
-                        accuracies = [*self._accuracies(sets), math.nan][:2]
-                    if interrupt.requested():
-                        # an evaluation binary stops early on the signal: redone on resume
-                        save(epoch, len(array), order)
-                        interrupt.check(
-                            f"after chunk {n_chunks}/{n_chunks} of epoch "
-                            f"{epoch + 1}/{epochs}, during its evaluation"
-                        )
-                    self._record_epoch(records, state.partial, accuracies, mean_rate, len(array))
-                    save(epoch + 1, 0, None)
-                    epochs_bar.update(1)
-                    epochs_bar.set_postfix(
-                        train=f"{accuracies[0]:.3f}", test=f"{accuracies[1]:.3f}"
-                    )
+            records = loop.run(
+                functools.partial(self._train_epoch, loop, chunks_bar),
+                self.accuracies,
+                evaluation_where=lambda index: (
+                    f"after chunk {n_chunks}/{n_chunks} of epoch "
+                    f"{index + 1}/{loop.epochs}, during its evaluation"
+                ),
+                finished=finished,
+            )
         finally:
             chunks_bar.close()
             epochs_bar.close()
-        return self._history(records)
+        return training_history(self, records)
 
-    def _train_epoch(
-        self,
-        epoch: int,
-        epochs: int,
-        data: tuple[FloatArray, NDArray[np.int64]],
-        state: TrainingState,
-        generators: dict[str, np.random.Generator],
-        save: Callable[[int, int, NDArray[np.int64] | None], None],
-        bar: Any,
-        checkpoint_every: int,
-    ) -> tuple[NDArray[np.int64], float]:
-        """Train the chunks of one epoch (from a resumed position); return its order and mean lr.
+    def _train_epoch(self, loop: EpochLoop, bar: Any, epoch: Epoch) -> None:
+        """Train the chunks of one epoch (from a resumed position).
 
         A signal (:mod:`fbsnn_brian.interrupt`) is honoured at every chunk boundary. A chunk
         during which one arrived is discarded, because a standalone binary stops its simulation
@@ -408,132 +373,43 @@ class Trainer:
         state before the chunk, that state is checkpointed, and
         :class:`~fbsnn_brian.interrupt.Interrupted` is raised.
         """
-        array, truth = data
-        n_samples, n_chunks = len(array), math.ceil(len(array) / self.chunk_size)
-        if state.order is None or epoch != state.epoch:
-            order = generators["shuffle"].permutation(n_samples)
-            first_sample, partial = 0, {"spikes": 0.0, "events": 0.0, "elapsed_s": 0.0}
-        else:
-            order, first_sample, partial = state.order, state.next_sample, state.partial
-        state.partial = partial
-        rates = self._learning_rates(epoch, epochs, n_samples)
+        array, truth = loop.inputs, loop.labels
+        n_samples, n_chunks = loop.n_samples, math.ceil(loop.n_samples / self.chunk_size)
         # mini-batches run over chunk boundaries; the last one of an epoch may be short
         positions = np.arange(1, n_samples + 1)
         apply_after = (positions % self.plasticity.batch_size == 0) | (positions == n_samples)
         bar.reset(total=n_chunks)
-        bar.update(math.ceil(first_sample / self.chunk_size))
-        for first in range(first_sample, n_samples, self.chunk_size):
+        bar.update(math.ceil(epoch.first / self.chunk_size))
+        for first in range(epoch.first, n_samples, self.chunk_size):
             where = (
-                f"after chunk {first // self.chunk_size}/{n_chunks} of epoch {epoch + 1}/{epochs}"
+                f"after chunk {first // self.chunk_size}/{n_chunks} of epoch "
+                f"{epoch.index + 1}/{loop.epochs}"
             )
-            if interrupt.requested():
-                save(epoch, first, order)
-                interrupt.check(where)
-            before = self._snapshot(generators)
+            loop.stop_if_requested(epoch, first, where)
+            before = loop.snapshot()
             start = time.perf_counter()
-            chosen = order[first : first + self.chunk_size]
+            chosen = epoch.order[first : first + self.chunk_size]
             shown = array[chosen]
             if self.augmentation is not None:
-                shown = self.augmentation(shown, generators["augmentation"])
+                shown = self.augmentation(shown, loop.generators["augmentation"])
             try:
                 stats = self._train.train_chunk(
                     shown,
                     truth[chosen],
-                    rates[first : first + len(chosen)],
+                    epoch.rates[first : first + len(chosen)],
                     apply_after[first : first + len(chosen)],
                 )
             except interrupt.Interrupted:
                 pass  # the binary died of the signal: undone below
-            if interrupt.requested():
-                self._restore(before, generators)
-                save(epoch, first, order)
-                interrupt.check(where)
+            loop.undo_if_requested(before, epoch, first, where)
             if not (self.plasticity.learn_feedback or self.rule.in_simulation):
                 # a recorded rule updates once per chunk, so W_fb is frozen by undoing its part
                 self.network.feedback_weights = before["weights"]["feedback_weights"]
-            partial["spikes"] += stats.forward_rate * len(chosen)
-            partial["events"] += stats.backward_rate * len(chosen)
-            partial["elapsed_s"] += time.perf_counter() - start
-            check_health(self.network, self.plasticity, epoch, stats)
+            loop.count_time(time.perf_counter() - start)
+            loop.count(epoch, stats, len(chosen))
             bar.update(1)
             position = first + len(chosen)
-            if position < n_samples and not (position // self.chunk_size) % checkpoint_every:
-                save(epoch, position, order)
-        return order, float(rates.mean())
-
-    def _save(
-        self,
-        checkpoint: str | os.PathLike[str] | None,
-        state: TrainingState,
-        generators: dict[str, np.random.Generator],
-        epoch: int,
-        next_sample: int,
-        order: NDArray[np.int64] | None,
-    ) -> None:
-        """Checkpoint the state before ``next_sample`` of ``epoch`` (nothing without a path)."""
-        if checkpoint is None:
-            return
-        state.epoch, state.next_sample, state.order = epoch, next_sample, order
-        state.generators = {
-            name: dict(generator.bit_generator.state) for name, generator in generators.items()
-        }
-        state.optimizer_state = self._train.optimizer_state
-        save_checkpoint(checkpoint, self.network, state)
-
-    def _checked_pair(
-        self, owner: str, pair: tuple[Any, Any]
-    ) -> tuple[FloatArray, NDArray[np.int64]]:
-        """Validated (inputs, labels) of an evaluation set."""
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise ValidationError(
-                f"{owner}: validation must be a pair (inputs, labels), got {describe(pair)}."
-            )
-        inputs = self.network.check_inputs(pair[0], owner=owner)
-        return inputs, check_labels(owner, pair[1], len(inputs), self.network.n_classes)
-
-    def _resume(
-        self,
-        checkpoint: str | os.PathLike[str],
-        state: TrainingState,
-        generators: dict[str, np.random.Generator],
-    ) -> TrainingState:
-        """Load a checkpoint into the network, the engine and the generators."""
-        state = load_checkpoint(checkpoint, self.network, state.fingerprint)
-        self._train.optimizer_state = state.optimizer_state
-        for name, generator in generators.items():
-            generator.bit_generator.state = state.generators[name]
-        logger.info(
-            "resumed from %s at epoch %d, sample %d", checkpoint, state.epoch + 1, state.next_sample
-        )
-        return state
-
-    def _record_epoch(
-        self,
-        records: dict[str, list[float]],
-        partial: dict[str, float],
-        accuracies: list[float],
-        mean_rate: float,
-        n_samples: int,
-    ) -> None:
-        """Append one finished epoch to the history records."""
-        for key, value in (
-            ("train_accuracy", accuracies[0]),
-            ("test_accuracy", accuracies[1]),
-            ("learning_rate", mean_rate),
-            ("samples_per_s", n_samples / partial["elapsed_s"]),
-            ("wall_time_s", partial["elapsed_s"]),
-            ("forward_rate", partial["spikes"] / n_samples),
-            ("backward_rate", partial["events"] / n_samples),
-            ("loop_gain", self.network.loop_gain()),
-        ):
-            records[key].append(value)
-        logger.info(
-            "epoch %d: train %.4f, test %.4f, %.1f samples/s",
-            len(records["train_accuracy"]),
-            accuracies[0],
-            accuracies[1],
-            records["samples_per_s"][-1],
-        )
+            loop.after_step(epoch, position, position // self.chunk_size)
 
     def _progress_bars(self, epochs: int, done: int, n_chunks: int) -> tuple[Any, Any]:
         """An epoch-level progress bar, and the chunks of the current epoch below it."""
@@ -548,29 +424,3 @@ class Trainer:
             total=n_chunks, disable=not self.progress, desc="chunks", unit="chunk", leave=False
         )
         return epochs_bar, chunks_bar
-
-    def _snapshot(self, generators: dict[str, np.random.Generator]) -> dict[str, Any]:
-        """Weights, optimizer state and generator states, to undo a discarded chunk."""
-        return {
-            "weights": {k: np.array(v) for k, v in self.network.weight_arrays().items()},
-            "optimizer": {k: np.array(v) for k, v in self._train.optimizer_state.items()},
-            "generators": {k: dict(g.bit_generator.state) for k, g in generators.items()},
-        }
-
-    def _restore(
-        self, snapshot: dict[str, Any], generators: dict[str, np.random.Generator]
-    ) -> None:
-        self.network.set_weight_arrays(snapshot["weights"])
-        self._train.optimizer_state = snapshot["optimizer"]
-        for name, generator in generators.items():
-            generator.bit_generator.state = snapshot["generators"][name]
-
-    def _fingerprint(
-        self, inputs: FloatArray, labels: NDArray[np.int64], epochs: int, validated: bool
-    ) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed (:func:`run_fingerprint`)."""
-        return run_fingerprint(self, inputs, labels, epochs, validated)
-
-    def _history(self, records: dict[str, list[float]]) -> xr.Dataset:
-        """The history Dataset of the records (:func:`training_history`)."""
-        return training_history(self, records)

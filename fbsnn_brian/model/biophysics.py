@@ -1,6 +1,6 @@
 """Biophysics: the switches that make a FeedbackNetwork more (or less) biologically realistic.
 
-The ideal network of ALGORITHM.md (IF neurons, instantaneous synapses, no delay, no noise,
+The ideal network of docs/algorithm.rst (IF neurons, instantaneous synapses, no delay, no noise,
 weights of either sign on every neuron) is what :class:`Biophysics` gives with its defaults.
 Each field moves one step away from it, so that a sweep can measure what that step does to the
 fixed point and to learning. The neuron model itself (IF or LIF with ``tau_m``) and the

@@ -1,6 +1,6 @@
 """FeedbackNetwork: a validated description of a feedback spiking network.
 
-Symbols of ALGORITHM.md and the names used here:
+Symbols of docs/algorithm.rst (section "Symbols in the code") and the names used here:
 
 ======================  ===============================  ==========================
 paper                   attribute                        shape
@@ -85,7 +85,8 @@ class FeedbackNetwork(NetworkWeights):
     (with one layer this is a recurrent matrix onto itself). A non-spiking linear readout
     ``o = C a + d`` of the last layer's rates gives the class scores. With the IF neuron and
     the subtractive reset, average rates converge to the fixed point
-    ``a = clip((W a + F x + b) / theta, 0, 1)`` (ALGORITHM.md, section 1).
+    ``a = clip((W a + F x + b) / theta, 0, 1)`` (docs/algorithm.rst, section "The network
+    and its fixed point").
 
     The weights keep three invariants: every array has its shape and is finite, the weights
     leaving a layer have the signs of Dale's law (``biophysics.excitatory_fraction``), and the

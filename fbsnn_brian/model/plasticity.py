@@ -1,7 +1,8 @@
 """Protocol pieces of learning: the perturbed phase and the SPIDE plasticity rule.
 
-ALGORITHM.md, section 4. After the free phase has produced rates ``a`` and gates
-``m = 1[0 < a < 1]``, the perturbed phase runs one ternary error unit per forward neuron::
+docs/algorithm.rst, section "SPIDE: free and perturbed phases". After the free phase has
+produced rates ``a`` and gates ``m = 1[0 < a < 1]``, the perturbed phase runs one ternary error unit
+per forward neuron::
 
     de_i/dt = [ s * g_i (last layer only) + (1/theta) * sum_k W_ki m_k sigma_k(t) ] / tau
 
@@ -85,7 +86,8 @@ class SPIDEPlasticity:
     scale : float
         s (> 0): the output error enters the last layer's error units as ``s * g``. For
         online learning choose ``s`` so that ``|beta|`` lies between ``delta tau / T_b`` and
-        ``delta`` (ALGORITHM.md calibrates s = 4, eta = 0.01 for one sample at a time).
+        ``delta`` (docs/algorithm.rst, section "Calibration for online learning": s = 4, eta = 0.01
+        for one sample at a time).
     loss : {'cross_entropy', 'mse'}
         Loss on the readout ``o = C a + d``.
     weight_decay : float
@@ -113,9 +115,10 @@ class SPIDEPlasticity:
         simulation (only the loop-gain cap above may still scale non-zero ones down when the
         forward weights grow). With W_fb = 0 this removes the feedback loop for good (the
         ``no_feedback`` run setting of :mod:`fbsnn_brian.experiments.runs`), which shows what
-        the loop adds. Implemented for SPIDE inside the simulation (runtime devices,
-        cpp_standalone, cuda_standalone) and for the recorded rules of the Trainer; the
-        Trainer refuses it on ``'genn'``.
+        the loop adds. Implemented for SPIDE inside the simulation and for the recorded rules
+        of the Trainer, on the devices of :data:`fbsnn_brian.build.devices.registry.REGISTRY`
+        whose entry keeps feedback weights fixed (``Device.frozen_feedback``); the Trainer
+        refuses it elsewhere, naming those devices.
     input_dropout : float
         Probability p in [0, 1) (default 0) that an input component is silenced for a whole
         training sample; the others are scaled by ``1 / (1 - p)`` so that the expected input

@@ -5,7 +5,7 @@ Brian2 import: everything here is plain linear algebra on firing rates, plus a
 discrete-time (one step = one time unit tau) simulation of the integrate-and-fire
 forward phase and of the ternary error units of the SPIDE backward phase.
 
-Mapping between the paper symbols and the names used in code (see ALGORITHM.md):
+Mapping between the paper symbols and the names used in code (see docs/algorithm.rst):
 
 ==========  =========================================  ============================
 symbol      meaning                                    name in code
@@ -46,7 +46,9 @@ The modules, bottom up: :mod:`~fbsnn_brian.reference.rate_model` (:class:`RateMo
 gates), :mod:`~fbsnn_brian.reference.ide` (readout, loss, exact IDE adjoint and gradients)
 and :mod:`~fbsnn_brian.reference.discrete` (discrete-time IF and SPIDE);
 :mod:`~fbsnn_brian.reference.measured` replaces the clamp by a measured transfer function.
-Every public name is re-exported here.
+Every public name of the model is re-exported here; the argument checks and building blocks
+the modules share (:func:`~fbsnn_brian.reference.rate_model.check_sample`,
+:func:`~fbsnn_brian.reference.ide.assemble_gradients`, ...) are public in their own module only.
 """
 
 from __future__ import annotations

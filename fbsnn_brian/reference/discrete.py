@@ -13,15 +13,15 @@ from typing import Any, Literal
 import numpy as np
 
 from fbsnn_brian.reference.equilibrium import gates_from_rates
-from fbsnn_brian.reference.ide import _LOSS_KINDS, LossKind, _assemble, _score_error
+from fbsnn_brian.reference.ide import LOSS_KINDS, LossKind, assemble_gradients, error_of_scores
 from fbsnn_brian.reference.rate_model import (
     FloatArray,
     Gradients,
     LayerArrays,
     RateModel,
-    _check_label,
-    _check_layer_vectors,
-    _check_sample,
+    check_label,
+    check_layer_vectors,
+    check_sample,
 )
 from fbsnn_brian.validation import (
     check_choice,
@@ -75,7 +75,7 @@ def simulate_if(
         Rates a^l = spike count / n_steps, per layer.
     """
     owner = "simulate_if"
-    sample = _check_sample(owner, model, x)
+    sample = check_sample(owner, model, x)
     n_steps = check_positive_int(owner, "n_steps", n_steps)
     v_th = check_positive_float(owner, "v_th", v_th)
     check_choice(owner, "update_order", update_order, _UPDATE_ORDERS)
@@ -122,10 +122,10 @@ def spide_adjoint(
     else 0, and e -= sigma.
 
     The reset equals the emitted event (with the defaults v_b = 0.5, delta = 1 this is
-    ALGORITHM.md's "reset by 2 V_b"). That is the generalisation that conserves charge: the
-    mean of sigma equals the mean drive for any v_b and delta, so the stationary rates
-    solve beta = s g + J^T beta, the IDE adjoint equation for s g, until |beta| reaches
-    delta (at most one event per step).
+    the "reset by 2 v_b" of docs/algorithm.rst, section "Error units"). That is the
+    generalisation that conserves charge: the mean of sigma equals the mean drive for any v_b and
+    delta, so the stationary rates solve beta = s g + J^T beta, the IDE adjoint equation for s g,
+    until |beta| reaches delta (at most one event per step).
 
     Parameters
     ----------
@@ -159,7 +159,7 @@ def spide_adjoint(
         :func:`spide_update` does.
     """
     owner = "spide_adjoint"
-    layer_rates = _check_layer_vectors(owner, "rates", model.layer_sizes, rates)
+    layer_rates = check_layer_vectors(owner, "rates", model.layer_sizes, rates)
     last_error = check_finite_array(owner, "g", g, ndim=1, shape=(model.layer_sizes[-1],))
     n_steps = check_positive_int(owner, "n_steps", n_steps)
     scale = check_positive_float(owner, "scale", scale)
@@ -169,7 +169,7 @@ def spide_adjoint(
     layer_gates = (
         gates_from_rates(layer_rates)
         if gates is None
-        else _check_layer_vectors(owner, "gates", model.layer_sizes, gates)
+        else check_layer_vectors(owner, "gates", model.layer_sizes, gates)
     )
     # incoming[pre]: (post, (1/theta) W^T diag(m^post)), the backward messages into pre.
     incoming: list[list[tuple[int, FloatArray]]] = [[] for _ in range(model.n_layers)]
@@ -235,9 +235,9 @@ def spide_update(
         The estimate; its ``adjoint`` is beta / s.
     """
     owner = "spide_update"
-    sample = _check_sample(owner, model, x)
-    layer_rates = _check_layer_vectors(owner, "rates", model.layer_sizes, rates)
-    event_rates = _check_layer_vectors(owner, "beta", model.layer_sizes, beta)
+    sample = check_sample(owner, model, x)
+    layer_rates = check_layer_vectors(owner, "rates", model.layer_sizes, rates)
+    event_rates = check_layer_vectors(owner, "beta", model.layer_sizes, beta)
     score_error = check_finite_array(
         owner,
         "readout_probs_minus_target",
@@ -249,10 +249,10 @@ def spide_update(
     layer_gates = (
         gates_from_rates(layer_rates)
         if gates is None
-        else _check_layer_vectors(owner, "gates", model.layer_sizes, gates)
+        else check_layer_vectors(owner, "gates", model.layer_sizes, gates)
     )
     adjoint = tuple(rate / scale for rate in event_rates)
-    return _assemble(model, sample, layer_rates, layer_gates, adjoint, score_error)
+    return assemble_gradients(model, sample, layer_rates, layer_gates, adjoint, score_error)
 
 
 def spide_gradients(
@@ -277,10 +277,12 @@ def spide_gradients(
     non-spiking in the papers too.
     """
     owner = "spide_gradients"
-    check_choice(owner, "kind", kind, _LOSS_KINDS)
-    label = _check_label(owner, model, y)
+    check_choice(owner, "kind", kind, LOSS_KINDS)
+    label = check_label(owner, model, y)
     rates = simulate_if(model, x, n_steps=n_steps_free, v_th=v_th, update_order=update_order)
-    score_error = _score_error(model.readout_weights @ rates[-1] + model.readout_bias, label, kind)
+    score_error = error_of_scores(
+        model.readout_weights @ rates[-1] + model.readout_bias, label, kind
+    )
     beta = spide_adjoint(
         model,
         rates,

@@ -7,6 +7,7 @@ is settled (see :func:`fixed_point`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,9 @@ from fbsnn_brian.reference.rate_model import (
     FloatArray,
     LayerArrays,
     RateModel,
-    _check_batch,
-    _check_layer_vectors,
-    _check_sample,
+    check_batch,
+    check_layer_vectors,
+    check_sample,
 )
 from fbsnn_brian.validation import check_positive_float, check_positive_int
 
@@ -27,7 +28,10 @@ __all__ = [
     "fixed_point_batch",
     "gates_from_preactivations",
     "gates_from_rates",
+    "layer_offsets",
+    "layer_preactivations",
     "preactivations",
+    "solve_fixed_point",
 ]
 
 # Threshold on the fixed-point iteration's step below which the active set is usually
@@ -47,7 +51,29 @@ def _sweep(model: RateModel, input_current: FloatArray, last_rates: FloatArray) 
     return tuple(rates)
 
 
-def _preactivations(model: RateModel, input_current: FloatArray, rates: LayerArrays) -> LayerArrays:
+def layer_preactivations(
+    model: RateModel, input_current: FloatArray, rates: LayerArrays
+) -> LayerArrays:
+    """Preactivations z^l of every layer for given rates and a given input current.
+
+    z^1 = W^fb a^N + (F x + b^1) and z^(l+1) = W^(l+1) a^l + b^(l+1). Unlike
+    :func:`preactivations` nothing is checked and the input current ``F x + b^1`` is passed
+    in, so the fixed-point solvers can reuse it across iterations.
+
+    Parameters
+    ----------
+    model : RateModel
+        The network.
+    input_current : ndarray, shape (n_1,)
+        The constant drive F x + b^1 of layer 1.
+    rates : tuple of ndarray
+        Rates a^l of every layer.
+
+    Returns
+    -------
+    tuple of ndarray
+        z^l of every layer.
+    """
     currents = [model.feedback_weights @ rates[-1] + input_current]
     for weights, bias, pre_rates in zip(
         model.forward_weights, model.biases[1:], rates[:-1], strict=True
@@ -56,7 +82,25 @@ def _preactivations(model: RateModel, input_current: FloatArray, rates: LayerArr
     return tuple(currents)
 
 
-def _offsets(sizes: tuple[int, ...]) -> list[int]:
+def layer_offsets(sizes: Sequence[int]) -> list[int]:
+    """Start index of every layer in the stacked vector of all layers, plus the total.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Number of neurons of every layer.
+
+    Returns
+    -------
+    list of int
+        ``[0, n_1, n_1 + n_2, ..., n_1 + ... + n_N]``: layer l occupies
+        ``offsets[l] : offsets[l + 1]``.
+
+    Examples
+    --------
+    >>> layer_offsets((3, 2))
+    [0, 3, 5]
+    """
     return [0, *np.cumsum(sizes).tolist()]
 
 
@@ -68,8 +112,8 @@ def _polish(model: RateModel, input_current: FloatArray, rates: LayerArrays) -> 
     """
     theta = model.theta
     sizes = model.layer_sizes
-    offsets = _offsets(sizes)
-    currents = _preactivations(model, input_current, rates)
+    offsets = layer_offsets(sizes)
+    currents = layer_preactivations(model, input_current, rates)
     n_total = offsets[-1]
     system = np.eye(n_total)
     constant = np.zeros(n_total)
@@ -88,16 +132,46 @@ def _polish(model: RateModel, input_current: FloatArray, rates: LayerArrays) -> 
 
 
 def _residual(model: RateModel, input_current: FloatArray, rates: LayerArrays) -> float:
-    currents = _preactivations(model, input_current, rates)
+    currents = layer_preactivations(model, input_current, rates)
     return max(
         float(np.max(np.abs(rate - _clip_rate(current, model.theta))))
         for rate, current in zip(rates, currents, strict=True)
     )
 
 
-def _fixed_point(
+def solve_fixed_point(
     model: RateModel, x: FloatArray, *, tol: float, max_iter: int, require_contraction: bool
 ) -> LayerArrays:
+    """Equilibrium rates of one already checked sample (the solver behind :func:`fixed_point`).
+
+    Iterates the fixed-point map layer by layer from zero rates; once the change falls below
+    ``max(tol, 1e-8)`` and the active set looks settled, one exact linear solve replaces the
+    remaining iterations (kept only if its residual is below ``tol``, up to roundoff).
+
+    Parameters
+    ----------
+    model : RateModel
+        The network.
+    x : ndarray, shape (n_inputs,)
+        The input, already checked (see :func:`~fbsnn_brian.reference.rate_model.check_sample`).
+    tol : float
+        Convergence tolerance on the largest change of a rate between two sweeps.
+    max_iter : int
+        Most sweeps before giving up.
+    require_contraction : bool
+        Refuse a network whose spectral loop gain is not below 1.
+
+    Returns
+    -------
+    tuple of ndarray
+        The equilibrium rates a^l of every layer.
+
+    Raises
+    ------
+    ValidationError
+        If the loop is not a contraction (with ``require_contraction``) or the iteration does
+        not converge within ``max_iter`` sweeps.
+    """
     owner = "fixed_point"
     if require_contraction and model.loop_gain >= 1.0:
         raise ValidationError(
@@ -119,7 +193,7 @@ def _fixed_point(
         )
         rates = new_rates
         if change <= max(tol, _POLISH_BELOW_CHANGE):
-            currents = _preactivations(model, input_current, rates)
+            currents = layer_preactivations(model, input_current, rates)
             gates = np.concatenate([(c > 0.0) & (c < model.theta) for c in currents]).tobytes()
             if gates != tried_gates or change <= tol:
                 tried_gates = gates
@@ -193,10 +267,10 @@ def fixed_point(
     >>> fixed_point(model, np.array([1.0]))
     (array([0.625, 0.25 ]),)
     """
-    sample = _check_sample("fixed_point", model, x)
+    sample = check_sample("fixed_point", model, x)
     check_positive_float("fixed_point", "tol", tol)
     max_iter = check_positive_int("fixed_point", "max_iter", max_iter)
-    return _fixed_point(
+    return solve_fixed_point(
         model, sample, tol=tol, max_iter=max_iter, require_contraction=require_contraction
     )
 
@@ -220,9 +294,9 @@ def fixed_point_batch(
     list of ndarray
         One array per layer, shape (n_samples, n_l).
     """
-    inputs = _check_batch("fixed_point_batch", model, X)
+    inputs = check_batch("fixed_point_batch", model, X)
     per_sample = [
-        _fixed_point(
+        solve_fixed_point(
             model, sample, tol=1e-13, max_iter=10_000, require_contraction=require_contraction
         )
         for sample in inputs
@@ -236,9 +310,9 @@ def preactivations(model: RateModel, x: Any, rates: Any) -> LayerArrays:
     z^1 = W^fb a^N + F x + b^1 and z^(l+1) = W^(l+1) a^l + b^(l+1), in units of the
     threshold scale per tau (phi(z) = clip(z / theta, 0, 1)).
     """
-    sample = _check_sample("preactivations", model, x)
-    layer_rates = _check_layer_vectors("preactivations", "rates", model.layer_sizes, rates)
-    return _preactivations(model, model.input_weights @ sample + model.biases[0], layer_rates)
+    sample = check_sample("preactivations", model, x)
+    layer_rates = check_layer_vectors("preactivations", "rates", model.layer_sizes, rates)
+    return layer_preactivations(model, model.input_weights @ sample + model.biases[0], layer_rates)
 
 
 def gates_from_preactivations(model: RateModel, currents: LayerArrays) -> LayerArrays:

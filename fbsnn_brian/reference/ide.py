@@ -15,26 +15,29 @@ import numpy as np
 
 from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.reference.equilibrium import (
-    _fixed_point,
-    _offsets,
-    _preactivations,
     gates_from_preactivations,
     gates_from_rates,
+    layer_offsets,
+    layer_preactivations,
+    solve_fixed_point,
 )
 from fbsnn_brian.reference.rate_model import (
     FloatArray,
     Gradients,
     LayerArrays,
     RateModel,
-    _check_batch,
-    _check_label,
-    _check_layer_vectors,
-    _check_sample,
+    check_batch,
+    check_label,
+    check_layer_vectors,
+    check_sample,
 )
 from fbsnn_brian.validation import check_choice, check_finite_array, describe
 
 __all__ = [
+    "LOSS_KINDS",
     "LossKind",
+    "assemble_gradients",
+    "error_of_scores",
     "ide_gradients",
     "ide_gradients_at_rates",
     "ide_gradients_batch",
@@ -45,7 +48,8 @@ __all__ = [
 ]
 
 LossKind = Literal["cross_entropy", "mse"]
-_LOSS_KINDS = ("cross_entropy", "mse")
+#: The loss kinds a ``kind`` argument accepts (the values of :data:`LossKind`).
+LOSS_KINDS = ("cross_entropy", "mse")
 
 
 def readout(model: RateModel, rates_last: Any) -> FloatArray:
@@ -61,7 +65,30 @@ def _softmax(scores: FloatArray) -> FloatArray:
     return np.asarray(shifted / np.sum(shifted), dtype=np.float64)
 
 
-def _score_error(scores: FloatArray, label: int, kind: str) -> FloatArray:
+def error_of_scores(scores: FloatArray, label: int, kind: str) -> FloatArray:
+    """Derivative dL/do of the loss with respect to the class scores o.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_classes,)
+        Class scores o = C a^N + d.
+    label : int
+        The correct class (already checked).
+    kind : {'cross_entropy', 'mse'}
+        The loss (already checked): softmax cross-entropy gives softmax(o) - e_y, the squared
+        error 1/2 ||o - e_y||^2 gives o - e_y.
+
+    Returns
+    -------
+    ndarray, shape (n_classes,)
+        dL/do.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> error_of_scores(np.array([1.0, 0.0]), 1, "mse")
+    array([ 1., -1.])
+    """
     target = np.zeros_like(scores)
     target[label] = 1.0
     if kind == "cross_entropy":
@@ -87,9 +114,9 @@ def readout_error(
     This is also the SPIDE readout update signal "p - y" (without the learning rate).
     """
     owner = "readout_error"
-    check_choice(owner, "kind", kind, _LOSS_KINDS)
-    label = _check_label(owner, model, y)
-    return _score_error(readout(model, rates_last), label, kind)
+    check_choice(owner, "kind", kind, LOSS_KINDS)
+    label = check_label(owner, model, y)
+    return error_of_scores(readout(model, rates_last), label, kind)
 
 
 def output_error(
@@ -127,10 +154,10 @@ def loss(
         Refuse networks whose :func:`spectral_loop_gain` is >= 1.
     """
     owner = "loss"
-    check_choice(owner, "kind", kind, _LOSS_KINDS)
-    sample = _check_sample(owner, model, x)
-    label = _check_label(owner, model, y)
-    rates = _fixed_point(
+    check_choice(owner, "kind", kind, LOSS_KINDS)
+    sample = check_sample(owner, model, x)
+    label = check_label(owner, model, y)
+    rates = solve_fixed_point(
         model, sample, tol=1e-13, max_iter=10_000, require_contraction=require_contraction
     )
     return _loss_from_scores(model.readout_weights @ rates[-1] + model.readout_bias, label, kind)
@@ -140,7 +167,7 @@ def _outer(post: FloatArray, pre: FloatArray) -> FloatArray:
     return post[:, None] * pre[None, :]
 
 
-def _assemble(
+def assemble_gradients(
     model: RateModel,
     sample: FloatArray,
     rates: LayerArrays,
@@ -148,7 +175,28 @@ def _assemble(
     adjoint: LayerArrays,
     score_error: FloatArray,
 ) -> Gradients:
-    """Local outer products: post-synaptic D^l beta^l times pre-synaptic rate."""
+    """Gradients as local outer products: post-synaptic D^l beta^l times pre-synaptic rate.
+
+    Parameters
+    ----------
+    model : RateModel
+        The network (supplies theta and the connections).
+    sample : ndarray, shape (n_inputs,)
+        The input x, pre-synaptic to the input weights.
+    rates : tuple of ndarray
+        Rates a^l of every layer.
+    gates : tuple of ndarray
+        Gates m^l of every layer.
+    adjoint : tuple of ndarray
+        Adjoint beta^l of every layer (IDE) or its spike estimate (SPIDE).
+    score_error : ndarray, shape (n_classes,)
+        dL/do at the readout (see :func:`error_of_scores`).
+
+    Returns
+    -------
+    Gradients
+        dL/dparameter for every parameter, with ``adjoint``, ``gates`` and ``rates`` kept.
+    """
     gated = tuple(m * beta / model.theta for m, beta in zip(gates, adjoint, strict=True))
     return Gradients(
         input_weights=_outer(gated[0], sample),
@@ -168,7 +216,7 @@ def _assemble(
 def _solve_adjoint(model: RateModel, gates: LayerArrays, last_error: FloatArray) -> LayerArrays:
     """Solve beta = g e_N + J^T beta exactly on the stacked layers."""
     sizes = model.layer_sizes
-    offsets = _offsets(sizes)
+    offsets = layer_offsets(sizes)
     system = np.eye(offsets[-1])
     for post, pre, weights in model.connections():
         rows = slice(offsets[pre], offsets[pre + 1])
@@ -189,11 +237,11 @@ def _solve_adjoint(model: RateModel, gates: LayerArrays, last_error: FloatArray)
 def _ide_gradients(
     model: RateModel, sample: FloatArray, label: int, kind: str, require_contraction: bool
 ) -> Gradients:
-    rates = _fixed_point(
+    rates = solve_fixed_point(
         model, sample, tol=1e-13, max_iter=10_000, require_contraction=require_contraction
     )
     input_current = model.input_weights @ sample + model.biases[0]
-    gates = gates_from_preactivations(model, _preactivations(model, input_current, rates))
+    gates = gates_from_preactivations(model, layer_preactivations(model, input_current, rates))
     return _gradients_at(model, sample, rates, gates, label, kind)
 
 
@@ -207,9 +255,9 @@ def _gradients_at(
 ) -> Gradients:
     """Exact adjoint and local gradients at given rates and gates."""
     scores = model.readout_weights @ rates[-1] + model.readout_bias
-    score_error = _score_error(scores, label, kind)
+    score_error = error_of_scores(scores, label, kind)
     adjoint = _solve_adjoint(model, gates, model.readout_weights.T @ score_error)
-    return _assemble(model, sample, rates, gates, adjoint, score_error)
+    return assemble_gradients(model, sample, rates, gates, adjoint, score_error)
 
 
 def ide_gradients(
@@ -255,9 +303,9 @@ def ide_gradients(
     array([-0.25 ,  0.125])
     """
     owner = "ide_gradients"
-    check_choice(owner, "kind", kind, _LOSS_KINDS)
-    sample = _check_sample(owner, model, x)
-    label = _check_label(owner, model, y)
+    check_choice(owner, "kind", kind, LOSS_KINDS)
+    sample = check_sample(owner, model, x)
+    label = check_label(owner, model, y)
     return _ide_gradients(model, sample, label, kind, require_contraction)
 
 
@@ -291,13 +339,13 @@ def ide_gradients_at_rates(
         m^l per layer.
     """
     owner = "ide_gradients_at_rates"
-    sample = _check_sample(owner, model, x)
-    label = _check_label(owner, model, y)
-    layer_rates = _check_layer_vectors(owner, "rates", model.layer_sizes, tuple(rates))
+    sample = check_sample(owner, model, x)
+    label = check_label(owner, model, y)
+    layer_rates = check_layer_vectors(owner, "rates", model.layer_sizes, tuple(rates))
     layer_gates = (
         gates_from_rates(layer_rates)
         if gates is None
-        else _check_layer_vectors(owner, "gates", model.layer_sizes, tuple(gates))
+        else check_layer_vectors(owner, "gates", model.layer_sizes, tuple(gates))
     )
     return _gradients_at(model, sample, layer_rates, layer_gates, label, kind)
 
@@ -323,8 +371,8 @@ def ide_gradients_batch(
         Class labels.
     """
     owner = "ide_gradients_batch"
-    check_choice(owner, "kind", kind, _LOSS_KINDS)
-    inputs = _check_batch(owner, model, X)
+    check_choice(owner, "kind", kind, LOSS_KINDS)
+    inputs = check_batch(owner, model, X)
     labels = np.asarray(y)
     if (
         labels.shape != (inputs.shape[0],)

@@ -29,15 +29,15 @@ from typing import Any
 import numpy as np
 
 from fbsnn_brian.errors import NumericalError, ValidationError
-from fbsnn_brian.reference.equilibrium import _preactivations
+from fbsnn_brian.reference.equilibrium import layer_preactivations
 from fbsnn_brian.reference.ide import ide_gradients_at_rates
 from fbsnn_brian.reference.rate_model import (
     FloatArray,
     Gradients,
     LayerArrays,
     RateModel,
-    _check_label,
-    _check_sample,
+    check_label,
+    check_sample,
 )
 from fbsnn_brian.validation import check_finite_array
 
@@ -150,13 +150,13 @@ def measured_fixed_point(
         If the iteration has not settled to ``tol`` after ``max_iter`` steps.
     """
     owner = "measured_fixed_point"
-    sample = _check_sample(owner, model, x)
+    sample = check_sample(owner, model, x)
     transfers = _per_layer(owner, model, transfer)
     input_current = model.input_weights @ sample + model.biases[0]
     rates: list[FloatArray] = [np.zeros(size) for size in model.layer_sizes]
     change = np.inf
     for _ in range(max_iter):
-        currents = _preactivations(model, input_current, tuple(rates))
+        currents = layer_preactivations(model, input_current, tuple(rates))
         change = 0.0
         for layer, current in enumerate(currents):
             target = transfers[layer].rate(current)
@@ -196,11 +196,11 @@ def measured_ide_gradients(
         Passed to :func:`measured_fixed_point`.
     """
     owner = "measured_ide_gradients"
-    sample = _check_sample(owner, model, x)
-    label = _check_label(owner, model, y)
+    sample = check_sample(owner, model, x)
+    label = check_label(owner, model, y)
     transfers = _per_layer(owner, model, transfer)
     rates = measured_fixed_point(model, sample, transfers, **kwargs)
-    currents = _preactivations(model, model.input_weights @ sample + model.biases[0], rates)
+    currents = layer_preactivations(model, model.input_weights @ sample + model.biases[0], rates)
     gates = tuple(
         model.theta * layer.slope(current)
         for layer, current in zip(transfers, currents, strict=True)

@@ -18,7 +18,16 @@ from numpy.typing import NDArray
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.validation import check_finite_array, check_positive_float, describe
 
-__all__ = ["Gradients", "RateModel", "cosine_similarity", "spectral_loop_gain"]
+__all__ = [
+    "Gradients",
+    "RateModel",
+    "check_batch",
+    "check_label",
+    "check_layer_vectors",
+    "check_sample",
+    "cosine_similarity",
+    "spectral_loop_gain",
+]
 
 FloatArray = NDArray[np.float64]
 LayerArrays = tuple[FloatArray, ...]
@@ -101,7 +110,7 @@ class RateModel:
         feedback = check_finite_array(
             owner, "feedback_weights", self.feedback_weights, ndim=2, shape=(sizes[0], n_last)
         )
-        biases = _check_layer_vectors(owner, "biases", tuple(sizes), self.biases)
+        biases = check_layer_vectors(owner, "biases", tuple(sizes), self.biases)
         readout_weights = check_finite_array(
             owner, "readout_weights", self.readout_weights, ndim=2, shape=(None, n_last)
         )
@@ -233,11 +242,53 @@ def spectral_loop_gain(model: RateModel) -> float:
     return model.loop_gain
 
 
-def _check_sample(owner: str, model: RateModel, x: Any) -> FloatArray:
+def check_sample(owner: str, model: RateModel, x: Any) -> FloatArray:
+    """Check one input sample against the model and return it as a float array.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the calling function, used in the error message.
+    model : RateModel
+        The model whose input size the sample must have.
+    x : array_like, shape (n_inputs,)
+        The input vector of one sample.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_inputs,)
+        The checked sample.
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` is not a finite 1-D array of length ``model.n_inputs``.
+    """
     return check_finite_array(owner, "x", x, ndim=1, shape=(model.n_inputs,))
 
 
-def _check_label(owner: str, model: RateModel, y: Any) -> int:
+def check_label(owner: str, model: RateModel, y: Any) -> int:
+    """Check one class label against the model's number of classes.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the calling function, used in the error message.
+    model : RateModel
+        The model whose readout defines the classes.
+    y : int
+        Class label, an integer in ``[0, model.n_classes - 1]`` (``bool`` is refused).
+
+    Returns
+    -------
+    int
+        The label as a plain ``int``.
+
+    Raises
+    ------
+    ValidationError
+        If ``y`` is not an integer class label of the model.
+    """
     if (
         isinstance(y, bool)
         or not isinstance(y, (int, np.integer))
@@ -250,9 +301,31 @@ def _check_label(owner: str, model: RateModel, y: Any) -> int:
     return int(y)
 
 
-def _check_layer_vectors(
-    owner: str, name: str, sizes: tuple[int, ...], vectors: Any
-) -> LayerArrays:
+def check_layer_vectors(owner: str, name: str, sizes: tuple[int, ...], vectors: Any) -> LayerArrays:
+    """Check a per-layer sequence of vectors (rates, gates, adjoints) against the layer sizes.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the calling function, used in the error message.
+    name : str
+        Name of the argument, used in the error message.
+    sizes : tuple of int
+        Number of neurons of every layer.
+    vectors : tuple or list of array_like
+        One finite 1-D vector per layer, of the layer's size.
+
+    Returns
+    -------
+    tuple of ndarray of float64
+        The checked vectors, one per layer.
+
+    Raises
+    ------
+    ValidationError
+        If the number of vectors or the shape of one of them does not match ``sizes``, or a
+        value is not finite.
+    """
     if not isinstance(vectors, (tuple, list)) or len(vectors) != len(sizes):
         got = f"{len(vectors)} vectors" if isinstance(vectors, (tuple, list)) else None
         raise ValidationError(
@@ -265,5 +338,26 @@ def _check_layer_vectors(
     )
 
 
-def _check_batch(owner: str, model: RateModel, X: Any) -> FloatArray:
+def check_batch(owner: str, model: RateModel, X: Any) -> FloatArray:
+    """Check a batch of input samples against the model and return it as a float array.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the calling function, used in the error message.
+    model : RateModel
+        The model whose input size every sample must have.
+    X : array_like, shape (n_samples, n_inputs)
+        One input vector per row.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, n_inputs)
+        The checked batch.
+
+    Raises
+    ------
+    ValidationError
+        If ``X`` is not a finite 2-D array with ``model.n_inputs`` columns.
+    """
     return check_finite_array(owner, "X", X, ndim=2, shape=(None, model.n_inputs))

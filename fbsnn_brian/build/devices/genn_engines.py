@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from fbsnn_brian.build.devices.genn_device import GeNNBinary
 from fbsnn_brian.build.devices.genn_free_run import GeNNFreeRun
 from fbsnn_brian.build.devices.genn_training import GeNNTraining, GeNNTrainingResult
+from fbsnn_brian.build.devices.standalone import StandaloneBuild
 from fbsnn_brian.build.training import ChunkStatistics
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.model.network import FeedbackNetwork
@@ -97,6 +98,15 @@ class GeNNTrainingSimulation:
         """Unused (input dropout is refused on GeNN); kept for checkpoints."""
         return self._dropout_rng
 
+    def compile(self, *, check_only: bool = False) -> StandaloneBuild | None:
+        """Nothing to compile ahead: the GeNN project is built by the first chunk (None).
+
+        Its size is that of a chunk, and brian2genn compiles it from a run with that chunk's
+        inputs (:meth:`~fbsnn_brian.build.devices.genn_training.GeNNTraining.build`).
+        """
+        del check_only  # nothing is generated before the first chunk
+        return None
+
     def train_chunk(
         self,
         inputs: FloatArray,
@@ -160,6 +170,11 @@ class GeNNEvaluation:
         self.free_run = GeNNFreeRun(network, protocol, record_spikes=False)
         self.use_GPU = bool(use_GPU)
         self._binary: GeNNBinary | None = None
+
+    def compile(self, *, check_only: bool = False) -> StandaloneBuild | None:
+        """Nothing to compile ahead: the project is built for the samples of the first call."""
+        del check_only  # nothing is generated before the first call
+        return None
 
     def run(self, inputs: Any) -> Any:
         """Free phase of every sample; a SpikeRecording."""

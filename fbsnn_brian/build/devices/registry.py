@@ -7,7 +7,15 @@ one binary that later runs with new inputs and weights through ``run_args`` with
 recompiling, ``cuda_standalone`` (brian2cuda) compiles the same simulation for a GPU and
 reruns it the same way (:mod:`fbsnn_brian.build.devices.cuda`), and ``genn`` (brian2genn)
 restates it for GeNN. Every layer asks the registry
-(:func:`get_device_spec`, :func:`device_names`) instead of keeping its own list.
+(:func:`get_device_spec`, :func:`device_names`) instead of keeping its own list, and asks an
+entry what differs between devices instead of comparing its name or kind: the device that
+computes a finite-difference ground truth for it (:attr:`Device.ground_truth`), the rules and
+plasticity options it trains (:meth:`Device.check_training`), and what it needs installed
+(:attr:`Device.needs`, named by the errors of a missing install). What it builds (its
+training engine, its evaluator, its ``fbsnn build`` project) is
+:func:`fbsnn_brian.build.devices.engines.engines_of` of the entry: those engines are built from
+the simulations of ``build/``, which ask this registry in turn, so they live in a module above
+it.
 
 Compiling, caching and running standalone builds is
 :mod:`fbsnn_brian.build.devices.standalone`; a build that compiles says so first in one line on
@@ -33,6 +41,7 @@ from fbsnn_brian.validation import check_choice
 
 __all__ = [
     "DEVICES",
+    "GROUND_TRUTH_DEVICES",
     "REGISTRY",
     "RUNTIME_DEVICES",
     "Device",
@@ -75,6 +84,19 @@ class Device:
         (:mod:`fbsnn_brian.build.devices.cuda`).
     needs : str
         What must be installed, for messages.
+    ground_truth : str
+        The device that computes the finite-difference ground truth
+        (:func:`fbsnn_brian.experiments.alignment.ground_truth`) of work done on this device,
+        one of :data:`GROUND_TRUTH_DEVICES`: ``'runtime'`` for the runtime devices (nothing to
+        compile), ``'cpp_standalone'`` for the compiled ones (the finite differences rerun one
+        binary per direction, and a C++ compiler is there wherever a compiled device runs).
+    rules : tuple of str or None
+        Names of the learning rules (:mod:`fbsnn_brian.rules.learning_rules`) the Trainer trains
+        on this device; None: every rule.
+    frozen_feedback : bool
+        Whether training can keep the feedback weights fixed
+        (``SPIDEPlasticity(learn_feedback=False)``, the ``no_feedback`` run setting); False: the
+        device learns every weight.
     """
 
     name: str
@@ -85,11 +107,56 @@ class Device:
     build: bool = False
     gpu: bool = False
     needs: str = "Brian2"
+    ground_truth: str = "runtime"
+    rules: tuple[str, ...] | None = None
+    frozen_feedback: bool = True
 
     @property
     def standalone(self) -> bool:
         """Compiled by a Brian2 standalone device (run_args reruns of one binary)."""
         return self.kind == "standalone"
+
+    @property
+    def runs_ground_truth(self) -> bool:
+        """Whether the finite-difference ground truth runs on this device itself."""
+        return self.ground_truth == self.name
+
+    def check_training(self, owner: str, *, rule: str, learn_feedback: bool) -> None:
+        """Refuse by name a rule or a plasticity option the device does not train.
+
+        Parameters
+        ----------
+        owner : str
+            Names the caller in the message (e.g. ``'Trainer'``).
+        rule : str
+            The learning rule's name (e.g. ``'spide'``).
+        learn_feedback : bool
+            ``SPIDEPlasticity.learn_feedback``: False needs a device with
+            :attr:`frozen_feedback`.
+
+        Raises
+        ------
+        ValidationError
+            Naming the device, the refused setting and the devices that train it.
+        """
+        if not learn_feedback and not self.frozen_feedback:
+            others = _listing([d.name for d in REGISTRY.values() if d.train and d.frozen_feedback])
+            raise ValidationError(
+                f"{owner}: device {self.name!r} learns every weight; SPIDEPlasticity("
+                f"learn_feedback=False) (the no_feedback setting) runs on {others}."
+            )
+        if self.rules is not None and rule not in self.rules:
+            names = _listing([name.upper() for name in self.rules])
+            others = _listing([d.name for d in REGISTRY.values() if d.train and d.rules is None])
+            raise ValidationError(
+                f"{owner}: device {self.name!r} trains with {names} only, got rule {rule!r}; "
+                f"train the other rules on {others}."
+            )
+
+
+def _listing(names: Sequence[str]) -> str:
+    """``'a, b or c'``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 #: Every device, by name: the one list every layer asks.
@@ -99,13 +166,20 @@ REGISTRY: dict[str, Device] = {
         Device("runtime", "runtime", code_target="auto"),
         Device("numpy", "runtime", code_target="numpy"),
         Device("cython", "runtime", code_target="cython", needs="Cython and a C compiler"),
-        Device("cpp_standalone", "standalone", build=True, needs="a C++ compiler (g++)"),
+        Device(
+            "cpp_standalone",
+            "standalone",
+            build=True,
+            needs="a C++ compiler (g++)",
+            ground_truth="cpp_standalone",
+        ),
         Device(
             "cuda_standalone",
             "standalone",
             build=True,
             gpu=True,
             needs="brian2cuda (the cuda extra, Python >= 3.12) and nvcc",
+            ground_truth="cpp_standalone",
         ),
         Device(
             "genn",
@@ -113,9 +187,15 @@ REGISTRY: dict[str, Device] = {
             simulate=False,
             build=True,
             needs="brian2genn 1.7 (the genn extra) and GeNN 4.x (GENN_PATH)",
+            ground_truth="cpp_standalone",
+            rules=("spide",),
+            frozen_feedback=False,
         ),
     )
 }
+
+#: The devices that compute finite-difference ground truths (:attr:`Device.ground_truth`).
+GROUND_TRUTH_DEVICES = tuple(dict.fromkeys(device.ground_truth for device in REGISTRY.values()))
 
 
 def device_names(purpose: Purpose) -> tuple[str, ...]:

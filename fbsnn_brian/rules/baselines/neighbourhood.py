@@ -3,7 +3,7 @@
 NA estimates dL/d(input) of a spiking neuron at each time step by a finite difference over
 its nearest "neighbour" outputs: flip the spike decision at step m, re-simulate the neuron
 alone with the same input, and divide the resulting change of the loss by the input change
-that the flip requires (BASELINES.md, section 2)::
+that the flip requires (docs/baselines.rst, section "NA")::
 
     delta[m] = e . (s_flipped - s) / (V_th - u[m])
 
@@ -71,8 +71,9 @@ Denominator guard. |V_th - u| below ``min_distance`` is replaced by ``min_distan
 rational inputs) gives an infinite estimate. The authors' simple clipping of
 1/(V_th - u) to [-10, 10] is ``min_distance=0.1``.
 
-Heuristics of the authors' code, off by default (our reading; BASELINES.md names a "clipped
-cubic denominator", the public code we read has the clipping above and a Lorentzian factor):
+Heuristics of the authors' code, off by default (our reading: descriptions of that code name a
+"clipped cubic denominator", the public code we read has the clipping above and a Lorentzian
+factor):
 
 * ``denominator='lorentzian'``: sign * w / ((u - V_th)^2 + w) with w = 0.2 V_th^2 instead of
   1 / (V_th - u); bounded and smooth;
@@ -99,15 +100,17 @@ from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
 from fbsnn_brian.reference import Gradients, LossKind, RateModel
+from fbsnn_brian.rules.baselines.recorded_sample import (
+    assemble_baseline_gradients,
+    check_recording,
+    layer_drives,
+    prepare_sample,
+)
 from fbsnn_brian.rules.baselines.spike_trains import (
     FloatArray,
     LayerArrays,
     NeuronConstants,
     SampleSpikes,
-    _assemble,
-    _check_recording,
-    _drives,
-    _prepare,
 )
 from fbsnn_brian.validation import check_choice, check_positive_float, describe
 
@@ -246,7 +249,7 @@ def grid_model(
     array([0., 1., 0., 0.])
     """
     owner = "grid_model"
-    x = _check_recording(owner, model, spikes, x, neuron)
+    x = check_recording(owner, model, spikes, x, neuron)
     return _grid_model(owner, model, spikes, x, neuron, bin_width)
 
 
@@ -263,7 +266,7 @@ def _grid_model(
     kappa = neuron.synaptic_decay(width)
     traces = tuple(_traces(counts, kappa) for counts in binned)
     drive_charge = neuron.drive_per_bin(width)
-    drives = _drives(model, x)
+    drives = layer_drives(model, x)
     currents = [
         np.broadcast_to(drive_charge * z, counts.shape).copy()
         for z, counts in zip(drives, binned, strict=True)
@@ -429,7 +432,7 @@ def na_gradients(
     array([2.5])
     """
     owner = "na_gradients"
-    sample = _prepare(owner, model, spikes, x, y, neuron, kind)
+    sample = prepare_sample(owner, model, spikes, x, y, neuron, kind)
     min_distance = check_positive_float(owner, "min_distance", min_distance)
     check_choice(owner, "denominator", denominator, _DENOMINATORS)
     for name, flag in (("accumulate_error", accumulate_error), ("rescale_layers", rescale_layers)):
@@ -450,4 +453,4 @@ def na_gradients(
     drive_charge = neuron.drive_per_bin(record.bin_width)
     drive_gradients = tuple(drive_charge * delta.sum(axis=0) for delta in deltas)
     gates = tuple(np.ones(size) for size in model.layer_sizes)
-    return _assemble(model, sample, connection_gradients, drive_gradients, gates)
+    return assemble_baseline_gradients(model, sample, connection_gradients, drive_gradients, gates)

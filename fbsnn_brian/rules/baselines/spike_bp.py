@@ -2,9 +2,9 @@
 
 The method treats each spiking neuron as a unit whose output is its spike count and whose
 activation is its total input charge divided by the charge one spike consumes. Its
-derivative is read from the neuron's own raster (BASELINES.md, section 3). On a grid of
-``bin_width`` (default tau) with M steps, for neuron j with spike count gamma_j and leaky
-count A_j = sum over its spikes of lambda^(M - 1 - m_k) (m_k the step of spike k)::
+derivative is read from the neuron's own raster (docs/baselines.rst, section "Spike-based
+BP"). On a grid of ``bin_width`` (default tau) with M steps, for neuron j with spike count gamma_j
+and leaky count A_j = sum over its spikes of lambda^(M - 1 - m_k) (m_k the step of spike k)::
 
     f'_j = (1 / V) (1 + ln(lambda) A_j / gamma_j)   if gamma_j > 0, else 0
 
@@ -59,15 +59,14 @@ import numpy as np
 
 from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.reference import Gradients, LossKind, RateModel
+from fbsnn_brian.reference.equilibrium import layer_offsets
+from fbsnn_brian.rules.baselines.recorded_sample import assemble_baseline_gradients, prepare_sample
 from fbsnn_brian.rules.baselines.spike_trains import (
     FloatArray,
     IntArray,
     LayerArrays,
     NeuronConstants,
     SampleSpikes,
-    _assemble,
-    _offsets,
-    _prepare,
 )
 from fbsnn_brian.validation import check_positive_float, describe
 
@@ -198,7 +197,7 @@ def spike_bp_gradients(
     True
     """
     owner = "spike_bp_gradients"
-    sample = _prepare(owner, model, spikes, x, y, neuron, kind)
+    sample = prepare_sample(owner, model, spikes, x, y, neuron, kind)
     width = check_positive_float(owner, "bin_width", bin_width)
     if not isinstance(count_until_last_spike, bool):
         raise ValidationError(
@@ -206,7 +205,7 @@ def spike_bp_gradients(
             f"{describe(count_until_last_spike)}."
         )
     slopes = _derivatives(spikes, neuron, width)
-    offsets = _offsets(model.layer_sizes)
+    offsets = layer_offsets(model.layer_sizes)
     stacked_slopes = np.concatenate(slopes)
     system = np.eye(offsets[-1])
     for post, pre, weights in model.connections():
@@ -234,4 +233,4 @@ def spike_bp_gradients(
         windows = tuple(np.full(size, spikes.duration) for size in model.layer_sizes)
     drive_gradients = tuple(delta * window for delta, window in zip(deltas, windows, strict=True))
     gates = tuple((counts.sum(axis=0) > 0).astype(np.float64) for counts in binned)
-    return _assemble(model, sample, connection_gradients, drive_gradients, gates)
+    return assemble_baseline_gradients(model, sample, connection_gradients, drive_gradients, gates)

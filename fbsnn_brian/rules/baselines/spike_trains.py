@@ -8,18 +8,22 @@ gradient from the free-phase spikes of ONE sample. This module holds what they s
 * :class:`SampleSpikes`: the free-phase spike times and neuron indices of every layer of one
   sample, with counts, rates and a binned view on a time grid;
 * :func:`psp_kernel`: the postsynaptic potential of one spike for these constants;
-* private helpers shared by the three rules (argument checks, the output error of the
-  recorded counts, assembling a :class:`~fbsnn_brian.reference.Gradients`).
+* :func:`drive_kernel`: the potential a constant drive builds, the S-PSP of the drive.
+
+What the three rules share beyond these inputs (argument checks, the output error of the
+recorded counts, assembling a :class:`~fbsnn_brian.reference.Gradients`) lives in
+:mod:`fbsnn_brian.rules.baselines.recorded_sample`.
 
 Units: every time here (spike times, durations, ``tau_m``, ``tau_syn``, ``refractory``, bin
 widths) is a plain float in units of the network's time unit ``tau`` (one "step" of the
 discrete-time papers), counted from the start of the sample's free phase. Membrane quantities
-(``v_threshold``, ``theta``) are in units of the threshold scale, as in ALGORITHM.md. The
+(``v_threshold``, ``theta``) are in units of the threshold scale, as in docs/algorithm.rst. The
 toolkit converts its Brian2 quantities before calling these functions
 (:meth:`SampleSpikes.from_recording` does it for a
 :class:`~fbsnn_brian.io.recording.SpikeRecording`).
 
-The neuron these constants describe (ALGORITHM.md, section 2, and the biophysical switches)::
+The neuron these constants describe (docs/algorithm.rst, section "Neurons that realise the clamp",
+and the biophysical switches)::
 
     dv/dt = -v / tau_m + z + I_syn / tau_syn      (z = F x + b: constant drive, per tau)
     dI_syn/dt = -I_syn / tau_syn,  I_syn += W_ij at each spike of j   (tau_syn > 0)
@@ -43,13 +47,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fbsnn_brian.errors import ValidationError
-from fbsnn_brian.reference import Gradients, RateModel, readout_error
-from fbsnn_brian.validation import check_choice, check_finite_array, check_positive_float, describe
+from fbsnn_brian.validation import check_choice, check_positive_float, describe
 
 if TYPE_CHECKING:
     from fbsnn_brian.io.recording import SpikeRecording
 
-__all__ = ["RESET_MODES", "NeuronConstants", "ResetMode", "SampleSpikes", "psp_kernel"]
+__all__ = [
+    "RESET_MODES",
+    "FloatArray",
+    "IntArray",
+    "LayerArrays",
+    "NeuronConstants",
+    "ResetMode",
+    "SampleSpikes",
+    "drive_kernel",
+    "psp_kernel",
+]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -57,7 +70,6 @@ LayerArrays = tuple[FloatArray, ...]
 ResetMode = Literal["subtract", "rest"]
 
 RESET_MODES = ("subtract", "rest")
-_LOSS_KINDS = ("cross_entropy", "mse")
 # Relative slack when a time is mapped to a grid bin or compared with a window edge: spike
 # times converted from seconds carry rounding errors of order 1e-15 tau.
 _TIME_SLACK = 1e-9
@@ -214,8 +226,35 @@ def psp_kernel(lags: Any, *, neuron: NeuronConstants) -> FloatArray:
     return np.asarray(np.where(near, series, direct), dtype=np.float64)
 
 
-def _drive_kernel(lags: FloatArray, neuron: NeuronConstants) -> FloatArray:
-    """Potential a unit constant current builds from v = 0 in ``lags`` (tau_m(1-e^{-s/tau_m}))."""
+def drive_kernel(lags: FloatArray, neuron: NeuronConstants) -> FloatArray:
+    """Potential a unit constant current builds from v = 0 in ``lags`` time units.
+
+    The membrane integrates a constant unit drive through its leak: the potential after s is
+    ``tau_m (1 - exp(-s / tau_m))``, and s itself for the IF neuron (``tau_m = inf``). This is
+    the S-PSP of the constant drive z = F x + b, which enters the membrane directly, not
+    through the synaptic filter (so it does not depend on ``tau_syn``).
+
+    Parameters
+    ----------
+    lags : ndarray
+        Time since the drive started acting (or since the end of the last clamp), in units
+        of tau; negative lags count as 0.
+    neuron : NeuronConstants
+        Supplies tau_m.
+
+    Returns
+    -------
+    ndarray
+        The potential in threshold units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> drive_kernel(np.array([0.0, 2.0]), NeuronConstants())
+    array([0., 2.])
+    >>> drive_kernel(np.array([2.0]), NeuronConstants(tau_m=2.0)).round(4)
+    array([1.2642])
+    """
     s = np.maximum(lags, 0.0)
     return np.asarray(s * _relative_expm1(s * neuron.leak_rate), dtype=np.float64)
 
@@ -382,7 +421,9 @@ class SampleSpikes:
         layer_populations: Sequence[str] | None = None,
         tau: Any = None,
     ) -> SampleSpikes:
-        """The free-phase spikes of one sample of a :class:`~fbsnn_brian.SpikeRecording`.
+        """The free-phase spikes of one sample of a recording.
+
+        The recording is a :class:`~fbsnn_brian.io.recording.SpikeRecording`.
 
         Parameters
         ----------
@@ -402,8 +443,10 @@ class SampleSpikes:
         >>> from brian2 import ms
         >>> from fbsnn_brian import FeedbackNetwork, FreePhase, Protocol, simulate
         >>> net = FeedbackNetwork(n_inputs=2, layer_sizes=[3], n_classes=2, seed=0)
-        >>> phase = Protocol([FreePhase(duration=10 * ms)])
-        >>> recording = simulate(net, phase, inputs=np.array([[0.5, 1.0]]), device="numpy")
+        >>> recording = simulate(
+        ...     net, Protocol([FreePhase(duration=10 * ms)]), inputs=np.array([[0.5, 1.0]]),
+        ...     device="numpy",
+        ... )
         >>> spikes = SampleSpikes.from_recording(recording, 0)
         >>> spikes.duration, spikes.layer_sizes
         (10.0, (3,))
@@ -474,117 +517,3 @@ class SampleSpikes:
             layer_sizes=tuple(by_name[name].size for name in names),
             duration=duration_s / tau_s,
         )
-
-
-# ----------------------------------------------------------------------------- shared helpers
-# Used by the three baseline modules; not part of the public API.
-
-
-@dataclass(frozen=True)
-class _Sample:
-    """Checked inputs of one baseline call."""
-
-    x: FloatArray
-    label: int
-    score_error: FloatArray  # dL/do at the readout
-    count_error: FloatArray  # dL/d(count^N) = C^T dL/do / T
-    rates: LayerArrays
-
-
-def _check_recording(
-    owner: str, model: RateModel, spikes: SampleSpikes, x: Any, neuron: Any
-) -> FloatArray:
-    """Check that model, spikes, input and constants describe one recorded sample."""
-    if not isinstance(model, RateModel):
-        raise ValidationError(f"{owner}: model must be a RateModel, got {describe(model)}.")
-    if not isinstance(spikes, SampleSpikes):
-        raise ValidationError(f"{owner}: spikes must be a SampleSpikes, got {describe(spikes)}.")
-    if not isinstance(neuron, NeuronConstants):
-        raise ValidationError(f"{owner}: neuron must be a NeuronConstants, got {describe(neuron)}.")
-    if spikes.layer_sizes != model.layer_sizes:
-        raise ValidationError(
-            f"{owner}: spikes.layer_sizes must match the model's layer sizes "
-            f"{model.layer_sizes}, got {spikes.layer_sizes}."
-        )
-    if not math.isclose(neuron.theta, model.theta, rel_tol=1e-12):
-        raise ValidationError(
-            f"{owner}: neuron.theta must equal model.theta = {model.theta:g} (one network), got "
-            f"{neuron.theta:g}."
-        )
-    return check_finite_array(owner, "x", x, ndim=1, shape=(model.n_inputs,))
-
-
-def _prepare(
-    owner: str,
-    model: RateModel,
-    spikes: SampleSpikes,
-    x: Any,
-    y: Any,
-    neuron: Any,
-    kind: Any,
-) -> _Sample:
-    """Validate the common arguments and form the output error of the recorded counts."""
-    sample = _check_recording(owner, model, spikes, x, neuron)
-    check_choice(owner, "kind", kind, _LOSS_KINDS)
-    if isinstance(y, bool) or not isinstance(y, (int, np.integer)) or not 0 <= y < model.n_classes:
-        raise ValidationError(
-            f"{owner}: y must be an integer class label in [0, {model.n_classes - 1}], got "
-            f"{describe(y)}."
-        )
-    rates = spikes.rates()
-    score_error = readout_error(model, rates[-1], int(y), kind=kind)
-    count_error = model.readout_weights.T @ score_error / spikes.duration
-    return _Sample(sample, int(y), score_error, count_error, rates)
-
-
-def _offsets(sizes: Sequence[int]) -> list[int]:
-    return [0, *np.cumsum(sizes).tolist()]
-
-
-def _weighted_bincount(indices: IntArray, weights: FloatArray, minlength: int) -> FloatArray:
-    """np.bincount with weights, always float64 (numpy returns int64 for empty input)."""
-    return np.bincount(indices, weights=weights, minlength=minlength).astype(np.float64)
-
-
-def _group_sum(values: FloatArray, groups: IntArray, n_groups: int, axis: int) -> FloatArray:
-    """Sum the slices of ``values`` along ``axis`` that share a (sorted) group label."""
-    shape = list(values.shape)
-    shape[axis] = n_groups
-    total = np.zeros(shape)
-    if groups.size:
-        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-        sums = np.add.reduceat(values, starts, axis=axis)
-        index: list[Any] = [slice(None)] * values.ndim
-        index[axis] = groups[starts]
-        total[tuple(index)] = sums
-    return total
-
-
-def _drives(model: RateModel, x: FloatArray) -> LayerArrays:
-    return (model.input_weights @ x + model.biases[0], *model.biases[1:])
-
-
-def _assemble(
-    model: RateModel,
-    sample: _Sample,
-    connection_gradients: Sequence[FloatArray],
-    drive_gradients: LayerArrays,
-    gates: LayerArrays,
-) -> Gradients:
-    """Gradients from per-connection weight gradients and per-layer dL/dz (drive) gradients.
-
-    ``connection_gradients`` follow :meth:`RateModel.connections` (feedback first). The input
-    weights' gradient is dL/dz^1 x^T and the biases' is dL/dz^l. ``adjoint`` is reported as
-    theta dL/db, the quantity that equals IDE's m beta for the ideal network.
-    """
-    return Gradients(
-        input_weights=drive_gradients[0][:, None] * sample.x[None, :],
-        forward_weights=tuple(connection_gradients[1:]),
-        feedback_weights=connection_gradients[0],
-        biases=drive_gradients,
-        readout_weights=sample.score_error[:, None] * sample.rates[-1][None, :],
-        readout_bias=sample.score_error,
-        adjoint=tuple(model.theta * gradient for gradient in drive_gradients),
-        gates=gates,
-        rates=sample.rates,
-    )

@@ -4,8 +4,8 @@ ST-RSBP never differentiates a membrane trace. It relates every neuron's spike C
 spike trains it receives through the S-PSP e_ij, the total post-synaptic potential that
 train j has contributed to neuron i when i fires, and differentiates that count model.
 
-Count model (BASELINES.md, section 1). With o_i the count of neuron i, z_i = F x + b its
-constant drive and V the charge one spike consumes::
+Count model (docs/baselines.rst, section "ST-RSBP"). With o_i the count of neuron i,
+z_i = F x + b its constant drive and V the charge one spike consumes::
 
     V o_i  ~  sum_j W_ij e_ij  +  z_i e_i0                                        (1)
 
@@ -28,7 +28,9 @@ the toolkit's equations, not through the synaptic filter).
   uses c_i = kappa_i o_i with kappa_i = c_i / o_i read from the recording (as spike-based BP
   corrects its derivative for the leak), i.e. V_i = theta kappa_i.
 
-eps is the PSP of a unit-weight spike, :func:`~fbsnn_brian.rules.baselines.psp_kernel`.
+eps is the PSP of a unit-weight spike, :func:`~fbsnn_brian.rules.baselines.psp_kernel`. The
+S-PSPs and the correction table live in :mod:`fbsnn_brian.rules.baselines.s_psps`; this
+module builds the count model from them and differentiates it.
 
 Gradient. Linearising (1) around the recorded counts, with P_ij = e_ij / o_j (e is
 proportional to the pre count) and S_ij = de_ij/do_i (the cut makes e depend on the post
@@ -64,7 +66,6 @@ Adaptations, and what they change relative to the paper:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,26 +74,28 @@ from numpy.typing import NDArray
 
 from fbsnn_brian.errors import NumericalError, ValidationError
 from fbsnn_brian.reference import Gradients, LossKind, RateModel
+from fbsnn_brian.reference.equilibrium import layer_offsets
+from fbsnn_brian.rules.baselines.recorded_sample import (
+    assemble_baseline_gradients,
+    check_recording,
+    layer_drives,
+    prepare_sample,
+    weighted_bincount,
+)
+from fbsnn_brian.rules.baselines.s_psps import (
+    CorrectionTable,
+    connection_psps,
+    correction_table,
+    drive_psps_of_layer,
+)
 from fbsnn_brian.rules.baselines.spike_trains import (
     FloatArray,
-    IntArray,
     LayerArrays,
     NeuronConstants,
     SampleSpikes,
-    _assemble,
-    _check_recording,
-    _drive_kernel,
-    _drives,
-    _group_sum,
-    _offsets,
-    _prepare,
-    _weighted_bincount,
-    psp_kernel,
 )
 from fbsnn_brian.validation import (
     check_finite_array,
-    check_positive_float,
-    check_positive_int,
     describe,
 )
 
@@ -105,200 +108,6 @@ __all__ = [
 ]
 
 BoolArrays = tuple[NDArray[np.bool_], ...]
-# Pairs of (post spike, pre spike) evaluated at once when S-PSPs are summed: bounds memory.
-_PAIRS_PER_BLOCK = 1 << 20
-
-
-def _cut_contributions(
-    post: FloatArray, resets: FloatArray, pre: FloatArray, neuron: NeuronConstants
-) -> FloatArray:
-    """S-PSP terms of (post spike, pre spike) pairs under the reset-to-rest cut (broadcasts)."""
-    precedes = pre < post
-    direct = np.where(precedes & (pre >= resets), psp_kernel(post - pre, neuron=neuron), 0.0)
-    if neuron.tau_syn == 0:
-        return np.asarray(direct, dtype=np.float64)
-    carried_current = np.exp(-np.maximum(resets - pre, 0.0) / neuron.tau_syn)
-    carried = carried_current * psp_kernel(post - resets, neuron=neuron)
-    return np.asarray(direct + np.where(precedes & (pre < resets), carried, 0.0), dtype=np.float64)
-
-
-def _reset_times(
-    times: FloatArray, neurons: IntArray, neuron: NeuronConstants
-) -> tuple[FloatArray, IntArray, FloatArray]:
-    """Post spikes sorted by (neuron, time) with the end r of the clamp before each."""
-    order = np.lexsort((times, neurons))
-    t, i = times[order], neurons[order]
-    resets = np.zeros_like(t)
-    same = i[1:] == i[:-1]
-    resets[1:][same] = t[:-1][same] + neuron.refractory
-    return t, i, resets
-
-
-def _layer_psps(
-    post: tuple[FloatArray, IntArray, int],
-    pre: tuple[FloatArray, IntArray, int],
-    duration: float,
-    neuron: NeuronConstants,
-) -> FloatArray:
-    """S-PSP matrix e (n_post, n_pre) of one connection."""
-    (post_times, post_neurons, n_post), (pre_times, pre_neurons, n_pre) = post, pre
-    if neuron.reset == "subtract":
-        per_pre = _weighted_bincount(
-            pre_neurons,
-            weights=psp_kernel(duration - pre_times, neuron=neuron),
-            minlength=n_pre,
-        )
-        return np.repeat(per_pre[None, :], n_post, axis=0)
-    t, i, resets = _reset_times(post_times, post_neurons, neuron)
-    pre_order = np.argsort(pre_neurons, kind="stable")
-    pre_t, pre_i = pre_times[pre_order], pre_neurons[pre_order]
-    psps = np.zeros((n_post, n_pre))
-    block = max(1, _PAIRS_PER_BLOCK // max(1, pre_t.size))
-    for start in range(0, t.size if pre_t.size else 0, block):
-        stop = start + block
-        pairs = _cut_contributions(
-            t[start:stop, None], resets[start:stop, None], pre_t[None, :], neuron
-        )
-        per_pre = _group_sum(pairs, pre_i, n_pre, axis=1)
-        psps += _group_sum(per_pre, i[start:stop], n_post, axis=0)
-    return psps
-
-
-def _drive_psps(
-    times: FloatArray, neurons: IntArray, size: int, duration: float, neuron: NeuronConstants
-) -> FloatArray:
-    if neuron.reset == "subtract":
-        return np.full(size, float(_drive_kernel(np.array(duration), neuron)))
-    t, i, resets = _reset_times(times, neurons, neuron)
-    return _weighted_bincount(i, weights=_drive_kernel(t - resets, neuron), minlength=size)
-
-
-# ------------------------------------------------------------------------ correction table
-
-
-@dataclass(frozen=True, eq=False)
-class CorrectionTable:
-    """Monte Carlo S-PSP means and their slopes de/do_i, by postsynaptic count.
-
-    Built by :func:`correction_table`. The S-PSP is additive over presynaptic spikes and the
-    random presynaptic spikes are independent and uniform, so the mean S-PSP of n_pre
-    presynaptic spikes is exactly n_pre times the per-spike mean tabulated here: the paper's
-    "polynomial in o_i per pre count" is n_pre times one polynomial.
-
-    Attributes
-    ----------
-    neuron : NeuronConstants
-    duration : float
-        Window T in units of tau.
-    counts : ndarray of int
-        Postsynaptic counts 0 .. max count.
-    mean_psp, mean_drive_psp : ndarray
-        Mean S-PSP of one presynaptic spike and of a unit drive, per count (NaN at 0).
-    psp_slope, drive_slope : ndarray
-        Derivative in o_i of the fitted polynomials at each count (0 at count 0, and
-        identically 0 for the subtractive reset, whose S-PSP does not depend on o_i).
-    """
-
-    neuron: NeuronConstants
-    duration: float
-    counts: IntArray
-    mean_psp: FloatArray
-    mean_drive_psp: FloatArray
-    psp_slope: FloatArray
-    drive_slope: FloatArray
-
-    def slopes(self, post_counts: Any) -> tuple[FloatArray, FloatArray]:
-        """(de/do_i per presynaptic spike, de_0/do_i) at the given postsynaptic counts."""
-        index = np.clip(np.rint(np.asarray(post_counts)).astype(np.int64), 0, self.counts[-1])
-        return self.psp_slope[index], self.drive_slope[index]
-
-
-@functools.lru_cache(maxsize=16)
-def _build_table(
-    neuron: NeuronConstants, duration: float, n_trains: int, degree: int, seed: int
-) -> CorrectionTable:
-    rng = np.random.default_rng(seed)
-    max_count = neuron.max_count(duration)
-    counts = np.arange(max_count + 1)
-    mean_psp = np.full(max_count + 1, np.nan)
-    mean_drive = np.full(max_count + 1, np.nan)
-    pre_per_train = 8
-    for count in counts[1:]:
-        # o spike times with gaps >= refractory: sorted uniforms on the shortened window.
-        span = duration - (count - 1) * neuron.refractory
-        post = np.sort(rng.uniform(0.0, span, size=(n_trains, count)), axis=1)
-        post += np.arange(count) * neuron.refractory
-        resets = np.zeros_like(post)
-        resets[:, 1:] = post[:, :-1] + neuron.refractory
-        pre = rng.uniform(0.0, duration, size=(n_trains, 1, pre_per_train))
-        if neuron.reset == "subtract":
-            per_spike = psp_kernel(duration - pre, neuron=neuron)
-            drive = np.full(n_trains, float(_drive_kernel(np.array(duration), neuron)))
-        else:
-            per_spike = _cut_contributions(post[:, :, None], resets[:, :, None], pre, neuron)
-            drive = _drive_kernel(post - resets, neuron).sum(axis=1)
-        mean_psp[count] = float(per_spike.sum(axis=1).mean())
-        mean_drive[count] = float(drive.mean())
-    psp_slope = np.zeros(max_count + 1)
-    drive_slope = np.zeros(max_count + 1)
-    used_degree = min(degree, max_count - 1)
-    if neuron.reset == "rest" and used_degree >= 1:
-        observed = counts[1:].astype(np.float64)
-        for means, slope in ((mean_psp, psp_slope), (mean_drive, drive_slope)):
-            fitted = np.polynomial.Polynomial.fit(observed, means[1:], used_degree)
-            slope[1:] = fitted.deriv()(observed)
-    arrays = (counts, mean_psp, mean_drive, psp_slope, drive_slope)
-    for array in arrays:
-        array.setflags(write=False)
-    return CorrectionTable(neuron, duration, *arrays)
-
-
-def correction_table(
-    neuron: NeuronConstants,
-    duration: float,
-    *,
-    n_trains: int = 4000,
-    degree: int = 3,
-    seed: int = 0,
-) -> CorrectionTable:
-    """The de/do_i correction table for these constants and this window (cached).
-
-    For each postsynaptic count o = 1 .. max count, ``n_trains`` random postsynaptic trains
-    (o spike times uniform on [0, T) with gaps of at least the refractory period) are drawn
-    with 8 uniform presynaptic spikes each; the mean S-PSP per presynaptic spike and the mean
-    drive S-PSP are computed with the same cut rule as the recorded S-PSPs (so the table has
-    their normalisation), a polynomial of degree ``degree`` in o is fitted to each, and its
-    derivative is the slope de/do_i. Results are cached per argument set.
-
-    Parameters
-    ----------
-    neuron : NeuronConstants
-    duration : float
-        Window T in units of tau.
-    n_trains : int, default 4000
-        Random postsynaptic trains per count.
-    degree : int, default 3
-        Degree of the fitted polynomial (lowered to max count - 1 when needed).
-    seed : int, default 0
-        Seed of the Monte Carlo draw.
-
-    Examples
-    --------
-    >>> table = correction_table(NeuronConstants(reset="rest"), 4.0, n_trains=200)
-    >>> table.counts
-    array([0, 1, 2, 3, 4])
-    >>> table.psp_slope.shape
-    (5,)
-    """
-    owner = "correction_table"
-    if not isinstance(neuron, NeuronConstants):
-        raise ValidationError(f"{owner}: neuron must be a NeuronConstants, got {describe(neuron)}.")
-    window = check_positive_float(owner, "duration", duration)
-    n_trains = check_positive_int(owner, "n_trains", n_trains)
-    degree = check_positive_int(owner, "degree", degree)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValidationError(f"{owner}: seed must be an integer >= 0, got {describe(seed)}.")
-    return _build_table(neuron, float(window), n_trains, degree, int(seed))
 
 
 # ---------------------------------------------------------------------------- count model
@@ -347,7 +156,7 @@ class CountModel:
 
     def charge(self, model: RateModel, x: Any) -> LayerArrays:
         """Right side of (1): sum_j W_ij e_ij + z_i e_i0, per layer."""
-        drives = _drives(model, _checked_x("CountModel.charge", model, x))
+        drives = layer_drives(model, _checked_x("CountModel.charge", model, x))
         charges = [drive * e0 for drive, e0 in zip(drives, self.drive_psps, strict=True)]
         for (post, _, weights), psps in zip(model.connections(), self.psps, strict=True):
             charges[post] = charges[post] + np.sum(weights * psps, axis=1)
@@ -364,7 +173,7 @@ class CountModel:
         o*_i)) + residual_i for active neurons, o_i = o*_i for inactive ones, where o* are the
         recorded counts. :func:`st_rsbp_gradients` is the exact gradient of this map.
         """
-        drives = _drives(model, _checked_x("CountModel.solve", model, x))
+        drives = layer_drives(model, _checked_x("CountModel.solve", model, x))
         system, self_terms = _system(self, model, drives)
         recorded = np.concatenate(self.counts)
         active = np.concatenate(self.active)
@@ -374,7 +183,7 @@ class CountModel:
         rhs = drive_charge + np.concatenate(self.residuals) - self_terms * recorded
         rhs = np.where(active, rhs, recorded)
         solution = _solve(system, rhs, "CountModel.solve")
-        offsets = _offsets(model.layer_sizes)
+        offsets = layer_offsets(model.layer_sizes)
         return tuple(solution[offsets[k] : offsets[k + 1]] for k in range(model.n_layers))
 
 
@@ -387,7 +196,7 @@ def _system(
 ) -> tuple[FloatArray, FloatArray]:
     """Matrix M of the linearised model (identity rows for inactive neurons) and the
     self-coupling sum_j W_ij S_ij + z_i S_i0 of every neuron."""
-    offsets = _offsets(model.layer_sizes)
+    offsets = layer_offsets(model.layer_sizes)
     system = np.zeros((offsets[-1], offsets[-1]))
     self_terms = np.concatenate([z * s for z, s in zip(drives, count.drive_slopes, strict=True)])
     for (post, pre, weights), psps, slopes in zip(
@@ -448,17 +257,21 @@ def count_model(
     --------
     >>> import numpy as np
     >>> from fbsnn_brian.reference import RateModel
-    >>> model = RateModel(input_weights=np.array([[1.0]]), forward_weights=(),
+    >>> model = RateModel(
+    ...     input_weights=np.array([[1.0]]), forward_weights=(),
     ...     feedback_weights=np.array([[0.5]]), biases=(np.zeros(1),),
-    ...     readout_weights=np.eye(1), readout_bias=np.zeros(1))
-    >>> spikes = SampleSpikes(times=(np.array([1.0, 3.0]),), neurons=(np.array([0, 0]),),
-    ...     layer_sizes=(1,), duration=4.0)
+    ...     readout_weights=np.eye(1), readout_bias=np.zeros(1),
+    ... )
+    >>> spikes = SampleSpikes(
+    ...     times=(np.array([1.0, 3.0]),), neurons=(np.array([0, 0]),),
+    ...     layer_sizes=(1,), duration=4.0,
+    ... )
     >>> counts = count_model(model, spikes, np.array([0.75]), neuron=NeuronConstants())
     >>> counts.predicted_counts(model, np.array([0.75]))  # (0.5 * 2 + 0.75 * 4) / theta
     (array([2.]),)
     """
     owner = "count_model"
-    x = _check_recording(owner, model, spikes, x, neuron)
+    x = check_recording(owner, model, spikes, x, neuron)
     if table is None:
         table = correction_table(neuron, spikes.duration)
     elif (
@@ -473,7 +286,7 @@ def count_model(
     counts = tuple(c.astype(np.float64) for c in spikes.counts())
     layers = list(zip(spikes.times, spikes.neurons, spikes.layer_sizes, strict=True))
     psps = tuple(
-        _layer_psps(layers[post], layers[pre], spikes.duration, neuron)
+        connection_psps(layers[post], layers[pre], spikes.duration, neuron)
         for post, pre, _ in model.connections()
     )
     slope_pairs = [table.slopes(c) for c in counts]
@@ -481,12 +294,12 @@ def count_model(
         slope_pairs[post][0][:, None] * counts[pre][None, :] for post, pre, _ in model.connections()
     )
     drive_psps = tuple(
-        _drive_psps(times, neurons, size, spikes.duration, neuron)
+        drive_psps_of_layer(times, neurons, size, spikes.duration, neuron)
         for times, neurons, size in layers
     )
     if neuron.reset == "subtract":
         effective = tuple(
-            _weighted_bincount(
+            weighted_bincount(
                 neurons,
                 weights=np.exp(-neuron.leak_rate * (spikes.duration - times)),
                 minlength=size,
@@ -574,10 +387,10 @@ def st_rsbp_gradients(
     True
     """
     owner = "st_rsbp_gradients"
-    sample = _prepare(owner, model, spikes, x, y, neuron, kind)
+    sample = prepare_sample(owner, model, spikes, x, y, neuron, kind)
     counts = count_model(model, spikes, sample.x, neuron=neuron, table=table)
-    system, _ = _system(counts, model, _drives(model, sample.x))
-    offsets = _offsets(model.layer_sizes)
+    system, _ = _system(counts, model, layer_drives(model, sample.x))
+    offsets = layer_offsets(model.layer_sizes)
     rhs = np.zeros(offsets[-1])
     rhs[offsets[-2] :] = sample.count_error
     multipliers = _solve(system.T, rhs, owner) * np.concatenate(counts.active)
@@ -588,4 +401,4 @@ def st_rsbp_gradients(
     ]
     drive_gradients = tuple(m * e0 for m, e0 in zip(per_layer, counts.drive_psps, strict=True))
     gates = tuple(a.astype(np.float64) for a in counts.active)
-    return _assemble(model, sample, connection_gradients, drive_gradients, gates)
+    return assemble_baseline_gradients(model, sample, connection_gradients, drive_gradients, gates)
