@@ -12,7 +12,8 @@ every worker trains with K times the run's learning rate and the K weights are a
 round makes as many samples' worth of progress as a single process makes on its samples. The
 plain mean (``'average'``) makes 1/K of it; the round's weights plus the sum of the K changes
 (``'sum'``) adds changes that each already corrected the same errors, and overshoots. Measured
-on MNIST 784-256-10 (``benchmarks/workers.py``, README "Scaling one run"; 2 epochs, lr 0.02):
+on MNIST 784-256-10 (``benchmarks/workers.py``, benchmarks/results/README.md, "Scaling one
+run"; 2 epochs, lr 0.02):
 K = 2 with 'scaled' ended 0.2 points above one process (mean of two seeds), 'average' and 'sum'
 1.1 and 1.0 points below it (seed 0).
 
@@ -24,8 +25,8 @@ Why model averaging and not synchronous mini-batches: SPIDE is an online rule, o
 sample, and a standalone binary is started once per chunk of samples (weights in and out
 through ``run_args`` files). A synchronous mini-batch of B samples would pay one launch and one
 weight exchange per worker for only B / K samples; averaging every N samples pays them once per
-N samples per worker (``benchmarks/workers.py`` measures both costs; README, "Scaling one
-run").
+N samples per worker (``benchmarks/workers.py`` measures both costs; benchmarks/results/README.md,
+"Scaling one run").
 
 Determinism: the per-round task :func:`train_round` is a pure function of the weights, the
 optimizer state and the shard (inputs already shifted and dropped out by the coordinator,
